@@ -1,0 +1,41 @@
+# order_flow -- PGXS build, plus the project's own targets:
+#   make test    every suite (pg_regress, pgTAP, isolation, TAP); ends "N passed, N failed"
+#   make demo    a wholesaler's day replayed through the extension
+#   make bench   benchmarks, with ratios against baselines measured in the same run
+
+PG_CONFIG ?= /usr/lib/postgresql/15/bin/pg_config
+
+MODULE_big = order_flow
+OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
+
+EXTENSION = order_flow
+DATA = $(sort $(wildcard sql/order_flow--*.sql))
+
+REGRESS = $(sort $(basename $(notdir $(wildcard sql/[0-9][0-9][0-9]_*.sql))))
+REGRESS_OPTS = --inputdir=. --load-extension=order_flow
+
+PG_CPPFLAGS = -I$(srcdir)/src
+PG_CFLAGS = -Wall -Werror -Wmissing-prototypes
+
+# Bootstrap: build needs PGXS, which a fresh machine may not have yet.
+PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
+ifneq ($(wildcard $(PGXS)),)
+include $(PGXS)
+else
+all:
+	bash test/scripts/deps.sh
+	$(MAKE) all
+endif
+
+.PHONY: test demo bench deps
+deps:
+	bash test/scripts/deps.sh
+
+test:
+	bash test/scripts/test.sh
+
+demo:
+	bash test/scripts/demo.sh
+
+bench:
+	bash test/scripts/bench.sh
