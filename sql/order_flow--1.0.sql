@@ -1,0 +1,1139 @@
+/*
+ * order_flow 1.0 -- install script.
+ *
+ * Owns the SQL surface of the extension: the status type, the workflow
+ * catalogue with the shipped b2b_order workflow, order tracking, the
+ * append-only audit log, notifications and outbox, and the functions that
+ * attach tables and move orders.  The hot paths (status I/O, the transition
+ * trigger, hashing, verification) are C; the rare administrative paths
+ * (manage, config validation) are SQL or PL/pgSQL.
+ */
+\echo Use "CREATE EXTENSION order_flow" to load this file. \quit
+
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'order_flow_admin') THEN
+        CREATE ROLE order_flow_admin NOLOGIN;
+    END IF;
+END
+$roles$;
+
+/* ------------------------------------------------------------------ */
+/* The status type: a label dictionary shared by all workflows.        */
+/* ------------------------------------------------------------------ */
+
+CREATE TABLE order_flow.status_label (
+    label           text PRIMARY KEY
+                    CHECK (label ~ '^[a-z][a-z0-9_]{0,62}$'),
+    sort_position   integer NOT NULL UNIQUE,
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE order_flow.status_label IS
+    'Dictionary of status names; a name''s sort position is fixed when it is created and never changes';
+
+CREATE TYPE order_flow.status;
+
+CREATE FUNCTION order_flow.status_in(cstring) RETURNS order_flow.status
+    AS 'MODULE_PATHNAME', 'status_in' LANGUAGE C STRICT STABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_out(order_flow.status) RETURNS cstring
+    AS 'MODULE_PATHNAME', 'status_out' LANGUAGE C STRICT STABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_recv(internal) RETURNS order_flow.status
+    AS 'MODULE_PATHNAME', 'status_recv' LANGUAGE C STRICT STABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_send(order_flow.status) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'status_send' LANGUAGE C STRICT STABLE PARALLEL SAFE;
+
+CREATE TYPE order_flow.status (
+    INPUT = order_flow.status_in,
+    OUTPUT = order_flow.status_out,
+    RECEIVE = order_flow.status_recv,
+    SEND = order_flow.status_send,
+    INTERNALLENGTH = 4,
+    PASSEDBYVALUE,
+    ALIGNMENT = int4,
+    STORAGE = plain,
+    CATEGORY = 'S'
+);
+COMMENT ON TYPE order_flow.status IS
+    'A workflow state name; stored as its fixed 4-byte process position, so ORDER BY follows the process';
+
+CREATE FUNCTION order_flow.status_eq(order_flow.status, order_flow.status) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'status_eq' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_ne(order_flow.status, order_flow.status) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'status_ne' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_lt(order_flow.status, order_flow.status) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'status_lt' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_le(order_flow.status, order_flow.status) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'status_le' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_gt(order_flow.status, order_flow.status) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'status_gt' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_ge(order_flow.status, order_flow.status) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'status_ge' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_cmp(order_flow.status, order_flow.status) RETURNS integer
+    AS 'MODULE_PATHNAME', 'status_cmp' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_hash(order_flow.status) RETURNS integer
+    AS 'MODULE_PATHNAME', 'status_hash' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_hash_extended(order_flow.status, bigint) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'status_hash_extended' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_to_text(order_flow.status) RETURNS text
+    AS 'MODULE_PATHNAME', 'status_to_text' LANGUAGE C STRICT STABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_from_text(text) RETURNS order_flow.status
+    AS 'MODULE_PATHNAME', 'status_from_text' LANGUAGE C STRICT STABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_position(order_flow.status) RETURNS integer
+    AS 'MODULE_PATHNAME', 'status_position' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+CREATE OPERATOR order_flow.= (
+    LEFTARG = order_flow.status, RIGHTARG = order_flow.status,
+    PROCEDURE = order_flow.status_eq, COMMUTATOR = OPERATOR(order_flow.=),
+    NEGATOR = OPERATOR(order_flow.<>), RESTRICT = eqsel, JOIN = eqjoinsel,
+    HASHES, MERGES);
+CREATE OPERATOR order_flow.<> (
+    LEFTARG = order_flow.status, RIGHTARG = order_flow.status,
+    PROCEDURE = order_flow.status_ne, COMMUTATOR = OPERATOR(order_flow.<>),
+    NEGATOR = OPERATOR(order_flow.=), RESTRICT = neqsel, JOIN = neqjoinsel);
+CREATE OPERATOR order_flow.< (
+    LEFTARG = order_flow.status, RIGHTARG = order_flow.status,
+    PROCEDURE = order_flow.status_lt, COMMUTATOR = OPERATOR(order_flow.>),
+    NEGATOR = OPERATOR(order_flow.>=), RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
+CREATE OPERATOR order_flow.<= (
+    LEFTARG = order_flow.status, RIGHTARG = order_flow.status,
+    PROCEDURE = order_flow.status_le, COMMUTATOR = OPERATOR(order_flow.>=),
+    NEGATOR = OPERATOR(order_flow.>), RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
+CREATE OPERATOR order_flow.> (
+    LEFTARG = order_flow.status, RIGHTARG = order_flow.status,
+    PROCEDURE = order_flow.status_gt, COMMUTATOR = OPERATOR(order_flow.<),
+    NEGATOR = OPERATOR(order_flow.<=), RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
+CREATE OPERATOR order_flow.>= (
+    LEFTARG = order_flow.status, RIGHTARG = order_flow.status,
+    PROCEDURE = order_flow.status_ge, COMMUTATOR = OPERATOR(order_flow.<=),
+    NEGATOR = OPERATOR(order_flow.<), RESTRICT = scalargesel, JOIN = scalargejoinsel);
+
+CREATE OPERATOR CLASS order_flow.status_ops
+    DEFAULT FOR TYPE order_flow.status USING btree AS
+        OPERATOR 1 order_flow.<,
+        OPERATOR 2 order_flow.<=,
+        OPERATOR 3 order_flow.=,
+        OPERATOR 4 order_flow.>=,
+        OPERATOR 5 order_flow.>,
+        FUNCTION 1 order_flow.status_cmp(order_flow.status, order_flow.status);
+
+CREATE OPERATOR CLASS order_flow.status_hash_ops
+    DEFAULT FOR TYPE order_flow.status USING hash AS
+        OPERATOR 1 order_flow.=,
+        FUNCTION 1 order_flow.status_hash(order_flow.status),
+        FUNCTION 2 order_flow.status_hash_extended(order_flow.status, bigint);
+
+CREATE CAST (order_flow.status AS text)
+    WITH FUNCTION order_flow.status_to_text(order_flow.status) AS IMPLICIT;
+CREATE CAST (text AS order_flow.status)
+    WITH FUNCTION order_flow.status_from_text(text) AS ASSIGNMENT;
+CREATE CAST (varchar AS order_flow.status)
+    WITH FUNCTION order_flow.status_from_text(text) AS ASSIGNMENT;
+
+/*
+ * create_status(label, after, before): add a name to the dictionary.  With
+ * neither neighbour it goes after the last name; with one or both it is
+ * placed between them (positions never move, so a gap is halved).
+ */
+CREATE FUNCTION order_flow.create_status(label text, after text DEFAULT NULL,
+                                         before text DEFAULT NULL)
+RETURNS order_flow.status
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    lo bigint;
+    hi bigint;
+    pos bigint;
+BEGIN
+    IF label IS NULL THEN
+        RAISE EXCEPTION 'status name must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF EXISTS (SELECT 1 FROM order_flow.status_label l WHERE l.label = create_status.label) THEN
+        RAISE EXCEPTION 'status "%" already exists', label USING ERRCODE = '42710';
+    END IF;
+    LOCK TABLE order_flow.status_label IN SHARE ROW EXCLUSIVE MODE;
+    IF after IS NULL AND before IS NULL THEN
+        SELECT coalesce(max(sort_position), 0) INTO lo FROM order_flow.status_label;
+        pos := lo + 65536;
+    ELSE
+        IF after IS NOT NULL THEN
+            SELECT sort_position INTO lo FROM order_flow.status_label l WHERE l.label = after;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'status "%" does not exist', after USING ERRCODE = '22P02';
+            END IF;
+        END IF;
+        IF before IS NOT NULL THEN
+            SELECT sort_position INTO hi FROM order_flow.status_label l WHERE l.label = before;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'status "%" does not exist', before USING ERRCODE = '22P02';
+            END IF;
+        END IF;
+        IF lo IS NULL THEN
+            SELECT max(sort_position) INTO lo FROM order_flow.status_label WHERE sort_position < hi;
+            lo := coalesce(lo, -2147483648);
+        END IF;
+        IF hi IS NULL THEN
+            SELECT min(sort_position) INTO hi FROM order_flow.status_label WHERE sort_position > lo;
+            hi := coalesce(hi, lo + 131072);
+        END IF;
+        IF hi <= lo THEN
+            RAISE EXCEPTION 'status "%" does not sort before "%"', after, before USING ERRCODE = '22023';
+        END IF;
+        IF hi - lo < 2 THEN
+            RAISE EXCEPTION 'no room left between "%" and "%"', after, before
+                USING ERRCODE = '54000',
+                      HINT = 'Positions never move; create the status at another place.';
+        END IF;
+        pos := lo + (hi - lo) / 2;
+    END IF;
+    IF pos > 2147483647 THEN
+        RAISE EXCEPTION 'status dictionary is full' USING ERRCODE = '54000';
+    END IF;
+    INSERT INTO order_flow.status_label(label, sort_position) VALUES (label, pos::integer);
+    RETURN label::order_flow.status;
+END
+$$;
+
+/* ------------------------------------------------------------------ */
+/* Workflow catalogue.                                                 */
+/* ------------------------------------------------------------------ */
+
+CREATE TABLE order_flow.calendar (
+    calendar        text PRIMARY KEY,
+    time_zone       text NOT NULL DEFAULT 'UTC',
+    always_open     boolean NOT NULL DEFAULT false,
+    description     text NOT NULL DEFAULT ''
+);
+
+CREATE TABLE order_flow.calendar_hours (
+    calendar        text NOT NULL REFERENCES order_flow.calendar ON UPDATE CASCADE ON DELETE CASCADE,
+    isodow          integer NOT NULL CHECK (isodow BETWEEN 1 AND 7),
+    opens           time NOT NULL,
+    closes          time NOT NULL,
+    PRIMARY KEY (calendar, isodow, opens),
+    CHECK (opens < closes)
+);
+
+CREATE TABLE order_flow.calendar_holiday (
+    calendar        text NOT NULL REFERENCES order_flow.calendar ON UPDATE CASCADE ON DELETE CASCADE,
+    day             date NOT NULL,
+    description     text NOT NULL DEFAULT '',
+    PRIMARY KEY (calendar, day)
+);
+
+CREATE TABLE order_flow.workflow (
+    workflow        text PRIMARY KEY CHECK (workflow ~ '^[a-z][a-z0-9_]{0,62}$'),
+    description     text NOT NULL DEFAULT '',
+    created_at      timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE TABLE order_flow.department (
+    department      text PRIMARY KEY CHECK (department ~ '^[a-z][a-z0-9_]{0,62}$'),
+    name            text NOT NULL DEFAULT '',
+    calendar        text NOT NULL DEFAULT '24x7' REFERENCES order_flow.calendar ON UPDATE CASCADE
+);
+
+CREATE TABLE order_flow.state (
+    workflow        text NOT NULL REFERENCES order_flow.workflow ON UPDATE CASCADE ON DELETE CASCADE,
+    state           text NOT NULL REFERENCES order_flow.status_label(label),
+    category        text NOT NULL DEFAULT 'active'
+                    CHECK (category IN ('initial', 'active', 'exception', 'terminal')),
+    owner_department text REFERENCES order_flow.department ON UPDATE CASCADE,
+    max_dwell       interval DEFAULT '48 hours' CHECK (max_dwell > interval '0'),
+    stamps          text CHECK (stamps IN ('contract_signed', 'warehouse_confirmed',
+                                           'finance_approved', 'shipped')),
+    resumes_to_origin boolean NOT NULL DEFAULT false,
+    exception_type  text,
+    description     text NOT NULL DEFAULT '',
+    PRIMARY KEY (workflow, state)
+);
+COMMENT ON COLUMN order_flow.state.max_dwell IS
+    'The "cannot wait" threshold: an order longer than this in the state is stale';
+COMMENT ON COLUMN order_flow.state.resumes_to_origin IS
+    'A holding state: the order may leave it only back to the state it came from (or by an explicit edge)';
+
+CREATE TABLE order_flow.transition_rule (
+    workflow        text NOT NULL,
+    from_state      text NOT NULL,
+    to_state        text NOT NULL,
+    notify          text[],
+    ack_within      interval NOT NULL DEFAULT '15 minutes' CHECK (ack_within > interval '0'),
+    performed_by    text[],
+    reason_required boolean NOT NULL DEFAULT false,
+    exception_type  text,
+    origin_department text REFERENCES order_flow.department ON UPDATE CASCADE,
+    PRIMARY KEY (workflow, from_state, to_state),
+    FOREIGN KEY (workflow, from_state) REFERENCES order_flow.state ON UPDATE CASCADE ON DELETE CASCADE,
+    FOREIGN KEY (workflow, to_state) REFERENCES order_flow.state ON UPDATE CASCADE ON DELETE CASCADE,
+    CHECK (from_state <> to_state)
+);
+COMMENT ON COLUMN order_flow.transition_rule.notify IS
+    'Departments that must acknowledge entry by this edge (NULL or empty: none)';
+COMMENT ON COLUMN order_flow.transition_rule.performed_by IS
+    'Departments whose members may take this edge (NULL: any actor)';
+
+CREATE TABLE order_flow.member (
+    actor           text NOT NULL,
+    department      text NOT NULL REFERENCES order_flow.department ON UPDATE CASCADE ON DELETE CASCADE,
+    level           integer NOT NULL DEFAULT 1 CHECK (level BETWEEN 1 AND 9),
+    PRIMARY KEY (actor, department, level)
+);
+COMMENT ON COLUMN order_flow.member.level IS
+    '1 = staff / supervisor, 2 = manager, 3 = director: the escalation level this member answers';
+
+CREATE TABLE order_flow.escalation_policy (
+    department      text NOT NULL REFERENCES order_flow.department ON UPDATE CASCADE ON DELETE CASCADE,
+    level           integer NOT NULL CHECK (level >= 1),
+    title           text NOT NULL,
+    delay           interval NOT NULL CHECK (delay > interval '0'),
+    PRIMARY KEY (department, level)
+);
+
+CREATE TABLE order_flow.reminder_policy (
+    workflow        text NOT NULL REFERENCES order_flow.workflow ON UPDATE CASCADE ON DELETE CASCADE,
+    level           integer NOT NULL CHECK (level >= 1),
+    factor          numeric NOT NULL CHECK (factor > 0),
+    PRIMARY KEY (workflow, level)
+);
+
+/* ------------------------------------------------------------------ */
+/* Managed tables, order tracking, audit log, notifications.           */
+/* ------------------------------------------------------------------ */
+
+CREATE TABLE order_flow.managed_table (
+    relid           regclass PRIMARY KEY,
+    tbl             text NOT NULL UNIQUE,
+    key_column      name NOT NULL,
+    status_column   name NOT NULL,
+    workflow        text NOT NULL REFERENCES order_flow.workflow ON UPDATE CASCADE,
+    customer_column name,
+    attributes      name[] NOT NULL DEFAULT '{}',
+    managed_at      timestamptz NOT NULL DEFAULT now()
+);
+
+/*
+ * One row per order known to the extension: the head of its audit chain,
+ * its current state and the stamped times.  Keyed (and distributable) by
+ * order_key.
+ */
+CREATE TABLE order_flow.tracked_order (
+    order_key       text PRIMARY KEY,
+    tbl             text,
+    workflow        text,
+    state           text,
+    held_from       text,
+    entered_at      timestamptz,
+    last_seq        bigint NOT NULL DEFAULT 0,
+    last_hash       bytea,
+    last_occurred_at timestamptz,
+    customer_key    text,
+    attributes      jsonb NOT NULL DEFAULT '{}',
+    adopted_at      timestamptz,
+    created_at      timestamptz,
+    contract_signed_at     timestamptz,
+    warehouse_confirmed_at timestamptz,
+    finance_approved_at    timestamptz,
+    shipped_at             timestamptz
+);
+CREATE INDEX tracked_order_tbl_idx ON order_flow.tracked_order (tbl);
+CREATE INDEX tracked_order_state_idx ON order_flow.tracked_order (workflow, state, entered_at);
+CREATE INDEX tracked_order_customer_idx ON order_flow.tracked_order (customer_key);
+
+CREATE TABLE order_flow.audit_log (
+    id              bigserial NOT NULL,
+    order_key       text NOT NULL,
+    seq             bigint,
+    action          text NOT NULL,
+    from_state      text,
+    to_state        text,
+    actor           text NOT NULL DEFAULT session_user,
+    db_user         text NOT NULL DEFAULT current_user,
+    occurred_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    recorded_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    details         jsonb NOT NULL DEFAULT '{}',
+    prev_hash       bytea,
+    hash            bytea
+);
+COMMENT ON TABLE order_flow.audit_log IS
+    'Append-only event log, hash-chained per order; the single source of truth for metrics';
+CREATE UNIQUE INDEX audit_log_order_seq_idx ON order_flow.audit_log (order_key, seq);
+CREATE INDEX audit_log_actor_idx ON order_flow.audit_log (actor, occurred_at);
+CREATE INDEX audit_log_occurred_idx ON order_flow.audit_log (occurred_at);
+CREATE INDEX audit_log_recorded_idx ON order_flow.audit_log USING brin (recorded_at);
+CREATE INDEX audit_log_action_idx ON order_flow.audit_log (action, occurred_at);
+
+CREATE TABLE order_flow.notification (
+    id              bigserial NOT NULL,
+    order_key       text NOT NULL,
+    department      text NOT NULL,
+    level           integer NOT NULL DEFAULT 1,
+    status          text NOT NULL DEFAULT 'pending'
+                    CHECK (status IN ('pending', 'acknowledged', 'need_info', 'escalated')),
+    deadline        timestamptz NOT NULL DEFAULT now() + interval '15 minutes',
+    payload         jsonb NOT NULL DEFAULT '{}',
+    kind            text NOT NULL DEFAULT 'ack_request',
+    from_state      text,
+    to_state        text,
+    event_seq       bigint,
+    parent_id       bigint,
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    answered_at     timestamptz,
+    answered_by     text,
+    response        jsonb
+);
+CREATE UNIQUE INDEX notification_id_idx ON order_flow.notification (id);
+CREATE INDEX notification_order_idx ON order_flow.notification (order_key);
+CREATE INDEX notification_pending_idx ON order_flow.notification (deadline)
+    WHERE status = 'pending';
+
+CREATE TABLE order_flow.outbox (
+    id              bigserial NOT NULL,
+    order_key       text NOT NULL,
+    notification_id bigint,
+    channel         text NOT NULL DEFAULT 'order_flow',
+    payload         jsonb NOT NULL,
+    created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    delivered_at    timestamptz,
+    attempts        integer NOT NULL DEFAULT 0
+);
+CREATE UNIQUE INDEX outbox_id_idx ON order_flow.outbox (id);
+CREATE INDEX outbox_undelivered_idx ON order_flow.outbox (id) WHERE delivered_at IS NULL;
+
+CREATE TABLE order_flow.refused_attempt (
+    id              bigserial NOT NULL,
+    attempted_at    timestamptz NOT NULL DEFAULT clock_timestamp(),
+    recorded_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
+    actor           text,
+    db_user         text,
+    tbl             text,
+    order_key       text,
+    from_state      text,
+    to_state        text,
+    sqlstate        text,
+    reason          text
+);
+CREATE INDEX refused_attempt_time_idx ON order_flow.refused_attempt (attempted_at);
+
+/* ------------------------------------------------------------------ */
+/* C entry points.                                                     */
+/* ------------------------------------------------------------------ */
+
+CREATE FUNCTION order_flow._preloaded() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'order_flow_preloaded' LANGUAGE C STABLE PARALLEL SAFE;
+
+DO $preload$
+BEGIN
+    IF NOT order_flow._preloaded() THEN
+        RAISE WARNING 'order_flow is not loaded through shared_preload_libraries'
+            USING DETAIL = 'Everything works except timed escalation by the background worker and the log of refused attempts.',
+                  HINT = 'Add order_flow to shared_preload_libraries and restart, or drive order_flow.escalate_due() from pg_cron.';
+    END IF;
+END
+$preload$;
+
+CREATE FUNCTION order_flow.current_actor() RETURNS text
+    AS 'MODULE_PATHNAME', 'order_flow_current_actor' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION order_flow.current_actor() IS
+    'The claimed actor: setting order_flow.actor when set, else session_user';
+
+CREATE FUNCTION order_flow.is_admin() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'order_flow_is_admin' LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION order_flow.is_admin() IS
+    'True for superusers and members of order_flow_admin (judged by the database user)';
+
+CREATE FUNCTION order_flow._transition_trigger() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'order_flow_transition_trigger' LANGUAGE C;
+
+CREATE FUNCTION order_flow._set_context(order_key text, action text, note text,
+                                        details jsonb, occurred_at timestamptz)
+    RETURNS void AS 'MODULE_PATHNAME', 'order_flow_set_context' LANGUAGE C;
+CREATE FUNCTION order_flow._take_context_result() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'order_flow_take_context_result' LANGUAGE C;
+
+CREATE FUNCTION order_flow._append_event(order_key text, action text,
+                                         from_state text, to_state text,
+                                         details jsonb, occurred_at timestamptz)
+    RETURNS bigint AS 'MODULE_PATHNAME', 'order_flow_append_event' LANGUAGE C;
+
+CREATE FUNCTION order_flow._config_changed() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'order_flow_config_changed' LANGUAGE C;
+
+CREATE FUNCTION order_flow._audit_guard() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'order_flow_audit_guard' LANGUAGE C;
+
+CREATE FUNCTION order_flow.event_hash(prev_hash bytea, order_key text, seq bigint,
+                                      action text, from_state text, to_state text,
+                                      actor text, db_user text,
+                                      occurred_at timestamptz, recorded_at timestamptz,
+                                      details jsonb)
+    RETURNS bytea AS 'MODULE_PATHNAME', 'order_flow_event_hash'
+    LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION order_flow.event_hash IS
+    'SHA-256 of one audit event chained to the previous event''s hash (the chain verify_audit checks)';
+
+CREATE FUNCTION order_flow.verify_audit(order_key text DEFAULT NULL)
+    RETURNS TABLE (order_key text, event_id bigint, problem text)
+    AS 'MODULE_PATHNAME', 'order_flow_verify_audit'
+    LANGUAGE C STABLE
+    SECURITY DEFINER SET search_path = pg_catalog, pg_temp;
+COMMENT ON FUNCTION order_flow.verify_audit(text) IS
+    'One row per broken link or bad hash in the audit chains (none = intact)';
+
+/* ------------------------------------------------------------------ */
+/* The audit log is append-only.                                       */
+/* ------------------------------------------------------------------ */
+
+CREATE TRIGGER audit_log_append_only
+    BEFORE UPDATE OR DELETE ON order_flow.audit_log
+    FOR EACH ROW EXECUTE FUNCTION order_flow._audit_guard();
+CREATE TRIGGER audit_log_no_truncate
+    BEFORE TRUNCATE ON order_flow.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._audit_guard();
+
+/* ------------------------------------------------------------------ */
+/* Configuration: validation and audit.                                */
+/* ------------------------------------------------------------------ */
+
+/*
+ * validate_workflow(w): the structural rules every workflow obeys.  Raises
+ * 23514 with a detail naming the offending states; run at commit by the
+ * deferred constraint triggers below, and callable by hand.
+ */
+CREATE FUNCTION order_flow.validate_workflow(w text) RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+    bad text;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM order_flow.workflow WHERE workflow = w) THEN
+        RETURN;
+    END IF;
+    SELECT count(*) INTO n FROM order_flow.state WHERE workflow = w AND category = 'initial';
+    IF n <> 1 THEN
+        RAISE EXCEPTION 'workflow "%" must have exactly one initial state, not %', w, n
+            USING ERRCODE = '23514';
+    END IF;
+    SELECT string_agg(r.from_state || ' -> ' || r.to_state, ', ' ORDER BY r.from_state, r.to_state)
+      INTO bad
+      FROM order_flow.transition_rule r
+      JOIN order_flow.state s ON s.workflow = r.workflow AND s.state = r.from_state
+     WHERE r.workflow = w AND s.category = 'terminal';
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'terminal states of workflow "%" must have no outgoing edges', w
+            USING ERRCODE = '23514', DETAIL = 'Offending edges: ' || bad || '.';
+    END IF;
+    SELECT string_agg(s.state, ', ' ORDER BY s.state) INTO bad
+      FROM order_flow.state s
+     WHERE s.workflow = w AND s.category <> 'initial'
+       AND NOT EXISTS (SELECT 1 FROM order_flow.transition_rule r
+                        WHERE r.workflow = w AND r.to_state = s.state);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'workflow "%" has orphan states that no edge leads to', w
+            USING ERRCODE = '23514', DETAIL = 'Orphan states: ' || bad || '.';
+    END IF;
+    SELECT string_agg(s.state, ', ' ORDER BY s.state) INTO bad
+      FROM order_flow.state s
+     WHERE s.workflow = w AND s.category NOT IN ('terminal')
+       AND NOT s.resumes_to_origin
+       AND NOT EXISTS (SELECT 1 FROM order_flow.transition_rule r
+                        WHERE r.workflow = w AND r.from_state = s.state);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'workflow "%" has non-terminal dead-end states', w
+            USING ERRCODE = '23514', DETAIL = 'States without outgoing edges: ' || bad || '.',
+                  HINT = 'Give them an outgoing edge or make them terminal.';
+    END IF;
+    SELECT string_agg(DISTINCT d, ', ') INTO bad
+      FROM order_flow.transition_rule r, unnest(coalesce(r.notify, '{}') || coalesce(r.performed_by, '{}')) d
+     WHERE r.workflow = w
+       AND NOT EXISTS (SELECT 1 FROM order_flow.department x WHERE x.department = d);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'workflow "%" names unknown departments', w
+            USING ERRCODE = '23503', DETAIL = 'Unknown departments: ' || bad || '.';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION order_flow._validate_config() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP IN ('UPDATE', 'DELETE') THEN
+        PERFORM order_flow.validate_workflow(OLD.workflow);
+    END IF;
+    IF TG_OP IN ('UPDATE', 'INSERT') THEN
+        PERFORM order_flow.validate_workflow(NEW.workflow);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+/*
+ * Every configuration edit becomes an audit event (action config_change)
+ * in the chain of the pseudo order 'order_flow:config'.
+ */
+CREATE FUNCTION order_flow._audit_config() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM order_flow._append_event(
+        'order_flow:config', 'config_change', NULL, NULL,
+        jsonb_build_object('table', TG_TABLE_NAME, 'op', TG_OP,
+                           'old', CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
+                           'new', CASE WHEN TG_OP <> 'DELETE' THEN to_jsonb(NEW) END),
+        NULL);
+    RETURN NULL;
+END
+$$;
+
+CREATE FUNCTION order_flow._label_guard() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'DELETE' OR NEW.sort_position <> OLD.sort_position OR NEW.label <> OLD.label THEN
+        RAISE EXCEPTION 'status names and their sort positions never change'
+            USING ERRCODE = '55000',
+                  DETAIL = 'Stored status values and btree indexes depend on them.';
+    END IF;
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER status_label_immutable
+    BEFORE UPDATE OR DELETE ON order_flow.status_label
+    FOR EACH ROW EXECUTE FUNCTION order_flow._label_guard();
+
+/* States named in a workflow enter the dictionary automatically. */
+CREATE FUNCTION order_flow._state_label() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM order_flow.status_label WHERE label = NEW.state) THEN
+        PERFORM order_flow.create_status(NEW.state);
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+/* ------------------------------------------------------------------ */
+/* The shipped workflow: b2b_order.                                    */
+/* ------------------------------------------------------------------ */
+
+INSERT INTO order_flow.calendar (calendar, time_zone, always_open, description) VALUES
+    ('24x7', 'UTC', true, 'Always open: SLA clocks run on the wall clock'),
+    ('office', 'Asia/Shanghai', false, 'Mon-Fri 09:00-12:00 and 13:30-18:00, Sat 09:00-12:00');
+INSERT INTO order_flow.calendar_hours (calendar, isodow, opens, closes)
+SELECT 'office', d, h.o, h.c
+  FROM generate_series(1, 5) d,
+       (VALUES (time '09:00', time '12:00'), (time '13:30', time '18:00')) h(o, c)
+UNION ALL
+SELECT 'office', 6, time '09:00', time '12:00';
+
+INSERT INTO order_flow.workflow (workflow, description) VALUES
+    ('b2b_order', 'B2B wholesale order: inquiry to archive across six departments');
+
+INSERT INTO order_flow.department (department, name) VALUES
+    ('sales', 'Sales'),
+    ('commerce', 'Commerce (contracts and pricing)'),
+    ('warehouse', 'Warehouse'),
+    ('finance', 'Finance'),
+    ('logistics', 'Logistics'),
+    ('after_sales', 'After-sales service');
+
+INSERT INTO order_flow.status_label (label, sort_position)
+SELECT label, (ord * 65536)::integer
+  FROM unnest(ARRAY[
+    'inquiry', 'quoted', 'contract_signed', 'need_info', 'warehouse_confirmed',
+    'stock_shortage', 'finance_approved', 'scheduled', 'picking', 'packed',
+    'shipped', 'in_transit', 'delivered', 'rework', 'returned', 'accepted',
+    'invoiced', 'paid', 'archived', 'on_hold', 'cancelled']) WITH ORDINALITY AS t(label, ord);
+
+INSERT INTO order_flow.state (workflow, state, category, owner_department, stamps,
+                              resumes_to_origin, exception_type, description) VALUES
+    ('b2b_order', 'inquiry',             'initial',   'sales',       NULL, false, NULL, 'Customer inquiry received'),
+    ('b2b_order', 'quoted',              'active',    'commerce',    NULL, false, NULL, 'Quotation sent'),
+    ('b2b_order', 'contract_signed',     'active',    'sales',       'contract_signed', false, NULL, 'Contract signed: broadcast to warehouse, finance, logistics'),
+    ('b2b_order', 'need_info',           'exception', 'sales',       NULL, false, 'missing_information', 'A department needs more information from sales'),
+    ('b2b_order', 'warehouse_confirmed', 'active',    'warehouse',   'warehouse_confirmed', false, NULL, 'Warehouse confirmed stock'),
+    ('b2b_order', 'stock_shortage',      'exception', 'warehouse',   NULL, false, 'stock_shortage', 'Stock short: substitute or wait'),
+    ('b2b_order', 'finance_approved',    'active',    'finance',     'finance_approved', false, NULL, 'Credit and payment terms approved'),
+    ('b2b_order', 'scheduled',           'active',    'logistics',   NULL, false, NULL, 'Shipment scheduled'),
+    ('b2b_order', 'picking',             'active',    'warehouse',   NULL, false, NULL, 'Being picked'),
+    ('b2b_order', 'packed',              'active',    'warehouse',   NULL, false, NULL, 'Packed, ready to ship'),
+    ('b2b_order', 'shipped',             'active',    'logistics',   'shipped', false, NULL, 'Handed to the carrier'),
+    ('b2b_order', 'in_transit',          'active',    'logistics',   NULL, false, NULL, 'Carrier reports movement'),
+    ('b2b_order', 'delivered',           'active',    'logistics',   NULL, false, NULL, 'Delivered to the customer'),
+    ('b2b_order', 'rework',              'exception', 'after_sales', NULL, false, 'rework', 'Delivery rejected: rework or reshipment'),
+    ('b2b_order', 'returned',            'exception', 'after_sales', NULL, false, 'return', 'Goods returned'),
+    ('b2b_order', 'accepted',            'active',    'after_sales', NULL, false, NULL, 'Customer accepted the delivery'),
+    ('b2b_order', 'invoiced',            'active',    'finance',     NULL, false, NULL, 'Invoice issued'),
+    ('b2b_order', 'paid',                'active',    'finance',     NULL, false, NULL, 'Payment received'),
+    ('b2b_order', 'archived',            'terminal',  'finance',     NULL, false, NULL, 'Closed and archived'),
+    ('b2b_order', 'on_hold',             'exception', 'commerce',    NULL, true,  'on_hold', 'Held; resumes only to the state it was held from'),
+    ('b2b_order', 'cancelled',           'terminal',  'sales',       NULL, false, 'cancelled', 'Cancelled');
+
+INSERT INTO order_flow.transition_rule (workflow, from_state, to_state, notify, ack_within,
+                                        performed_by, reason_required, exception_type,
+                                        origin_department)
+SELECT 'b2b_order', f, t, n, coalesce(a, interval '15 minutes'), p, coalesce(r, false), e, o
+  FROM (VALUES
+    -- the main path
+    ('inquiry', 'quoted', NULL::text[], NULL::interval, '{sales,commerce}'::text[], NULL::boolean, NULL::text, NULL::text),
+    ('quoted', 'contract_signed', '{warehouse,finance,logistics}', interval '15 minutes', '{sales,commerce}', NULL, NULL, 'sales'),
+    ('contract_signed', 'warehouse_confirmed', NULL, NULL, '{warehouse}', NULL, NULL, NULL),
+    ('warehouse_confirmed', 'finance_approved', NULL, NULL, '{finance}', NULL, NULL, NULL),
+    ('finance_approved', 'scheduled', '{warehouse}', interval '30 minutes', '{logistics}', NULL, NULL, 'logistics'),
+    ('finance_approved', 'picking', NULL, NULL, '{warehouse}', NULL, NULL, NULL),
+    ('scheduled', 'picking', NULL, NULL, '{warehouse}', NULL, NULL, NULL),
+    ('picking', 'packed', NULL, NULL, '{warehouse}', NULL, NULL, NULL),
+    ('picking', 'shipped', '{sales}', interval '1 hour', '{warehouse,logistics}', NULL, NULL, 'logistics'),
+    ('packed', 'shipped', '{sales}', interval '1 hour', '{warehouse,logistics}', NULL, NULL, 'logistics'),
+    ('shipped', 'in_transit', NULL, NULL, '{logistics}', NULL, NULL, NULL),
+    ('in_transit', 'delivered', NULL, NULL, '{logistics}', NULL, NULL, NULL),
+    ('delivered', 'accepted', NULL, NULL, '{after_sales,sales}', NULL, NULL, NULL),
+    ('accepted', 'invoiced', NULL, NULL, '{finance}', NULL, NULL, NULL),
+    ('invoiced', 'paid', NULL, NULL, '{finance}', NULL, NULL, NULL),
+    ('paid', 'archived', NULL, NULL, '{finance}', NULL, NULL, NULL),
+    -- exceptions
+    ('contract_signed', 'need_info', '{sales}', interval '30 minutes', '{warehouse,finance,logistics}', true, 'missing_information', 'sales'),
+    ('need_info', 'contract_signed', '{warehouse,finance,logistics}', interval '15 minutes', '{sales}', NULL, NULL, 'sales'),
+    ('contract_signed', 'stock_shortage', '{sales,commerce}', interval '30 minutes', '{warehouse}', true, 'stock_shortage', 'warehouse'),
+    ('stock_shortage', 'warehouse_confirmed', NULL, NULL, '{warehouse}', NULL, NULL, NULL),
+    ('delivered', 'rework', '{warehouse,after_sales}', interval '1 hour', '{after_sales,sales}', true, 'rework', 'after_sales'),
+    ('rework', 'shipped', '{sales}', interval '1 hour', '{warehouse,logistics}', NULL, NULL, 'logistics'),
+    ('delivered', 'returned', '{warehouse,finance}', interval '1 hour', '{after_sales,sales}', true, 'return', 'after_sales'),
+    ('returned', 'archived', NULL, NULL, '{finance,after_sales}', NULL, NULL, NULL),
+    -- holds: from every active pre-shipment state; leaving returns to the origin
+    ('quoted', 'on_hold', NULL, NULL, '{sales,commerce,finance}', true, 'on_hold', NULL),
+    ('contract_signed', 'on_hold', NULL, NULL, '{sales,commerce,finance}', true, 'on_hold', NULL),
+    ('warehouse_confirmed', 'on_hold', NULL, NULL, '{sales,commerce,finance}', true, 'on_hold', NULL),
+    ('finance_approved', 'on_hold', NULL, NULL, '{sales,commerce,finance}', true, 'on_hold', NULL),
+    ('scheduled', 'on_hold', NULL, NULL, '{sales,commerce,finance}', true, 'on_hold', NULL),
+    -- cancellations
+    ('inquiry', 'cancelled', NULL, NULL, '{sales}', true, 'cancelled', NULL),
+    ('quoted', 'cancelled', NULL, NULL, '{sales,commerce}', true, 'cancelled', NULL),
+    ('contract_signed', 'cancelled', '{warehouse,finance,logistics}', interval '15 minutes', '{sales,commerce}', true, 'cancelled', 'sales'),
+    ('on_hold', 'cancelled', '{warehouse,finance,logistics}', interval '15 minutes', '{sales,commerce}', true, 'cancelled', 'sales')
+  ) AS v(f, t, n, a, p, r, e, o);
+
+INSERT INTO order_flow.escalation_policy (department, level, title, delay)
+SELECT d.department, l.level, l.title, l.delay
+  FROM order_flow.department d,
+       (VALUES (1, 'supervisor', interval '15 minutes'),
+               (2, 'manager', interval '30 minutes'),
+               (3, 'director', interval '1 hour')) AS l(level, title, delay);
+
+INSERT INTO order_flow.reminder_policy (workflow, level, factor) VALUES
+    ('b2b_order', 1, 1.0), ('b2b_order', 2, 1.5), ('b2b_order', 3, 2.0);
+
+/* The chain head of configuration events. */
+INSERT INTO order_flow.tracked_order (order_key, workflow) VALUES ('order_flow:config', NULL);
+
+/* Triggers are created after the shipped rows so installing is not an edit. */
+CREATE TRIGGER state_label BEFORE INSERT OR UPDATE OF state ON order_flow.state
+    FOR EACH ROW EXECUTE FUNCTION order_flow._state_label();
+
+CREATE CONSTRAINT TRIGGER state_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.state
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION order_flow._validate_config();
+CREATE CONSTRAINT TRIGGER transition_rule_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.transition_rule
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION order_flow._validate_config();
+
+DO $cfg$
+DECLARE
+    t text;
+BEGIN
+    FOREACH t IN ARRAY ARRAY['status_label', 'calendar', 'calendar_hours', 'calendar_holiday',
+                             'workflow', 'department', 'state', 'transition_rule', 'member',
+                             'escalation_policy', 'reminder_policy', 'managed_table']
+    LOOP
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON order_flow.%I
+                        FOR EACH ROW EXECUTE FUNCTION order_flow._audit_config()',
+                       t || '_audit', t);
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON order_flow.%I
+                        FOR EACH STATEMENT EXECUTE FUNCTION order_flow._config_changed()',
+                       t || '_invalidate', t);
+    END LOOP;
+END
+$cfg$;
+
+/* ------------------------------------------------------------------ */
+/* Attaching tables and moving orders.                                 */
+/* ------------------------------------------------------------------ */
+
+CREATE FUNCTION order_flow.manage(tbl regclass,
+                                  key_column name DEFAULT 'id',
+                                  status_column name DEFAULT 'status',
+                                  workflow text DEFAULT 'b2b_order',
+                                  customer_column name DEFAULT NULL,
+                                  attributes name[] DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    rel         record;
+    tblname     text;
+    key_att     smallint;
+    st_att      smallint;
+    st_type     oid;
+    c           name;
+    bad         text;
+    n           bigint;
+    args        text;
+BEGIN
+    IF tbl IS NULL OR key_column IS NULL OR status_column IS NULL OR workflow IS NULL
+       OR attributes IS NULL THEN
+        RAISE EXCEPTION 'manage() arguments must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT c2.oid, c2.relkind, n2.nspname, c2.relname INTO rel
+      FROM pg_class c2 JOIN pg_namespace n2 ON n2.oid = c2.relnamespace
+     WHERE c2.oid = tbl;
+    IF rel.relkind NOT IN ('r', 'p') THEN
+        RAISE EXCEPTION '"%" is not a table', tbl USING ERRCODE = '42809';
+    END IF;
+    IF rel.nspname = 'order_flow' THEN
+        RAISE EXCEPTION 'cannot manage the extension''s own table %', tbl USING ERRCODE = '42809';
+    END IF;
+    tblname := format('%I.%I', rel.nspname, rel.relname);
+    IF EXISTS (SELECT 1 FROM order_flow.managed_table m WHERE m.relid = tbl) THEN
+        RAISE EXCEPTION 'table % is already managed', tbl USING ERRCODE = '42710',
+            HINT = 'Call order_flow.unmanage() first to attach it again.';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM order_flow.workflow w WHERE w.workflow = manage.workflow) THEN
+        RAISE EXCEPTION 'workflow "%" does not exist', workflow USING ERRCODE = '42704';
+    END IF;
+
+    FOREACH c IN ARRAY ARRAY[key_column, status_column]
+                       || CASE WHEN customer_column IS NULL THEN '{}'::name[] ELSE ARRAY[customer_column] END
+                       || attributes
+    LOOP
+        IF c IS NULL OR NOT EXISTS (SELECT 1 FROM pg_attribute
+                                     WHERE attrelid = tbl AND attname = c
+                                       AND attnum > 0 AND NOT attisdropped) THEN
+            RAISE EXCEPTION 'column "%" of table % does not exist', c, tbl USING ERRCODE = '42703';
+        END IF;
+    END LOOP;
+    SELECT attnum INTO key_att FROM pg_attribute WHERE attrelid = tbl AND attname = key_column;
+    SELECT attnum, atttypid INTO st_att, st_type FROM pg_attribute
+     WHERE attrelid = tbl AND attname = status_column;
+
+    IF NOT EXISTS (SELECT 1 FROM pg_index i
+                    WHERE i.indrelid = tbl AND i.indisunique AND i.indnatts = 1
+                      AND i.indkey[0] = key_att AND i.indpred IS NULL AND i.indexprs IS NULL) THEN
+        RAISE EXCEPTION 'key column "%" of table % has no primary key or unique constraint of its own',
+            key_column, tbl USING ERRCODE = '42P10',
+            HINT = 'Order keys must identify an order: add a PRIMARY KEY or UNIQUE constraint on it.';
+    END IF;
+    IF NOT (st_type IN ('order_flow.status'::regtype, 'text'::regtype, 'varchar'::regtype)
+            OR EXISTS (SELECT 1 FROM pg_type WHERE oid = st_type AND typtype = 'e')) THEN
+        RAISE EXCEPTION 'status column "%" has type %, not order_flow.status, text, varchar or an enum',
+            status_column, st_type::regtype USING ERRCODE = '42804';
+    END IF;
+
+    -- existing rows must be in known states of the workflow
+    EXECUTE format('SELECT count(*) FROM %s WHERE %I IS NULL', tbl, status_column) INTO n;
+    IF n > 0 THEN
+        RAISE EXCEPTION 'table % has % rows with a NULL status', tbl, n USING ERRCODE = '23502';
+    END IF;
+    EXECUTE format('SELECT string_agg(DISTINCT s, '', '' ORDER BY s) FROM (SELECT %I::text AS s FROM %s) x
+                     WHERE NOT EXISTS (SELECT 1 FROM order_flow.state st
+                                        WHERE st.workflow = $1 AND st.state = x.s)',
+                   status_column, tbl) INTO bad USING workflow;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'table % has rows in states unknown to workflow "%"', tbl, workflow
+            USING ERRCODE = '23514', DETAIL = 'Unknown states: ' || bad || '.';
+    END IF;
+
+    -- order keys identify an order across the database
+    EXECUTE format('SELECT string_agg(k, '', '') FROM (SELECT t.%I::text AS k FROM %s t
+                      JOIN order_flow.tracked_order o ON o.order_key = t.%I::text
+                     WHERE o.tbl IS DISTINCT FROM $1 LIMIT 5) x',
+                   key_column, tbl, key_column) INTO bad USING tblname;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'order keys of table % collide with orders already tracked', tbl
+            USING ERRCODE = '23505', DETAIL = 'Colliding keys include: ' || bad || '.';
+    END IF;
+
+    INSERT INTO order_flow.managed_table (relid, tbl, key_column, status_column, workflow,
+                                          customer_column, attributes)
+    VALUES (tbl, tblname, key_column, status_column, workflow, customer_column, attributes);
+
+    -- adopt existing rows in their current state: not an event
+    EXECUTE format($f$
+        INSERT INTO order_flow.tracked_order AS o (order_key, tbl, workflow, state, entered_at,
+                                                   adopted_at, customer_key, attributes)
+        SELECT t.%I::text, $1, $2, t.%I::text, now(), now(), %s, %s FROM %s t
+        ON CONFLICT (order_key) DO UPDATE
+           SET state = excluded.state, workflow = excluded.workflow, adopted_at = excluded.adopted_at,
+               customer_key = excluded.customer_key, attributes = excluded.attributes$f$,
+        key_column, status_column,
+        CASE WHEN customer_column IS NULL THEN 'NULL' ELSE format('t.%I::text', customer_column) END,
+        CASE WHEN cardinality(attributes) = 0 THEN '''{}''::jsonb'
+             ELSE 'jsonb_strip_nulls(jsonb_build_object(' ||
+                  (SELECT string_agg(format('%L, t.%I', a, a), ', ') FROM unnest(attributes) a) || '))' END,
+        tbl)
+    USING tblname, workflow;
+
+    SELECT string_agg(quote_literal(a), ', ') INTO args
+      FROM unnest(ARRAY[tblname, workflow, key_column::text, status_column::text,
+                        coalesce(customer_column::text, '')] || attributes::text[]) a;
+    EXECUTE format('CREATE TRIGGER order_flow_transition BEFORE INSERT OR UPDATE OF %I, %I ON %s
+                    FOR EACH ROW EXECUTE FUNCTION order_flow._transition_trigger(%s)',
+                   key_column, status_column, tbl, args);
+END
+$$;
+COMMENT ON FUNCTION order_flow.manage IS
+    'Attach the workflow to a table: installs the C transition trigger and adopts existing rows';
+
+CREATE FUNCTION order_flow.unmanage(tbl regclass) RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM order_flow.managed_table m WHERE m.relid = tbl) THEN
+        RAISE EXCEPTION 'table % is not managed', tbl USING ERRCODE = '42704';
+    END IF;
+    EXECUTE format('DROP TRIGGER IF EXISTS order_flow_transition ON %s', tbl);
+    DELETE FROM order_flow.managed_table m WHERE m.relid = tbl;
+END
+$$;
+COMMENT ON FUNCTION order_flow.unmanage(regclass) IS
+    'Detach the workflow from a table; its orders'' history stays in the audit log';
+
+/*
+ * transition(): move one order by key.  The UPDATE fires the same C trigger
+ * as a plain UPDATE; note and details reach it through a backend-local
+ * context that the trigger takes for this order only.
+ */
+CREATE FUNCTION order_flow._move(tbl regclass, order_key text, to_state text, note text,
+                                 details jsonb, action text, occurred_at timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    m record;
+    n bigint;
+    keytype text;
+    sttype text;
+BEGIN
+    IF tbl IS NULL OR order_key IS NULL OR to_state IS NULL THEN
+        RAISE EXCEPTION 'table, order key and target state must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO m FROM order_flow.managed_table mt WHERE mt.relid = tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not managed by order_flow', tbl USING ERRCODE = '42704';
+    END IF;
+    SELECT format_type(atttypid, atttypmod) INTO keytype FROM pg_attribute
+     WHERE attrelid = tbl AND attname = m.key_column;
+    SELECT format_type(atttypid, atttypmod) INTO sttype FROM pg_attribute
+     WHERE attrelid = tbl AND attname = m.status_column;
+    PERFORM order_flow._set_context(order_key, action, note, coalesce(details, '{}'), occurred_at);
+    EXECUTE format('UPDATE %s SET %I = $1::%s WHERE %I = $2::%s',
+                   tbl, m.status_column, sttype, m.key_column, keytype)
+       USING to_state, order_key;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF NOT order_flow._take_context_result() THEN
+        IF n = 0 THEN
+            RAISE EXCEPTION 'order % not found in %', order_key, tbl USING ERRCODE = 'P0002';
+        END IF;
+        RAISE EXCEPTION 'order % is already in state %', order_key, to_state
+            USING ERRCODE = '23514';
+    END IF;
+END
+$$;
+
+CREATE FUNCTION order_flow.transition(tbl regclass, order_key text, to_state text,
+                                      note text DEFAULT NULL, details jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$ SELECT order_flow._move(tbl, order_key, to_state, note, details, 'transition', NULL) $$;
+COMMENT ON FUNCTION order_flow.transition IS
+    'Move one order to a new state: validated, stamped, audited and broadcast like a plain UPDATE';
+
+CREATE FUNCTION order_flow.import_transition(tbl regclass, order_key text, to_state text,
+                                             occurred_at timestamptz, details jsonb DEFAULT '{}')
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF occurred_at IS NULL THEN
+        RAISE EXCEPTION 'occurred_at must not be null' USING ERRCODE = '22004';
+    END IF;
+    PERFORM order_flow._move(tbl, order_key, to_state, NULL, details, 'import', occurred_at);
+END
+$$;
+COMMENT ON FUNCTION order_flow.import_transition IS
+    'Back-date a validated transition from an old system: audited as import, no notifications';
+
+CREATE FUNCTION order_flow.allowed_transitions(tbl regclass, order_key text)
+RETURNS TABLE (to_state text, notify text[], reason_required boolean, exception_type text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH o AS (
+        SELECT t.workflow, t.state, t.held_from
+          FROM order_flow.tracked_order t
+          JOIN order_flow.managed_table m ON m.tbl = t.tbl
+         WHERE t.order_key = allowed_transitions.order_key AND m.relid = allowed_transitions.tbl
+    ), me AS (
+        SELECT array_agg(department) AS depts FROM order_flow.member
+         WHERE actor = order_flow.current_actor()
+    ), edges AS (
+        SELECT r.to_state, r.notify, r.reason_required, r.exception_type, r.performed_by
+          FROM o JOIN order_flow.transition_rule r
+            ON r.workflow = o.workflow AND r.from_state = o.state
+        UNION
+        SELECT o.held_from, NULL, false, NULL, h.performed_by
+          FROM o JOIN order_flow.state s ON s.workflow = o.workflow AND s.state = o.state
+          JOIN order_flow.transition_rule h
+            ON h.workflow = o.workflow AND h.from_state = o.held_from AND h.to_state = o.state
+         WHERE s.resumes_to_origin AND o.held_from IS NOT NULL
+    )
+    SELECT e.to_state, e.notify, e.reason_required, e.exception_type
+      FROM edges e, me
+     WHERE e.performed_by IS NULL OR order_flow.is_admin() OR e.performed_by && me.depts
+     ORDER BY order_flow.status_from_text(e.to_state)
+$$;
+COMMENT ON FUNCTION order_flow.allowed_transitions IS
+    'The next states the current actor may take for this order (for user interfaces)';
+
+/*
+ * record(): business facts that are not status changes (payments, service
+ * requests, complaints, exceptions) enter the order's audit chain.
+ */
+CREATE FUNCTION order_flow.record(order_key text, kind text, details jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    st text;
+BEGIN
+    IF order_key IS NULL OR kind IS NULL OR details IS NULL THEN
+        RAISE EXCEPTION 'order key, kind and details must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF kind NOT IN ('payment', 'service_request', 'complaint', 'exception', 'note') THEN
+        RAISE EXCEPTION 'unknown record kind "%"', kind USING ERRCODE = '22023',
+            HINT = 'Use payment, service_request, complaint, exception or note.';
+    END IF;
+    IF jsonb_typeof(details) <> 'object' THEN
+        RAISE EXCEPTION 'details must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    IF octet_length(details::text) > 65536 THEN
+        RAISE EXCEPTION 'details are too large (% bytes, at most 65536)', octet_length(details::text)
+            USING ERRCODE = '54000';
+    END IF;
+    IF kind = 'exception' AND coalesce(details->>'exception_type', '') = '' THEN
+        RAISE EXCEPTION 'an exception record needs details.exception_type' USING ERRCODE = '22023';
+    END IF;
+    IF kind = 'payment' AND (jsonb_typeof(details->'amount') IS DISTINCT FROM 'number') THEN
+        RAISE EXCEPTION 'a payment record needs a numeric details.amount' USING ERRCODE = '22023';
+    END IF;
+    SELECT t.state INTO st FROM order_flow.tracked_order t
+     WHERE t.order_key = record.order_key AND t.tbl IS NOT NULL;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'order % is not tracked', order_key USING ERRCODE = 'P0002';
+    END IF;
+    RETURN order_flow._append_event(order_key, kind, st, st, details, NULL);
+END
+$$;
+COMMENT ON FUNCTION order_flow.record IS
+    'Record a business fact (payment, service_request, complaint, exception, note) in the order''s audit chain';
+
+/* ------------------------------------------------------------------ */
+/* Privileges: PUBLIC gets what it needs and nothing else.             */
+/* ------------------------------------------------------------------ */
+
+REVOKE ALL ON ALL TABLES IN SCHEMA order_flow FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA order_flow FROM PUBLIC;
+REVOKE ALL ON ALL SEQUENCES IN SCHEMA order_flow FROM PUBLIC;
+GRANT USAGE ON SCHEMA order_flow TO PUBLIC;
+
+GRANT EXECUTE ON FUNCTION
+    order_flow.status_in(cstring), order_flow.status_out(order_flow.status),
+    order_flow.status_recv(internal), order_flow.status_send(order_flow.status),
+    order_flow.status_eq(order_flow.status, order_flow.status),
+    order_flow.status_ne(order_flow.status, order_flow.status),
+    order_flow.status_lt(order_flow.status, order_flow.status),
+    order_flow.status_le(order_flow.status, order_flow.status),
+    order_flow.status_gt(order_flow.status, order_flow.status),
+    order_flow.status_ge(order_flow.status, order_flow.status),
+    order_flow.status_cmp(order_flow.status, order_flow.status),
+    order_flow.status_hash(order_flow.status),
+    order_flow.status_hash_extended(order_flow.status, bigint),
+    order_flow.status_to_text(order_flow.status), order_flow.status_from_text(text),
+    order_flow.status_position(order_flow.status),
+    order_flow.current_actor(), order_flow.is_admin(),
+    order_flow.transition(regclass, text, text, text, jsonb),
+    order_flow._move(regclass, text, text, text, jsonb, text, timestamptz),
+    order_flow._set_context(text, text, text, jsonb, timestamptz),
+    order_flow._take_context_result(),
+    order_flow.allowed_transitions(regclass, text)
+TO PUBLIC;
+
+GRANT SELECT ON order_flow.status_label, order_flow.workflow, order_flow.state,
+    order_flow.transition_rule, order_flow.department, order_flow.calendar,
+    order_flow.calendar_hours, order_flow.calendar_holiday
+TO PUBLIC;
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON order_flow.calendar, order_flow.calendar_hours,
+    order_flow.calendar_holiday, order_flow.workflow, order_flow.department, order_flow.state,
+    order_flow.transition_rule, order_flow.member, order_flow.escalation_policy,
+    order_flow.reminder_policy, order_flow.managed_table
+TO order_flow_admin;
+GRANT SELECT, INSERT ON order_flow.status_label TO order_flow_admin;
+GRANT SELECT, INSERT, UPDATE ON order_flow.tracked_order TO order_flow_admin;
+GRANT SELECT ON order_flow.audit_log, order_flow.notification, order_flow.outbox,
+    order_flow.refused_attempt TO order_flow_admin;
+GRANT EXECUTE ON FUNCTION
+    order_flow.manage(regclass, name, name, text, name, name[]),
+    order_flow.unmanage(regclass),
+    order_flow.import_transition(regclass, text, text, timestamptz, jsonb),
+    order_flow.record(text, text, jsonb),
+    order_flow.verify_audit(text),
+    order_flow.validate_workflow(text),
+    order_flow.create_status(text, text, text),
+    order_flow.event_hash(bytea, text, bigint, text, text, text, text, text, timestamptz, timestamptz, jsonb)
+TO order_flow_admin;
+
+/* The owner appends; nobody rewrites history. */
+REVOKE UPDATE, DELETE, TRUNCATE ON order_flow.audit_log FROM CURRENT_USER;
+
+/* pg_dump keeps configuration, tracking and history. */
+SELECT pg_catalog.pg_extension_config_dump('order_flow.status_label', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.calendar', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.calendar_hours', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.calendar_holiday', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.workflow', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.department', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.state', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.transition_rule', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.member', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.escalation_policy', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.reminder_policy', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.managed_table', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.tracked_order', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.audit_log', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.audit_log_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.notification', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.notification_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.outbox', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.outbox_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.refused_attempt', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.refused_attempt_id_seq', '');

@@ -1,0 +1,474 @@
+/*-------------------------------------------------------------------------
+ *
+ * audit.c
+ *	  The tamper-evident audit log: event hashing, appending non-transition
+ *	  events, verification, and the append-only guard.
+ *
+ * Each event carries the SHA-256 of the previous event of the same order,
+ * so chains are per order: concurrent orders never contend, and chains
+ * survive sharding by order key.  The head of each chain (last sequence
+ * number and hash) lives in order_flow.tracked_order; appending locks that
+ * row, which serialises appends to one order.
+ *
+ * The hash covers every column a reader relies on, each field length-
+ * prefixed so no two events encode alike: previous hash, order key,
+ * sequence, action, states, actor, database user, both timestamps (as
+ * internal microseconds) and the details in jsonb's canonical text form.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "commands/trigger.h"
+#include "common/cryptohash.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "port/pg_bswap.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "order_flow.h"
+
+static void
+hash_bytes(pg_cryptohash_ctx *ctx, const void *data, int32 len)
+{
+	uint32		be = pg_hton32((uint32) len);
+
+	if (pg_cryptohash_update(ctx, (const uint8 *) &be, sizeof(be)) < 0 ||
+		(len > 0 && pg_cryptohash_update(ctx, data, len) < 0))
+		elog(ERROR, "could not update SHA-256 context");
+}
+
+static void
+hash_str(pg_cryptohash_ctx *ctx, const char *s)
+{
+	if (s == NULL)
+		hash_bytes(ctx, NULL, -1);
+	else
+		hash_bytes(ctx, s, strlen(s));
+}
+
+static void
+hash_int64(pg_cryptohash_ctx *ctx, int64 v)
+{
+	uint64		be = pg_hton64((uint64) v);
+
+	hash_bytes(ctx, &be, sizeof(be));
+}
+
+/*
+ * of_event_hash: SHA-256 of one event, chained to ev->prev_hash.
+ */
+void
+of_event_hash(const OfEvent *ev, uint8 *out)
+{
+	pg_cryptohash_ctx *ctx = pg_cryptohash_create(PG_SHA256);
+
+	if (ctx == NULL || pg_cryptohash_init(ctx) < 0)
+		elog(ERROR, "could not initialise SHA-256 context");
+	hash_bytes(ctx, "order_flow/1", 12);
+	if (ev->prev_hash)
+		hash_bytes(ctx, ev->prev_hash, ev->prev_hash_len);
+	else
+		hash_bytes(ctx, NULL, -1);
+	hash_str(ctx, ev->order_key);
+	hash_int64(ctx, ev->seq);
+	hash_str(ctx, ev->action);
+	hash_str(ctx, ev->from_state);
+	hash_str(ctx, ev->to_state);
+	hash_str(ctx, ev->actor);
+	hash_str(ctx, ev->db_user);
+	hash_int64(ctx, ev->occurred_at);
+	hash_int64(ctx, ev->recorded_at);
+	hash_str(ctx, ev->details);
+	if (pg_cryptohash_final(ctx, out, OF_HASH_LEN) < 0)
+		elog(ERROR, "could not finalise SHA-256 context");
+	pg_cryptohash_free(ctx);
+}
+
+static bytea *
+hash_to_bytea(const uint8 *h)
+{
+	bytea	   *b = palloc(VARHDRSZ + OF_HASH_LEN);
+
+	SET_VARSIZE(b, VARHDRSZ + OF_HASH_LEN);
+	memcpy(VARDATA(b), h, OF_HASH_LEN);
+	return b;
+}
+
+static char *
+arg_text(FunctionCallInfo fcinfo, int n)
+{
+	return PG_ARGISNULL(n) ? NULL : text_to_cstring(PG_GETARG_TEXT_PP(n));
+}
+
+PG_FUNCTION_INFO_V1(order_flow_event_hash);
+
+/*
+ * order_flow.event_hash(...): the hash of one event, for independent
+ * verification from SQL.
+ */
+Datum
+order_flow_event_hash(PG_FUNCTION_ARGS)
+{
+	OfEvent		ev;
+	uint8		h[OF_HASH_LEN];
+	bytea	   *prev = PG_ARGISNULL(0) ? NULL : PG_GETARG_BYTEA_PP(0);
+
+	if (PG_ARGISNULL(2) || PG_ARGISNULL(8) || PG_ARGISNULL(9))
+		PG_RETURN_NULL();
+	ev.prev_hash = prev ? (uint8 *) VARDATA_ANY(prev) : NULL;
+	ev.prev_hash_len = prev ? VARSIZE_ANY_EXHDR(prev) : 0;
+	ev.order_key = arg_text(fcinfo, 1);
+	ev.seq = PG_GETARG_INT64(2);
+	ev.action = arg_text(fcinfo, 3);
+	ev.from_state = arg_text(fcinfo, 4);
+	ev.to_state = arg_text(fcinfo, 5);
+	ev.actor = arg_text(fcinfo, 6);
+	ev.db_user = arg_text(fcinfo, 7);
+	ev.occurred_at = PG_GETARG_TIMESTAMPTZ(8);
+	ev.recorded_at = PG_GETARG_TIMESTAMPTZ(9);
+	ev.details = PG_ARGISNULL(10) ? NULL :
+		JsonbToCString(NULL, &PG_GETARG_JSONB_P(10)->root, VARSIZE(PG_GETARG_JSONB_P(10)));
+	of_event_hash(&ev, h);
+	PG_RETURN_BYTEA_P(hash_to_bytea(h));
+}
+
+/*
+ * order_flow._append_event(order_key, action, from, to, details, occurred_at)
+ *
+ * Appends one non-transition event (a business fact, a config change, an
+ * acknowledgement, an escalation) to the order's chain and returns its
+ * audit id.  Pseudo orders ('order_flow:...') get their chain head created
+ * on first use.  Not granted to PUBLIC: only the extension's own SECURITY
+ * DEFINER functions call it.
+ */
+PG_FUNCTION_INFO_V1(order_flow_append_event);
+
+static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr append_plan = NULL;
+static SPIPlanPtr head_plan = NULL;
+
+Datum
+order_flow_append_event(PG_FUNCTION_ARGS)
+{
+	OfEvent		ev;
+	uint8		h[OF_HASH_LEN];
+	Jsonb	   *details;
+	bytea	   *prev = NULL;
+	bool		isnull;
+	Datum		values[12];
+	char		nulls[12];
+	int64		id;
+	MemoryContext caller = CurrentMemoryContext;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("order key and action must not be null")));
+	details = PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4);
+
+	ev.order_key = arg_text(fcinfo, 0);
+	ev.action = arg_text(fcinfo, 1);
+	ev.from_state = arg_text(fcinfo, 2);
+	ev.to_state = arg_text(fcinfo, 3);
+	ev.actor = of_current_actor();
+	ev.db_user = of_db_user();
+	ev.recorded_at = GetCurrentTimestamp();
+	ev.occurred_at = PG_ARGISNULL(5) ? ev.recorded_at : PG_GETARG_TIMESTAMPTZ(5);
+	if (details == NULL)
+		details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	ev.details = JsonbToCString(NULL, &details->root, VARSIZE(details));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	if (strncmp(ev.order_key, "order_flow:", 11) == 0)
+	{
+		if (head_plan == NULL)
+		{
+			Oid			t[1] = {TEXTOID};
+
+			head_plan = SPI_prepare("INSERT INTO order_flow.tracked_order (order_key) VALUES ($1)"
+									" ON CONFLICT (order_key) DO NOTHING", 1, t);
+			if (head_plan == NULL || SPI_keepplan(head_plan))
+				elog(ERROR, "could not prepare chain head plan");
+		}
+		values[0] = CStringGetTextDatum(ev.order_key);
+		if (SPI_execute_plan(head_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+			elog(ERROR, "could not create chain head");
+	}
+
+	if (lock_plan == NULL)
+	{
+		Oid			t[1] = {TEXTOID};
+
+		lock_plan = SPI_prepare("SELECT last_seq, last_hash FROM order_flow.tracked_order"
+								" WHERE order_key OPERATOR(pg_catalog.=) $1 FOR UPDATE", 1, t);
+		if (lock_plan == NULL || SPI_keepplan(lock_plan))
+			elog(ERROR, "could not prepare chain lock plan");
+	}
+	values[0] = CStringGetTextDatum(ev.order_key);
+	if (SPI_execute_plan(lock_plan, values, NULL, false, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not lock chain head");
+	if (SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("order %s is not tracked", ev.order_key)));
+	ev.seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) + 1;
+	{
+		Datum		p = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
+
+		if (!isnull)
+			prev = DatumGetByteaPCopy(p);
+	}
+	ev.prev_hash = prev ? (uint8 *) VARDATA_ANY(prev) : NULL;
+	ev.prev_hash_len = prev ? VARSIZE_ANY_EXHDR(prev) : 0;
+	of_event_hash(&ev, h);
+
+	if (append_plan == NULL)
+	{
+		Oid			t[12] = {TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+		TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, BYTEAOID, BYTEAOID};
+
+		append_plan = SPI_prepare(
+								  "WITH a AS (INSERT INTO order_flow.audit_log (order_key, seq, action, from_state,"
+								  " to_state, actor, db_user, occurred_at, recorded_at, details, prev_hash, hash)"
+								  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id)"
+								  " UPDATE order_flow.tracked_order SET last_seq = $2, last_hash = $12,"
+								  " last_occurred_at = GREATEST(last_occurred_at, $8)"
+								  " WHERE order_key OPERATOR(pg_catalog.=) $1 RETURNING (SELECT id FROM a)",
+								  12, t);
+		if (append_plan == NULL || SPI_keepplan(append_plan))
+			elog(ERROR, "could not prepare append plan");
+	}
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = CStringGetTextDatum(ev.order_key);
+	values[1] = Int64GetDatum(ev.seq);
+	values[2] = CStringGetTextDatum(ev.action);
+	values[3] = ev.from_state ? CStringGetTextDatum(ev.from_state) : (nulls[3] = 'n', (Datum) 0);
+	values[4] = ev.to_state ? CStringGetTextDatum(ev.to_state) : (nulls[4] = 'n', (Datum) 0);
+	values[5] = CStringGetTextDatum(ev.actor);
+	values[6] = CStringGetTextDatum(ev.db_user);
+	values[7] = TimestampTzGetDatum(ev.occurred_at);
+	values[8] = TimestampTzGetDatum(ev.recorded_at);
+	values[9] = JsonbPGetDatum(details);
+	values[10] = prev ? PointerGetDatum(prev) : (nulls[10] = 'n', (Datum) 0);
+	values[11] = PointerGetDatum(hash_to_bytea(h));
+	if (SPI_execute_plan(append_plan, values, nulls, false, 0) != SPI_OK_UPDATE_RETURNING ||
+		SPI_processed != 1)
+		elog(ERROR, "could not append audit event");
+	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	MemoryContextSwitchTo(caller);
+	PG_RETURN_INT64(id);
+}
+
+/*
+ * order_flow.verify_audit(order_key DEFAULT NULL)
+ *
+ * Walks every chain (or one) in (order_key, seq) order with a cursor,
+ * recomputes each hash and checks each link; then checks that each chain
+ * ends where its head in tracked_order says it does (a deleted tail is a
+ * problem too).  Returns one row per problem.
+ */
+PG_FUNCTION_INFO_V1(order_flow_verify_audit);
+
+static void
+emit(Tuplestorestate *ts, TupleDesc desc, const char *key, int64 id, bool has_id,
+	 const char *problem)
+{
+	Datum		v[3];
+	bool		n[3] = {false, !has_id, false};
+
+	v[0] = CStringGetTextDatum(key);
+	v[1] = Int64GetDatum(id);
+	v[2] = CStringGetTextDatum(problem);
+	tuplestore_putvalues(ts, desc, v, n);
+}
+
+Datum
+order_flow_verify_audit(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Tuplestorestate *ts;
+	TupleDesc	desc;
+	MemoryContext per_row;
+	MemoryContext oldcxt;
+	Portal		portal;
+	SPIPlanPtr	plan;
+	Oid			argt[1] = {TEXTOID};
+	Datum		argv[1];
+	char		argn[1];
+	char		cur_key[1024] = "";
+	bool		cur_key_long = false;
+	uint8		last_hash[OF_HASH_LEN];
+	bool		have_last = false;
+	int64		expect_seq = 1;
+	int			ret;
+
+	InitMaterializedSRF(fcinfo, 0);
+	ts = rsinfo->setResult;
+	desc = rsinfo->setDesc;
+
+	argn[0] = PG_ARGISNULL(0) ? 'n' : ' ';
+	argv[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	per_row = AllocSetContextCreate(CurrentMemoryContext, "verify_audit row",
+									ALLOCSET_DEFAULT_SIZES);
+
+	plan = SPI_prepare("SELECT order_key, id, seq, action, from_state, to_state, actor, db_user,"
+					   " occurred_at, recorded_at, details::text, prev_hash, hash"
+					   " FROM order_flow.audit_log"
+					   " WHERE $1 IS NULL OR order_key OPERATOR(pg_catalog.=) $1"
+					   " ORDER BY order_key, seq, id", 1, argt);
+	if (plan == NULL)
+		elog(ERROR, "could not prepare verification query");
+	portal = SPI_cursor_open(NULL, plan, argv, argn, true);
+
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 10000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[i];
+			TupleDesc	td = SPI_tuptable->tupdesc;
+			bool		isnull;
+			bool		seq_null;
+			bool		ph_null;
+			bool		h_null;
+			OfEvent		ev;
+			uint8		h[OF_HASH_LEN];
+			char	   *key;
+			int64		id;
+			bytea	   *ph;
+			bytea	   *hh;
+			Datum		d;
+
+			oldcxt = MemoryContextSwitchTo(per_row);
+			key = TextDatumGetCString(SPI_getbinval(tup, td, 1, &isnull));
+			id = DatumGetInt64(SPI_getbinval(tup, td, 2, &isnull));
+			if (cur_key_long || strcmp(key, cur_key) != 0)
+			{
+				strlcpy(cur_key, key, sizeof(cur_key));
+				cur_key_long = strlen(key) >= sizeof(cur_key);
+				have_last = false;
+				expect_seq = 1;
+			}
+			d = SPI_getbinval(tup, td, 3, &seq_null);
+			ev.seq = seq_null ? 0 : DatumGetInt64(d);
+			ev.order_key = key;
+#define OPT_TEXT(col) (d = SPI_getbinval(tup, td, col, &isnull), isnull ? NULL : TextDatumGetCString(d))
+			ev.action = OPT_TEXT(4);
+			ev.from_state = OPT_TEXT(5);
+			ev.to_state = OPT_TEXT(6);
+			ev.actor = OPT_TEXT(7);
+			ev.db_user = OPT_TEXT(8);
+			ev.occurred_at = DatumGetTimestampTz(SPI_getbinval(tup, td, 9, &isnull));
+			ev.recorded_at = DatumGetTimestampTz(SPI_getbinval(tup, td, 10, &isnull));
+			ev.details = OPT_TEXT(11);
+#undef OPT_TEXT
+			d = SPI_getbinval(tup, td, 12, &ph_null);
+			ph = ph_null ? NULL : DatumGetByteaPP(d);
+			d = SPI_getbinval(tup, td, 13, &h_null);
+			hh = h_null ? NULL : DatumGetByteaPP(d);
+
+			if (seq_null || ev.seq != expect_seq)
+				emit(ts, desc, key, id, true,
+					 seq_null ? "event has no sequence number" :
+					 psprintf("sequence %lld where %lld was expected",
+							  (long long) ev.seq, (long long) expect_seq));
+			if (!have_last ? ph != NULL :
+				(ph == NULL || VARSIZE_ANY_EXHDR(ph) != OF_HASH_LEN ||
+				 memcmp(VARDATA_ANY(ph), last_hash, OF_HASH_LEN) != 0))
+				emit(ts, desc, key, id, true,
+					 "broken link: prev_hash does not match the previous event's hash");
+
+			ev.prev_hash = ph ? (uint8 *) VARDATA_ANY(ph) : NULL;
+			ev.prev_hash_len = ph ? VARSIZE_ANY_EXHDR(ph) : 0;
+			of_event_hash(&ev, h);
+			if (hh == NULL || VARSIZE_ANY_EXHDR(hh) != OF_HASH_LEN ||
+				memcmp(VARDATA_ANY(hh), h, OF_HASH_LEN) != 0)
+				emit(ts, desc, key, id, true, "bad hash: the event's content does not match its hash");
+
+			if (hh && VARSIZE_ANY_EXHDR(hh) == OF_HASH_LEN)
+			{
+				memcpy(last_hash, VARDATA_ANY(hh), OF_HASH_LEN);
+				have_last = true;
+			}
+			else
+				have_last = false;
+			expect_seq = (seq_null ? expect_seq : ev.seq) + 1;
+			MemoryContextSwitchTo(oldcxt);
+			MemoryContextReset(per_row);
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+
+	/* chain heads: the last event must be where tracked_order says */
+	ret = SPI_execute_with_args(
+								"SELECT t.order_key, t.last_seq, a.seq, t.last_hash IS NOT DISTINCT FROM a.hash"
+								"  FROM order_flow.tracked_order t"
+								"  LEFT JOIN LATERAL (SELECT seq, hash FROM order_flow.audit_log l"
+								"        WHERE l.order_key OPERATOR(pg_catalog.=) t.order_key"
+								"        ORDER BY seq DESC NULLS LAST LIMIT 1) a ON true"
+								" WHERE ($1 IS NULL OR t.order_key OPERATOR(pg_catalog.=) $1)"
+								"   AND (t.last_seq OPERATOR(pg_catalog.<>) COALESCE(a.seq, 0)"
+								"        OR t.last_hash IS DISTINCT FROM a.hash)"
+								" ORDER BY 1",
+								1, argt, argv, argn, true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not check chain heads");
+	for (uint64 i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	td = SPI_tuptable->tupdesc;
+		bool		isnull;
+		char	   *key = TextDatumGetCString(SPI_getbinval(tup, td, 1, &isnull));
+		int64		head = DatumGetInt64(SPI_getbinval(tup, td, 2, &isnull));
+
+		emit(ts, desc, key, 0, false,
+			 psprintf("chain head says %lld events; the log ends elsewhere (events missing or added at the end)",
+					  (long long) head));
+	}
+	SPI_finish();
+	return (Datum) 0;
+}
+
+PG_FUNCTION_INFO_V1(order_flow_audit_guard);
+
+/*
+ * order_flow._audit_guard(): refuses UPDATE, DELETE and TRUNCATE of the
+ * audit log for every role, the owner included.
+ */
+Datum
+order_flow_audit_guard(PG_FUNCTION_ARGS)
+{
+	TriggerData *td = (TriggerData *) fcinfo->context;
+	const char *op = "modify";
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("order_flow._audit_guard() must be called as a trigger")));
+	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
+		op = "UPDATE";
+	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		op = "DELETE";
+	else if (TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+		op = "TRUNCATE";
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("%s of %s is not allowed: the audit log is append-only", op,
+					RelationGetRelationName(td->tg_relation)),
+			 errdetail("Events are appended by the order_flow functions and never rewritten.")));
+	return PointerGetDatum(NULL);
+}

@@ -1,0 +1,381 @@
+/*-------------------------------------------------------------------------
+ *
+ * catalog.c
+ *	  Backend-local cache of the workflow catalogue: states, edges and
+ *	  department membership, so the transition hot path runs no catalogue
+ *	  query per row.
+ *
+ * The cache is built with three SPI queries on first use and lives in its
+ * own memory context under CacheMemoryContext.  Invalidation: every
+ * configuration table has a statement trigger (order_flow._config_changed)
+ * that registers a relcache invalidation of the sentinel relation
+ * order_flow.workflow.  At commit, every backend receives it through the
+ * relcache callback below and marks the cache stale; the next use rebuilds
+ * it.  The changing backend sees its own change at the next command.
+ *
+ * Keys are "workflow\x1fstate" and "workflow\x1ffrom\x1fto"; configuration
+ * names are restricted to [a-z0-9_] so the separator cannot occur in them.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/namespace.h"
+#include "commands/trigger.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+
+#include "order_flow.h"
+
+typedef struct OfMember
+{
+	char		actor[NAMEDATALEN * 2];
+	List	   *departments;	/* char * */
+} OfMember;
+
+static MemoryContext cache_cxt = NULL;
+static bool cache_valid = false;
+static Oid	sentinel_relid = InvalidOid;
+static HTAB *workflows = NULL;
+static HTAB *states = NULL;
+static HTAB *edges = NULL;
+static HTAB *members = NULL;
+
+static const char *const stamp_names[] = {
+	NULL, "contract_signed", "warehouse_confirmed", "finance_approved", "shipped"
+};
+
+const char *
+of_stamp_name(OfStamp stamp)
+{
+	return stamp_names[stamp];
+}
+
+static void
+invalidate_callback(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == sentinel_relid)
+	{
+		cache_valid = false;
+		if (relid == InvalidOid)
+			sentinel_relid = InvalidOid;
+		of_status_cache_reset();
+	}
+}
+
+void
+of_catalog_init(void)
+{
+	CacheRegisterRelcacheCallback(invalidate_callback, (Datum) 0);
+}
+
+Oid
+of_sentinel_relid(void)
+{
+	if (!OidIsValid(sentinel_relid))
+	{
+		Oid			nsp = get_namespace_oid(OF_SCHEMA, true);
+
+		if (OidIsValid(nsp))
+			sentinel_relid = get_relname_relid("workflow", nsp);
+	}
+	return sentinel_relid;
+}
+
+static bool
+make_key(char *key, const char *a, const char *b, const char *c)
+{
+	if (strlen(a) >= OF_NAME_MAX || (b && strlen(b) >= OF_NAME_MAX) ||
+		(c && strlen(c) >= OF_NAME_MAX))
+		return false;
+	memset(key, 0, OF_KEY_MAX);
+	if (c)
+		snprintf(key, OF_KEY_MAX, "%s\x1f%s\x1f%s", a, b, c);
+	else if (b)
+		snprintf(key, OF_KEY_MAX, "%s\x1f%s", a, b);
+	else
+		snprintf(key, OF_KEY_MAX, "%s", a);
+	return true;
+}
+
+static HTAB *
+new_hash(const char *name, Size keysize, Size entrysize)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = keysize;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = cache_cxt;
+	return hash_create(name, 64, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
+static char *
+col_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+static int
+col_text_array(HeapTuple tup, TupleDesc desc, int col, char ***out)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n;
+	int			k = 0;
+
+	*out = NULL;
+	if (isnull)
+		return 0;
+	deconstruct_array(DatumGetArrayTypeP(d), TEXTOID, -1, false, TYPALIGN_INT,
+					  &elems, &nulls, &n);
+	if (n == 0)
+		return 0;
+	*out = palloc(sizeof(char *) * n);
+	for (int i = 0; i < n; i++)
+		if (!nulls[i])
+			(*out)[k++] = TextDatumGetCString(elems[i]);
+	return k;
+}
+
+/*
+ * load_cache: read the catalogue through SPI.  Called inside a transaction;
+ * runs its own SPI connection so it can be called from anywhere.
+ */
+static void
+load_cache(void)
+{
+	MemoryContext old;
+	int			ret;
+	uint64		i;
+
+	if (cache_cxt == NULL)
+		cache_cxt = AllocSetContextCreate(CacheMemoryContext, "order_flow catalogue",
+										  ALLOCSET_DEFAULT_SIZES);
+	cache_valid = false;
+	MemoryContextReset(cache_cxt);
+	workflows = states = edges = members = NULL;
+	(void) of_sentinel_relid();
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	old = MemoryContextSwitchTo(cache_cxt);
+	workflows = new_hash("order_flow workflows", OF_KEY_MAX, sizeof(OfWorkflow));
+	states = new_hash("order_flow states", OF_KEY_MAX, sizeof(OfState));
+	edges = new_hash("order_flow edges", OF_KEY_MAX, sizeof(OfEdge));
+	members = new_hash("order_flow members", NAMEDATALEN * 2, sizeof(OfMember));
+	MemoryContextSwitchTo(old);
+
+	ret = SPI_execute("SELECT s.workflow, s.state, s.category, s.resumes_to_origin, s.stamps"
+					  "  FROM order_flow.state s"
+					  "  JOIN order_flow.status_label l ON l.label OPERATOR(pg_catalog.=) s.state"
+					  " ORDER BY l.sort_position", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read order_flow.state");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *wf = col_text(tup, desc, 1);
+		char	   *st = col_text(tup, desc, 2);
+		char	   *cat = col_text(tup, desc, 3);
+		char	   *stamp = col_text(tup, desc, 5);
+		bool		isnull;
+		char		key[OF_KEY_MAX];
+		OfState    *s;
+		OfWorkflow *w;
+		bool		found;
+
+		if (!make_key(key, wf, st, NULL))
+			continue;
+		s = hash_search(states, key, HASH_ENTER, NULL);
+		strlcpy(s->name, st, OF_NAME_MAX);
+		s->category = cat[0];
+		s->resumes_to_origin = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		s->stamp = OF_STAMP_NONE;
+		for (int k = 1; stamp && k <= OF_STAMP_SHIPPED; k++)
+			if (strcmp(stamp, stamp_names[k]) == 0)
+				s->stamp = (OfStamp) k;
+		s->next_states = NIL;
+
+		make_key(key, wf, NULL, NULL);
+		w = hash_search(workflows, key, HASH_ENTER, &found);
+		if (!found)
+			w->initial[0] = '\0';
+		if (s->category == 'i')
+			strlcpy(w->initial, st, OF_NAME_MAX);
+	}
+
+	ret = SPI_execute("SELECT r.workflow, r.from_state, r.to_state, r.notify, r.ack_within,"
+					  "       r.performed_by, r.reason_required, r.exception_type"
+					  "  FROM order_flow.transition_rule r"
+					  "  JOIN order_flow.status_label l ON l.label OPERATOR(pg_catalog.=) r.to_state"
+					  " ORDER BY l.sort_position", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read order_flow.transition_rule");
+	old = MemoryContextSwitchTo(cache_cxt);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *wf = col_text(tup, desc, 1);
+		char	   *from = col_text(tup, desc, 2);
+		char	   *to = col_text(tup, desc, 3);
+		char		key[OF_KEY_MAX];
+		bool		isnull;
+		OfEdge	   *e;
+		OfState    *s;
+
+		if (!make_key(key, wf, from, to))
+			continue;
+		e = hash_search(edges, key, HASH_ENTER, NULL);
+		e->nnotify = col_text_array(tup, desc, 4, &e->notify);
+		e->ack_within = *DatumGetIntervalP(SPI_getbinval(tup, desc, 5, &isnull));
+		e->nperformers = col_text_array(tup, desc, 6, &e->performed_by);
+		e->reason_required = DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull));
+		e->exception_type = col_text(tup, desc, 8);
+
+		make_key(key, wf, from, NULL);
+		s = hash_search(states, key, HASH_FIND, NULL);
+		if (s)
+			s->next_states = lappend(s->next_states, pstrdup(to));
+	}
+	MemoryContextSwitchTo(old);
+
+	ret = SPI_execute("SELECT actor, department FROM order_flow.member", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read order_flow.member");
+	old = MemoryContextSwitchTo(cache_cxt);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *actor = col_text(tup, desc, 1);
+		char	   *dept = col_text(tup, desc, 2);
+		OfMember   *m;
+		bool		found;
+
+		if (strlen(actor) >= NAMEDATALEN * 2)
+			continue;
+		m = hash_search(members, actor, HASH_ENTER, &found);
+		if (!found)
+			m->departments = NIL;
+		m->departments = lappend(m->departments, pstrdup(dept));
+	}
+	MemoryContextSwitchTo(old);
+
+	SPI_finish();
+	cache_valid = true;
+}
+
+static inline void
+ensure_cache(void)
+{
+	if (!cache_valid)
+		load_cache();
+}
+
+OfWorkflow *
+of_workflow(const char *workflow)
+{
+	char		key[OF_KEY_MAX];
+
+	ensure_cache();
+	if (!make_key(key, workflow, NULL, NULL))
+		return NULL;
+	return hash_search(workflows, key, HASH_FIND, NULL);
+}
+
+OfState *
+of_state(const char *workflow, const char *state)
+{
+	char		key[OF_KEY_MAX];
+
+	ensure_cache();
+	if (!make_key(key, workflow, state, NULL))
+		return NULL;
+	return hash_search(states, key, HASH_FIND, NULL);
+}
+
+OfEdge *
+of_edge(const char *workflow, const char *from, const char *to)
+{
+	char		key[OF_KEY_MAX];
+
+	ensure_cache();
+	if (!make_key(key, workflow, from, to))
+		return NULL;
+	return hash_search(edges, key, HASH_FIND, NULL);
+}
+
+/*
+ * of_actor_in: is actor a member of any of the n departments?
+ */
+bool
+of_actor_in(const char *actor, char **departments, int n)
+{
+	OfMember   *m;
+	ListCell   *lc;
+
+	ensure_cache();
+	if (strlen(actor) >= NAMEDATALEN * 2)
+		return false;
+	m = hash_search(members, actor, HASH_FIND, NULL);
+	if (m == NULL)
+		return false;
+	foreach(lc, m->departments)
+	{
+		for (int i = 0; i < n; i++)
+			if (strcmp((char *) lfirst(lc), departments[i]) == 0)
+				return true;
+	}
+	return false;
+}
+
+/*
+ * of_string_array_text: "a, b, c" for messages.
+ */
+char *
+of_string_array_text(char **items, int n)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	for (int i = 0; i < n; i++)
+		appendStringInfo(&buf, "%s%s", i ? ", " : "", items[i]);
+	return buf.data;
+}
+
+PG_FUNCTION_INFO_V1(order_flow_config_changed);
+
+/*
+ * order_flow._config_changed(): statement trigger on every configuration
+ * table; tells every backend (at commit) to rebuild its cache.
+ */
+Datum
+order_flow_config_changed(PG_FUNCTION_ARGS)
+{
+	Oid			sentinel;
+
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("order_flow._config_changed() must be called as a trigger")));
+	sentinel = of_sentinel_relid();
+	if (OidIsValid(sentinel))
+		CacheInvalidateRelcacheByRelid(sentinel);
+	cache_valid = false;
+	return PointerGetDatum(NULL);
+}

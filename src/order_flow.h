@@ -1,0 +1,108 @@
+/*-------------------------------------------------------------------------
+ *
+ * order_flow.h
+ *	  Declarations shared by the C files of the order_flow extension.
+ *
+ * Each file owns one concern: order_flow.c (module init, settings),
+ * status.c (the status type), catalog.c (the workflow cache), rights.c
+ * (actors, admins, the extension owner), transition.c (the trigger and the
+ * transition context), audit.c (hash chain, append, verify, guard).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef ORDER_FLOW_H
+#define ORDER_FLOW_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "nodes/pg_list.h"
+#include "utils/jsonb.h"
+
+#define OF_SCHEMA			"order_flow"
+#define OF_NAME_MAX			64		/* workflow, state and department names */
+#define OF_KEY_MAX			(3 * OF_NAME_MAX)
+#define OF_HASH_LEN			32		/* SHA-256 */
+
+/* order_flow.c */
+extern char *of_actor_setting;
+extern char *of_reason_setting;
+extern bool of_preloaded;
+
+/* rights.c */
+extern char *of_current_actor(void);
+extern bool of_is_admin(void);
+extern Oid	of_extension_owner(void);
+extern char *of_db_user(void);
+
+/* catalog.c: the cached workflow graph */
+typedef enum OfStamp
+{
+	OF_STAMP_NONE = 0,
+	OF_STAMP_CONTRACT_SIGNED,
+	OF_STAMP_WAREHOUSE_CONFIRMED,
+	OF_STAMP_FINANCE_APPROVED,
+	OF_STAMP_SHIPPED
+} OfStamp;
+
+typedef struct OfState
+{
+	char		key[OF_KEY_MAX];	/* workflow '\0' state -- see of_key */
+	char		name[OF_NAME_MAX];
+	char		category;		/* 'i'nitial, 'a'ctive, 'e'xception, 't'erminal */
+	bool		resumes_to_origin;
+	OfStamp		stamp;
+	List	   *next_states;	/* char *, sorted by process position */
+} OfState;
+
+typedef struct OfEdge
+{
+	char		key[OF_KEY_MAX];	/* workflow '\0' from '\0' to */
+	int			nnotify;
+	char	  **notify;
+	Interval	ack_within;
+	int			nperformers;		/* 0: anyone may take the edge */
+	char	  **performed_by;
+	bool		reason_required;
+	char	   *exception_type;
+} OfEdge;
+
+typedef struct OfWorkflow
+{
+	char		key[OF_KEY_MAX];
+	char		initial[OF_NAME_MAX];
+} OfWorkflow;
+
+extern OfWorkflow *of_workflow(const char *workflow);
+extern OfState *of_state(const char *workflow, const char *state);
+extern OfEdge *of_edge(const char *workflow, const char *from, const char *to);
+extern bool of_actor_in(const char *actor, char **departments, int n);
+extern const char *of_stamp_name(OfStamp stamp);
+extern Oid	of_sentinel_relid(void);
+extern void of_catalog_init(void);
+
+/* status.c */
+extern char *of_closest_states(const char *name, const char *workflow);
+extern void of_status_cache_reset(void);
+
+/* audit.c */
+typedef struct OfEvent
+{
+	const char *order_key;
+	int64		seq;
+	const char *action;
+	const char *from_state;
+	const char *to_state;
+	const char *actor;
+	const char *db_user;
+	TimestampTz occurred_at;
+	TimestampTz recorded_at;
+	const char *details;		/* jsonb text form */
+	const uint8 *prev_hash;		/* NULL for the first event */
+	int			prev_hash_len;
+} OfEvent;
+
+extern void of_event_hash(const OfEvent *ev, uint8 *out);
+extern char *of_string_array_text(char **items, int n);
+
+#endif							/* ORDER_FLOW_H */

@@ -1,0 +1,96 @@
+/*-------------------------------------------------------------------------
+ *
+ * rights.c
+ *	  Who is acting: the claimed actor, the database user, admin bypass and
+ *	  the extension owner the write paths run as.
+ *
+ * The claimed actor (setting order_flow.actor, else session_user) is what
+ * department membership is judged on.  The admin bypass is judged on the
+ * database user -- the outer user, so a SECURITY DEFINER function of the
+ * extension does not make its caller an admin -- which cannot be spoofed.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_namespace.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/syscache.h"
+
+#include "order_flow.h"
+
+/*
+ * of_current_actor: palloc'd name of the claimed actor.
+ */
+char *
+of_current_actor(void)
+{
+	if (of_actor_setting != NULL && of_actor_setting[0] != '\0')
+		return pstrdup(of_actor_setting);
+	return GetUserNameFromId(GetSessionUserId(), false);
+}
+
+/*
+ * of_db_user: the database user behind the call, ignoring SECURITY DEFINER.
+ */
+char *
+of_db_user(void)
+{
+	return GetUserNameFromId(GetOuterUserId(), false);
+}
+
+/*
+ * of_is_admin: superusers and members of order_flow_admin bypass the edge
+ * and acknowledgement rights.
+ */
+bool
+of_is_admin(void)
+{
+	Oid			user = GetOuterUserId();
+	Oid			admin;
+
+	if (superuser_arg(user))
+		return true;
+	admin = get_role_oid("order_flow_admin", true);
+	return OidIsValid(admin) && has_privs_of_role(user, admin);
+}
+
+/*
+ * of_extension_owner: owner of the order_flow schema.  The C write paths
+ * switch to it, since ordinary roles have no write access to the log.
+ */
+Oid
+of_extension_owner(void)
+{
+	Oid			nsp = get_namespace_oid(OF_SCHEMA, false);
+	HeapTuple	tup;
+	Oid			owner;
+
+	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
+	if (!HeapTupleIsValid(tup))
+		elog(ERROR, "cache lookup failed for namespace %u", nsp);
+	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+PG_FUNCTION_INFO_V1(order_flow_current_actor);
+
+Datum
+order_flow_current_actor(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(of_current_actor()));
+}
+
+PG_FUNCTION_INFO_V1(order_flow_is_admin);
+
+Datum
+order_flow_is_admin(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(of_is_admin());
+}

@@ -1,0 +1,329 @@
+/*-------------------------------------------------------------------------
+ *
+ * status.c
+ *	  The order_flow.status base type: a state name stored as its 4-byte
+ *	  process position.
+ *
+ * The value of a status datum is its sort position in the dictionary
+ * order_flow.status_label, so comparison, hashing and btree ordering need
+ * no lookup at all.  Positions never change once created (a trigger on the
+ * dictionary refuses it), which also means the backend-local name <->
+ * position cache never goes stale: it is only extended, and it is reloaded
+ * on a miss.  It is reset when the extension's configuration sentinel is
+ * invalidated (a DROP/CREATE EXTENSION in another session).
+ *
+ * The dictionary is read with a plain heap scan under a fresh catalog
+ * snapshot rather than SPI, so I/O works wherever type I/O is called
+ * (COPY, parallel workers, error paths).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/hash.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "common/hashfn.h"
+#include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "libpq/pqformat.h"
+#include "utils/builtins.h"
+#include "utils/hsearch.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/varlena.h"
+
+#include "order_flow.h"
+
+typedef struct LabelByName
+{
+	char		name[OF_NAME_MAX];
+	int32		position;
+} LabelByName;
+
+typedef struct LabelByPos
+{
+	int32		position;
+	char		name[OF_NAME_MAX];
+} LabelByPos;
+
+static HTAB *by_name = NULL;
+static HTAB *by_pos = NULL;
+
+void
+of_status_cache_reset(void)
+{
+	if (by_name)
+		hash_destroy(by_name);
+	if (by_pos)
+		hash_destroy(by_pos);
+	by_name = NULL;
+	by_pos = NULL;
+}
+
+/*
+ * load_labels: (re)read the whole dictionary.  It holds a few hundred rows.
+ */
+static void
+load_labels(void)
+{
+	HASHCTL		ctl;
+	Oid			nsp;
+	Oid			relid;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	Snapshot	snap;
+
+	of_status_cache_reset();
+
+	nsp = get_namespace_oid(OF_SCHEMA, true);
+	relid = OidIsValid(nsp) ? get_relname_relid("status_label", nsp) : InvalidOid;
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("the order_flow status dictionary is missing"),
+				 errhint("Run CREATE EXTENSION order_flow in this database.")));
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = OF_NAME_MAX;
+	ctl.entrysize = sizeof(LabelByName);
+	ctl.hcxt = CacheMemoryContext;
+	by_name = hash_create("order_flow status by name", 64, &ctl,
+						  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(int32);
+	ctl.entrysize = sizeof(LabelByPos);
+	ctl.hcxt = CacheMemoryContext;
+	by_pos = hash_create("order_flow status by position", 64, &ctl,
+						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+
+	InvalidateCatalogSnapshot();
+	snap = RegisterSnapshot(GetCatalogSnapshot(relid));
+	rel = table_open(relid, AccessShareLock);
+	scan = table_beginscan(rel, snap, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Datum		values[3];
+		bool		nulls[3];
+		char	   *name;
+		int32		pos;
+		LabelByName *n;
+		LabelByPos *p;
+
+		heap_deform_tuple(tup, RelationGetDescr(rel), values, nulls);
+		if (nulls[0] || nulls[1])
+			continue;
+		name = TextDatumGetCString(values[0]);
+		pos = DatumGetInt32(values[1]);
+		if (strlen(name) >= OF_NAME_MAX)
+			continue;
+		n = hash_search(by_name, name, HASH_ENTER, NULL);
+		n->position = pos;
+		p = hash_search(by_pos, &pos, HASH_ENTER, NULL);
+		strlcpy(p->name, name, OF_NAME_MAX);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	UnregisterSnapshot(snap);
+}
+
+static bool
+lookup_name(const char *name, int32 *pos)
+{
+	LabelByName *n;
+
+	if (strlen(name) >= OF_NAME_MAX)
+		return false;
+	n = by_name ? hash_search(by_name, name, HASH_FIND, NULL) : NULL;
+	if (n == NULL)
+	{
+		load_labels();
+		n = hash_search(by_name, name, HASH_FIND, NULL);
+	}
+	if (n == NULL)
+		return false;
+	*pos = n->position;
+	return true;
+}
+
+/*
+ * of_closest_states: "a", "b" or "c" -- up to three known names nearest to
+ * name by edit distance; only the states of workflow when it is given.
+ */
+char *
+of_closest_states(const char *name, const char *workflow)
+{
+	HASH_SEQ_STATUS seq;
+	LabelByName *n;
+	const char *best[3] = {NULL, NULL, NULL};
+	int			bestd[3] = {INT_MAX, INT_MAX, INT_MAX};
+	StringInfoData buf;
+	int			len = strlen(name);
+
+	if (by_name == NULL)
+		load_labels();
+	hash_seq_init(&seq, by_name);
+	while ((n = hash_seq_search(&seq)) != NULL)
+	{
+		int			d;
+		int			i;
+
+		if (workflow && of_state(workflow, n->name) == NULL)
+			continue;
+		d = varstr_levenshtein(name, len, n->name, strlen(n->name), 1, 1, 1, false);
+		for (i = 0; i < 3; i++)
+		{
+			if (d < bestd[i] || (d == bestd[i] && best[i] && strcmp(n->name, best[i]) < 0))
+			{
+				memmove(&best[i + 1], &best[i], sizeof(best[0]) * (2 - i));
+				memmove(&bestd[i + 1], &bestd[i], sizeof(bestd[0]) * (2 - i));
+				best[i] = n->name;
+				bestd[i] = d;
+				break;
+			}
+		}
+	}
+	initStringInfo(&buf);
+	for (int i = 0; i < 3 && best[i]; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&buf, i == 2 || best[i + 1] == NULL ? " or " : ", ");
+		appendStringInfo(&buf, "\"%s\"", best[i]);
+	}
+	return buf.data;
+}
+
+static int32
+status_from_cstring(const char *name)
+{
+	int32		pos;
+
+	if (!lookup_name(name, &pos))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input value for order_flow.status: \"%s\"", name),
+				 errhint("The closest known states are %s.", of_closest_states(name, NULL))));
+	return pos;
+}
+
+static const char *
+status_to_cstring(int32 pos)
+{
+	LabelByPos *p = by_pos ? hash_search(by_pos, &pos, HASH_FIND, NULL) : NULL;
+
+	if (p == NULL)
+	{
+		load_labels();
+		p = hash_search(by_pos, &pos, HASH_FIND, NULL);
+	}
+	if (p == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("order_flow.status position %d is not in the dictionary", pos)));
+	return p->name;
+}
+
+PG_FUNCTION_INFO_V1(status_in);
+Datum
+status_in(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(status_from_cstring(PG_GETARG_CSTRING(0)));
+}
+
+PG_FUNCTION_INFO_V1(status_out);
+Datum
+status_out(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_CSTRING(pstrdup(status_to_cstring(PG_GETARG_INT32(0))));
+}
+
+/* Binary I/O carries the name, as enum_send does: positions are per database. */
+PG_FUNCTION_INFO_V1(status_recv);
+Datum
+status_recv(PG_FUNCTION_ARGS)
+{
+	StringInfo	buf = (StringInfo) PG_GETARG_POINTER(0);
+	int			nbytes;
+	char	   *name = pq_getmsgtext(buf, buf->len - buf->cursor, &nbytes);
+
+	PG_RETURN_INT32(status_from_cstring(name));
+}
+
+PG_FUNCTION_INFO_V1(status_send);
+Datum
+status_send(PG_FUNCTION_ARGS)
+{
+	const char *name = status_to_cstring(PG_GETARG_INT32(0));
+	StringInfoData buf;
+
+	pq_begintypsend(&buf);
+	pq_sendtext(&buf, name, strlen(name));
+	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
+}
+
+PG_FUNCTION_INFO_V1(status_to_text);
+Datum
+status_to_text(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(status_to_cstring(PG_GETARG_INT32(0))));
+}
+
+PG_FUNCTION_INFO_V1(status_from_text);
+Datum
+status_from_text(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_INT32(status_from_cstring(name));
+}
+
+PG_FUNCTION_INFO_V1(status_position);
+Datum
+status_position(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(PG_GETARG_INT32(0));
+}
+
+#define STATUS_CMP_FN(fname, op) \
+PG_FUNCTION_INFO_V1(fname); \
+Datum \
+fname(PG_FUNCTION_ARGS) \
+{ \
+	PG_RETURN_BOOL(PG_GETARG_INT32(0) op PG_GETARG_INT32(1)); \
+}
+
+STATUS_CMP_FN(status_eq, ==)
+STATUS_CMP_FN(status_ne, !=)
+STATUS_CMP_FN(status_lt, <)
+STATUS_CMP_FN(status_le, <=)
+STATUS_CMP_FN(status_gt, >)
+STATUS_CMP_FN(status_ge, >=)
+
+PG_FUNCTION_INFO_V1(status_cmp);
+Datum
+status_cmp(PG_FUNCTION_ARGS)
+{
+	int32		a = PG_GETARG_INT32(0);
+	int32		b = PG_GETARG_INT32(1);
+
+	PG_RETURN_INT32(a < b ? -1 : (a > b ? 1 : 0));
+}
+
+PG_FUNCTION_INFO_V1(status_hash);
+Datum
+status_hash(PG_FUNCTION_ARGS)
+{
+	return hash_uint32((uint32) PG_GETARG_INT32(0));
+}
+
+PG_FUNCTION_INFO_V1(status_hash_extended);
+Datum
+status_hash_extended(PG_FUNCTION_ARGS)
+{
+	return hash_uint32_extended((uint32) PG_GETARG_INT32(0), PG_GETARG_INT64(1));
+}
