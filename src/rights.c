@@ -67,9 +67,11 @@ of_is_admin(void)
 Oid
 of_extension_owner(void)
 {
-	Oid			nsp = get_namespace_oid(OF_SCHEMA, false);
+	Oid			nsp;
 	HeapTuple	tup;
 	Oid			owner;
+
+	nsp = get_namespace_oid(OF_SCHEMA, false);
 
 	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
 	if (!HeapTupleIsValid(tup))
