@@ -242,6 +242,11 @@ order_flow_set_context(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown transition action \"%s\"", action)));
+	if (!PG_ARGISNULL(4) && strcmp(action, "import") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("only imports carry a business time"),
+				 errdetail("Live transitions occur at the server clock.")));
 	if (strcmp(action, "import") == 0)
 	{
 		bool		ok;
