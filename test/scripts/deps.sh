@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# test/scripts/deps.sh -- `make deps`: installs the Debian packages the build
+# and the test/demo/bench harness need, and only those that are missing.
+# A machine that already has everything runs no apt command at all; otherwise
+# `apt-get update` runs once, then one `apt-get install`.
+#
+# Owns the package list:
+#   postgresql-15                          server (+ pgbench, contrib modules)
+#   postgresql-contrib-15 | postgresql-contrib   pgbench (Debian 12: provided by postgresql-15)
+#   postgresql-server-dev-15               PGXS, headers, pg_regress, pg_isolation_regress
+#   postgresql-15-pgtap                    pgTAP extension
+#   libtap-parser-sourcehandler-pgtap-perl pg_prove
+#   libipc-run-perl                        TAP tests (PostgreSQL::Test::Cluster)
+#   make, gcc                              the build itself
+set -euo pipefail
+
+export DEBIAN_FRONTEND=noninteractive
+
+installed() {
+    dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'
+}
+
+missing=()
+for pkg in postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap \
+    libtap-parser-sourcehandler-pgtap-perl libipc-run-perl make gcc; do
+    installed "$pkg" || missing+=("$pkg")
+done
+
+# pgbench: on Debian 12 "postgresql-contrib-15" is a virtual package provided
+# by postgresql-15 itself; older/newer layouts ship a real package.
+need_contrib=0
+if ! installed postgresql-contrib-15 && ! installed postgresql-contrib &&
+    [[ ! -x /usr/lib/postgresql/15/bin/pgbench ]]; then
+    need_contrib=1
+fi
+
+if [[ ${#missing[@]} -eq 0 && $need_contrib -eq 0 ]]; then
+    exit 0
+fi
+
+if [[ $(id -u) -ne 0 ]]; then
+    echo "deps.sh: missing packages (${missing[*]}) and not root" >&2
+    exit 1
+fi
+
+apt-get update -q -q >/dev/null
+
+if [[ $need_contrib -eq 1 ]]; then
+    # A real (non-virtual) postgresql-contrib-15 has a candidate version.
+    if apt-cache policy postgresql-contrib-15 2>/dev/null |
+        grep -q 'Candidate: [0-9]'; then
+        missing+=(postgresql-contrib-15)
+    else
+        missing+=(postgresql-contrib)
+    fi
+fi
+
+echo "deps.sh: installing ${missing[*]}" >&2
+apt-get install -y -q -q --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,273 @@
+#!/usr/bin/env bash
+# test/scripts/test.sh -- `make test`: every test suite of the extension.
+#
+# Owns: running and counting the four suites against one private cluster
+# (see lib.sh), then printing, as the very last line, `N passed, N failed`.
+#   regress    sql/NNN_*.sql vs expected/NNN_*.out   `make installcheck` (pg_regress)
+#              counted per test ("test X ... ok|FAILED")
+#   pgtap      test/pgtap/*.sql, each in a fresh database, via pg_prove -v
+#              counted per assertion ("ok N" / "not ok N")
+#   isolation  test/isolation/*.spec (or test/isolation/specs/*.spec) vs
+#              test/isolation/expected/*.out, via pg_isolation_regress;
+#              counted per spec
+#   tap        test/t/*.pl (PostgreSQL::Test::Cluster), run with prove -v as
+#              the postgres user from a postgres-owned copy of the tree;
+#              counted per assertion
+# A suite with no files is skipped (0/0). A suite never stops the others. A
+# file that dies midway counts its missing planned assertions (at least one)
+# as failed. Exit status is non-zero if anything failed.
+# KEEP=1 keeps the cluster dir and the scratch dir (TAP copy, logs).
+set -euo pipefail
+
+# shellcheck source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$OF_REPO_ROOT"
+shopt -s nullglob
+
+TOTAL_PASS=0
+TOTAL_FAIL=0
+SUMMARY_ROWS=()
+SUMMARY_PRINTED=
+
+print_summary() {
+    [[ -n $SUMMARY_PRINTED ]] && return 0
+    SUMMARY_PRINTED=1
+    local row
+    echo
+    echo "==================== summary ===================="
+    for row in "${SUMMARY_ROWS[@]}"; do
+        echo "  $row"
+    done
+    echo "$TOTAL_PASS passed, $TOTAL_FAIL failed"
+}
+
+# If the script dies unexpectedly (set -e, signal), still end with the count
+# line, counting the crash as one failure. Registered first, so it runs last,
+# after the cluster has been stopped.
+_on_unexpected_exit() {
+    if [[ -z $SUMMARY_PRINTED ]]; then
+        TOTAL_FAIL=$((TOTAL_FAIL + 1))
+        SUMMARY_ROWS+=("harness: aborted unexpectedly (counted as 1 failure)")
+        print_summary
+    fi
+}
+on_exit _on_unexpected_exit
+
+abort() {
+    echo "test.sh: $*" >&2
+    TOTAL_FAIL=$((TOTAL_FAIL + 1))
+    SUMMARY_ROWS+=("harness: $* (counted as 1 failure)")
+    cluster_stop
+    [[ $(type -t work_cleanup) == function ]] && work_cleanup
+    print_summary
+    exit 1
+}
+
+section() {
+    echo
+    echo "==================== $* ===================="
+}
+
+# record SUITE PASS FAIL [NOTE]
+record() {
+    TOTAL_PASS=$((TOTAL_PASS + $2))
+    TOTAL_FAIL=$((TOTAL_FAIL + $3))
+    SUMMARY_ROWS+=("$(printf '%-10s %4d passed, %4d failed%s' "$1" "$2" "$3" "${4:+  ($4)}")")
+}
+
+exit_note() {
+    if [[ $1 -ne 0 ]]; then echo "exit status $1"; fi
+}
+
+# Count pg_regress result lines in file $1 -> sets R_PASS R_FAIL.
+count_pg_regress() {
+    R_PASS=$(grep -cE '^(test |     )[^ ].* \.\.\. (ok|failed \(ignored\))' "$1" || true)
+    R_FAIL=$(grep -cE '^(test |     )[^ ].* \.\.\. FAILED' "$1" || true)
+}
+
+# Count top-level TAP results of a `prove -v` / `pg_prove -v` run in file $1,
+# given the exit status $2 -> sets T_PASS T_FAIL. Subtest lines are indented
+# and not counted; "not ok ... # TODO" counts as passed (expected failure).
+count_tap() {
+    local f=$1 rc=$2 plan ran
+    T_PASS=$(grep -cE '^ok [0-9]+' "$f" || true)
+    T_FAIL=$(grep -E '^not ok [0-9]+' "$f" | grep -cvE '# *TODO' || true)
+    T_PASS=$((T_PASS + $(grep -E '^not ok [0-9]+' "$f" | grep -cE '# *TODO' || true)))
+    plan=$(sed -nE 's/^1\.\.([0-9]+).*/\1/p' "$f" | head -n 1)
+    ran=$((T_PASS + T_FAIL))
+    if [[ -n $plan && $plan -gt $ran ]]; then
+        T_FAIL=$((T_FAIL + plan - ran))   # died before finishing the plan
+    fi
+    if [[ $rc -ne 0 && $T_FAIL -eq 0 ]]; then
+        T_FAIL=1                          # no plan, bad plan, crash, ...
+    fi
+}
+
+# ------------------------------------------------------------------ prepare
+section "deps"
+bash test/scripts/deps.sh || abort "deps.sh failed"
+PGXS_DIR=$(of_pgxs_dir) || abort "pg_config --pgxs failed"
+
+section "build + install"
+build_install || abort "build/install failed"
+echo "built and installed $OF_EXTENSION"
+
+# shellcheck disable=SC2119
+cluster_start || abort "could not start the test cluster"
+echo "cluster: PGHOST=$PGHOST PGPORT=$PGPORT"
+
+WORK=$(mktemp -d /tmp/order_flow_test.XXXXXX)
+chmod 755 "$WORK"
+work_cleanup() {
+    [[ -n $WORK ]] || return 0
+    if [[ ${KEEP:-0} == 1 ]]; then
+        log "KEEP=1: scratch dir kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    WORK=
+}
+on_exit work_cleanup
+
+# ------------------------------------------------------------ a) pg_regress
+suite_regress() {
+    local files=(sql/[0-9][0-9][0-9]_*.sql) rc=0 out=$WORK/regress.log
+    section "pg_regress (${#files[@]} tests)"
+    if [[ ${#files[@]} -eq 0 ]]; then
+        echo "no sql/NNN_*.sql files: skipped"
+        record regress 0 0 "no tests"
+        return 0
+    fi
+    make -s installcheck PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$out" || rc=$?
+    count_pg_regress "$out"
+    if [[ $rc -ne 0 ]]; then
+        local missing=$((${#files[@]} - R_PASS - R_FAIL))
+        ((missing > 0)) && R_FAIL=$((R_FAIL + missing))
+        ((R_FAIL == 0)) && R_FAIL=1
+        if [[ -s regression.diffs ]]; then
+            echo "---- regression.diffs (first 400 lines) ----"
+            head -n 400 regression.diffs
+        fi
+    fi
+    record regress "$R_PASS" "$R_FAIL" "$(exit_note "$rc")"
+}
+
+# ----------------------------------------------------------------- b) pgTAP
+suite_pgtap() {
+    local files=(test/pgtap/*.sql) f rc out pass=0 fail=0 db=order_flow_tap
+    section "pgTAP (${#files[@]} files)"
+    if [[ ${#files[@]} -eq 0 ]]; then
+        echo "no test/pgtap/*.sql files: skipped"
+        record pgtap 0 0 "no tests"
+        return 0
+    fi
+    for f in "${files[@]}"; do
+        rc=0
+        out=$WORK/pgtap_$(basename "$f" .sql).log
+        if ! fresh_db "$db" >"$out" 2>&1; then
+            cat "$out"
+            echo "$f: could not create database $db"
+            fail=$((fail + 1))
+            continue
+        fi
+        pg_prove -v --psql-bin "$PG_BIN/psql" -d "$db" "$f" 2>&1 | tee "$out" || rc=$?
+        count_tap "$out" "$rc"
+        pass=$((pass + T_PASS))
+        fail=$((fail + T_FAIL))
+    done
+    psql_q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+    record pgtap "$pass" "$fail"
+}
+
+# ------------------------------------------------------------- c) isolation
+suite_isolation() {
+    local specs=(test/isolation/*.spec test/isolation/specs/*.spec) names=() s n
+    local rc=0 outdir=$OF_REPO_ROOT/output_iso out=$WORK/isolation.log
+    section "isolation (${#specs[@]} specs)"
+    if [[ ${#specs[@]} -eq 0 ]]; then
+        echo "no test/isolation/*.spec files: skipped"
+        record isolation 0 0 "no tests"
+        return 0
+    fi
+    # pg_isolation_regress reads <outputdir>/specs/X.spec before
+    # <inputdir>/specs/X.spec, and expected/X.out from <inputdir>/expected.
+    rm -rf "$outdir"
+    mkdir -p "$outdir/specs"
+    for s in "${specs[@]}"; do
+        n=$(basename "$s" .spec)
+        ln -sf "$OF_REPO_ROOT/$s" "$outdir/specs/$n.spec"
+        names+=("$n")
+    done
+    mapfile -t names < <(printf '%s\n' "${names[@]}" | sort -u)
+    "$PGXS_DIR/src/test/isolation/pg_isolation_regress" \
+        --inputdir="$OF_REPO_ROOT/test/isolation" --outputdir="$outdir" \
+        --bindir="$PG_BIN" --host="$PGHOST" --port="$PGPORT" --user=postgres \
+        --dbname=order_flow_isolation --load-extension="$OF_EXTENSION" \
+        "${names[@]}" 2>&1 | tee "$out" || rc=$?
+    count_pg_regress "$out"
+    if [[ $rc -ne 0 ]]; then
+        local missing=$((${#names[@]} - R_PASS - R_FAIL))
+        ((missing > 0)) && R_FAIL=$((R_FAIL + missing))
+        ((R_FAIL == 0)) && R_FAIL=1
+        if [[ -s $outdir/regression.diffs ]]; then
+            echo "---- output_iso/regression.diffs (first 400 lines) ----"
+            head -n 400 "$outdir/regression.diffs"
+        fi
+    fi
+    record isolation "$R_PASS" "$R_FAIL" "$(exit_note "$rc")"
+}
+
+# ------------------------------------------------------------------- d) TAP
+suite_tap() {
+    local files=(test/t/*.pl) f rc out pass=0 fail=0 tree=$WORK/tap name log
+    section "TAP (${#files[@]} files)"
+    if [[ ${#files[@]} -eq 0 ]]; then
+        echo "no test/t/*.pl files: skipped"
+        record tap 0 0 "no tests"
+        return 0
+    fi
+    # initdb refuses root: run as postgres, from a copy postgres can write.
+    rm -rf "$tree"
+    mkdir -p "$tree"
+    tar -C "$OF_REPO_ROOT" --exclude=./.git --exclude=./results \
+        --exclude=./output_iso --exclude=./tmp_check --exclude=./log \
+        --exclude='*.o' --exclude='*.bc' --exclude='*.so' -cf - . |
+        tar -C "$tree" -xf -
+    # TMPDIR: PostgreSQL::Test::Utils puts socket dirs there and keeps them
+    # when a test fails; keep them inside the scratch dir.
+    mkdir -p "$tree/.tmp"
+    chown -R postgres:postgres "$tree"
+    for f in "${files[@]}"; do
+        rc=0
+        name=$(basename "$f" .pl)
+        out=$WORK/tap_$name.log
+        (cd "$tree" && runuser -u postgres -- env -u PGHOST -u PGPORT \
+            -u PGUSER -u PGDATABASE \
+            PATH="$PG_BIN:/usr/local/bin:/usr/bin:/bin" HOME="$tree" TMPDIR="$tree/.tmp" \
+            TESTDIR="$tree" PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
+            prove -v -I "$PGXS_DIR/src/test/perl" -I "$tree/test/t" "$f") \
+            2>&1 | tee "$out" || rc=$?
+        count_tap "$out" "$rc"
+        pass=$((pass + T_PASS))
+        fail=$((fail + T_FAIL))
+        log=$tree/tmp_check/log/regress_log_$name
+        if [[ $rc -ne 0 && -f $log ]]; then
+            echo "---- end of $log ----"
+            tail -n 60 "$log"
+        fi
+    done
+    record tap "$pass" "$fail"
+}
+
+# ------------------------------------------------------------------- run all
+for suite in suite_regress suite_pgtap suite_isolation suite_tap; do
+    if ! "$suite"; then
+        TOTAL_FAIL=$((TOTAL_FAIL + 1))
+        SUMMARY_ROWS+=("${suite#suite_}: harness error (counted as 1 failure)")
+    fi
+done
+
+cluster_stop
+work_cleanup
+print_summary
+[[ $TOTAL_FAIL -eq 0 ]]
