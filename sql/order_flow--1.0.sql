@@ -25,8 +25,7 @@ $roles$;
 CREATE TABLE order_flow.status_label (
     label           text PRIMARY KEY
                     CHECK (label ~ '^[a-z][a-z0-9_]{0,62}$'),
-    sort_position   integer NOT NULL UNIQUE,
-    created_at      timestamptz NOT NULL DEFAULT now()
+    sort_position   integer NOT NULL UNIQUE
 );
 COMMENT ON TABLE order_flow.status_label IS
     'Dictionary of status names; a name''s sort position is fixed when it is created and never changes';
@@ -223,8 +222,7 @@ CREATE TABLE order_flow.calendar_holiday (
 
 CREATE TABLE order_flow.workflow (
     workflow        text PRIMARY KEY CHECK (workflow ~ '^[a-z][a-z0-9_]{0,62}$'),
-    description     text NOT NULL DEFAULT '',
-    created_at      timestamptz NOT NULL DEFAULT now()
+    description     text NOT NULL DEFAULT ''
 );
 
 CREATE TABLE order_flow.department (
@@ -459,6 +457,9 @@ CREATE FUNCTION order_flow._append_event(order_key text, action text,
 CREATE FUNCTION order_flow._config_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'order_flow_config_changed' LANGUAGE C;
 
+CREATE FUNCTION order_flow._loading() RETURNS boolean
+    AS 'MODULE_PATHNAME', 'order_flow_loading' LANGUAGE C STABLE;
+
 CREATE FUNCTION order_flow._audit_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'order_flow_audit_guard' LANGUAGE C;
 
@@ -581,6 +582,9 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF order_flow._loading() THEN
+        RETURN NULL;
+    END IF;
     PERFORM order_flow._append_event(
         'order_flow:config', 'config_change', NULL, NULL,
         jsonb_build_object('table', TG_TABLE_NAME, 'op', TG_OP,
@@ -607,6 +611,46 @@ $$;
 CREATE TRIGGER status_label_immutable
     BEFORE UPDATE OR DELETE ON order_flow.status_label
     FOR EACH ROW EXECUTE FUNCTION order_flow._label_guard();
+
+/*
+ * _restore_merge(): while a COPY reloads a configuration table (pg_restore),
+ * a row whose primary key CREATE EXTENSION already inserted is merged into
+ * it instead of failing: identical rows are skipped, a shipped row the user
+ * had changed takes the dumped values.  Outside COPY, rows insert as usual.
+ */
+CREATE FUNCTION order_flow._restore_merge() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    newj jsonb := to_jsonb(NEW);
+    cond text;
+    cols text;
+    existing jsonb;
+BEGIN
+    IF NOT order_flow._loading() THEN
+        RETURN NEW;
+    END IF;
+    SELECT string_agg(format('t.%I IS NOT DISTINCT FROM ($1->>%L)::%s', a.attname, a.attname,
+                             format_type(a.atttypid, a.atttypmod)), ' AND ')
+      INTO cond
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+     WHERE i.indrelid = TG_RELID AND i.indisprimary;
+    EXECUTE format('SELECT to_jsonb(t) FROM %I.%I t WHERE %s', TG_TABLE_SCHEMA, TG_TABLE_NAME, cond)
+       INTO existing USING newj;
+    IF existing IS NULL THEN
+        RETURN NEW;
+    END IF;
+    IF existing <> newj THEN
+        SELECT string_agg(format('%I', attname), ', ' ORDER BY attnum) INTO cols
+          FROM pg_attribute WHERE attrelid = TG_RELID AND attnum > 0 AND NOT attisdropped;
+        EXECUTE format('UPDATE %I.%I t SET (%s) = (SELECT %s FROM jsonb_populate_record(NULL::%I.%I, $1)) WHERE %s',
+                       TG_TABLE_SCHEMA, TG_TABLE_NAME, cols, cols, TG_TABLE_SCHEMA, TG_TABLE_NAME, cond)
+          USING newj;
+    END IF;
+    RETURN NULL;
+END
+$$;
 
 /* States named in a workflow enter the dictionary automatically. */
 CREATE FUNCTION order_flow._state_label() RETURNS trigger
@@ -732,17 +776,17 @@ SELECT d.department, l.level, l.title, l.delay
 INSERT INTO order_flow.reminder_policy (workflow, level, factor) VALUES
     ('b2b_order', 1, 1.0), ('b2b_order', 2, 1.5), ('b2b_order', 3, 2.0);
 
-/* The chain head of configuration events. */
-INSERT INTO order_flow.tracked_order (order_key, workflow) VALUES ('order_flow:config', NULL);
-
 /* Triggers are created after the shipped rows so installing is not an edit. */
 CREATE TRIGGER state_label BEFORE INSERT OR UPDATE OF state ON order_flow.state
     FOR EACH ROW EXECUTE FUNCTION order_flow._state_label();
 
+/* WHEN is judged as the row changes, not at commit: a reload is never validated. */
 CREATE CONSTRAINT TRIGGER state_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.state
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION order_flow._validate_config();
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
+    EXECUTE FUNCTION order_flow._validate_config();
 CREATE CONSTRAINT TRIGGER transition_rule_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.transition_rule
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION order_flow._validate_config();
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
+    EXECUTE FUNCTION order_flow._validate_config();
 
 DO $cfg$
 DECLARE
@@ -755,6 +799,11 @@ BEGIN
         EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON order_flow.%I
                         FOR EACH ROW EXECUTE FUNCTION order_flow._audit_config()',
                        t || '_audit', t);
+        IF t <> 'managed_table' THEN
+            EXECUTE format('CREATE TRIGGER %I BEFORE INSERT ON order_flow.%I
+                            FOR EACH ROW EXECUTE FUNCTION order_flow._restore_merge()',
+                           t || '_merge', t);
+        END IF;
         EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON order_flow.%I
                         FOR EACH STATEMENT EXECUTE FUNCTION order_flow._config_changed()',
                        t || '_invalidate', t);
@@ -1080,7 +1129,7 @@ GRANT EXECUTE ON FUNCTION
     order_flow.status_hash_extended(order_flow.status, bigint),
     order_flow.status_to_text(order_flow.status), order_flow.status_from_text(text),
     order_flow.status_position(order_flow.status),
-    order_flow.current_actor(), order_flow.is_admin(),
+    order_flow.current_actor(), order_flow.is_admin(), order_flow._loading(),
     order_flow.transition(regclass, text, text, text, jsonb),
     order_flow._move(regclass, text, text, text, jsonb, text, timestamptz),
     order_flow._set_context(text, text, text, jsonb, timestamptz),

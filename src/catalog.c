@@ -23,6 +23,7 @@
 #include "catalog/namespace.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
+#include "tcop/pquery.h"
 #include "fmgr.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
@@ -378,4 +379,21 @@ order_flow_config_changed(PG_FUNCTION_ARGS)
 		CacheInvalidateRelcacheByRelid(sentinel);
 	cache_valid = false;
 	return PointerGetDatum(NULL);
+}
+
+PG_FUNCTION_INFO_V1(order_flow_loading);
+
+/*
+ * order_flow._loading(): is the current top-level statement a COPY?
+ *
+ * pg_dump reloads extension configuration tables with COPY into tables that
+ * CREATE EXTENSION has just filled with the shipped rows.  During such a
+ * load the configuration triggers merge instead of conflicting, and neither
+ * validate (a half-loaded catalogue is not yet whole) nor audit (the audit
+ * log being reloaded already holds the original events).
+ */
+Datum
+order_flow_loading(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(ActivePortal != NULL && ActivePortal->commandTag == CMDTAG_COPY);
 }
