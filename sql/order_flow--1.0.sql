@@ -324,6 +324,8 @@ CREATE TABLE order_flow.tracked_order (
     last_seq        bigint NOT NULL DEFAULT 0,
     last_hash       bytea,
     last_occurred_at timestamptz,
+    reminder_level  integer NOT NULL DEFAULT 0,
+    stale_after     timestamptz,
     customer_key    text,
     attributes      jsonb NOT NULL DEFAULT '{}',
     adopted_at      timestamptz,
@@ -335,7 +337,8 @@ CREATE TABLE order_flow.tracked_order (
 );
 /* Every transition changes state and entered_at, so the updates are not HOT:
    each index here costs every transition.  Keep them few. */
-CREATE INDEX tracked_order_state_idx ON order_flow.tracked_order (state, entered_at);
+CREATE INDEX tracked_order_stale_idx ON order_flow.tracked_order (stale_after)
+    WHERE stale_after IS NOT NULL;
 
 CREATE TABLE order_flow.audit_log (
     id              bigserial NOT NULL,
@@ -352,6 +355,8 @@ CREATE TABLE order_flow.audit_log (
     prev_hash       bytea,
     hash            bytea
 );
+COMMENT ON COLUMN order_flow.tracked_order.stale_after IS
+    'When the next stale-order reminder is due (entered_at + max_dwell x the next reminder factor); NULL in terminal states';
 COMMENT ON TABLE order_flow.audit_log IS
     'Append-only event log, hash-chained per order; the single source of truth for metrics';
 ALTER SEQUENCE order_flow.audit_log_id_seq CACHE 32;
@@ -374,6 +379,7 @@ CREATE TABLE order_flow.notification (
     to_state        text,
     event_seq       bigint,
     parent_id       bigint,
+    escalates       boolean NOT NULL DEFAULT true,
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     answered_at     timestamptz,
     answered_by     text,
@@ -382,8 +388,8 @@ CREATE TABLE order_flow.notification (
 ALTER SEQUENCE order_flow.notification_id_seq CACHE 32;
 CREATE UNIQUE INDEX notification_id_idx ON order_flow.notification (id);
 CREATE INDEX notification_order_idx ON order_flow.notification (order_key);
-CREATE INDEX notification_pending_idx ON order_flow.notification (deadline)
-    WHERE status = 'pending';
+CREATE INDEX notification_due_idx ON order_flow.notification (deadline)
+    WHERE status = 'pending' AND escalates;
 
 CREATE TABLE order_flow.outbox (
     id              bigserial NOT NULL,
@@ -419,6 +425,21 @@ CREATE INDEX refused_attempt_time_idx ON order_flow.refused_attempt (attempted_a
 
 CREATE FUNCTION order_flow._preloaded() RETURNS boolean
     AS 'MODULE_PATHNAME', 'order_flow_preloaded' LANGUAGE C STABLE PARALLEL SAFE;
+
+CREATE FUNCTION order_flow._wake_scheduler(deadline timestamptz) RETURNS void
+    AS 'MODULE_PATHNAME', 'order_flow_wake_scheduler' LANGUAGE C;
+CREATE FUNCTION order_flow._request_service() RETURNS void
+    AS 'MODULE_PATHNAME', 'order_flow_request_service' LANGUAGE C;
+CREATE FUNCTION order_flow.worker_status(
+        OUT dboid oid, OUT pid integer, OUT next_wake timestamptz, OUT sweeps bigint,
+        OUT absent boolean, OUT refused_total bigint, OUT refused_dropped bigint)
+    RETURNS SETOF record
+    AS 'MODULE_PATHNAME', 'order_flow_worker_status' LANGUAGE C;
+COMMENT ON FUNCTION order_flow.worker_status() IS
+    'The escalation schedulers and the refused-attempt queue as shared memory sees them';
+
+/* Served by the worker within a second of this transaction's commit. */
+SELECT order_flow._request_service();
 
 DO $preload$
 BEGIN
@@ -917,10 +938,16 @@ BEGIN
     -- adopt existing rows in their current state: not an event
     EXECUTE format($f$
         INSERT INTO order_flow.tracked_order AS o (order_key, tbl, workflow, state, entered_at,
-                                                   adopted_at, customer_key, attributes)
-        SELECT t.%I::text, $1, $2, t.%I::text, now(), now(), %s, %s FROM %s t
+                                                   adopted_at, customer_key, attributes, stale_after)
+        SELECT x.k, $1, $2, x.s, now(), now(), x.c, x.a,
+               (SELECT now() + st.max_dwell * p.factor
+                  FROM order_flow.state st
+                  JOIN order_flow.reminder_policy p ON p.workflow = st.workflow AND p.level = 1
+                 WHERE st.workflow = $2 AND st.state = x.s AND st.category <> 'terminal')
+          FROM (SELECT t.%I::text AS k, t.%I::text AS s, %s AS c, %s AS a FROM %s t) x
         ON CONFLICT (order_key) DO UPDATE
            SET state = excluded.state, workflow = excluded.workflow, adopted_at = excluded.adopted_at,
+               entered_at = excluded.entered_at, reminder_level = 0, stale_after = excluded.stale_after,
                customer_key = excluded.customer_key, attributes = excluded.attributes$f$,
         key_column, status_column,
         CASE WHEN customer_column IS NULL THEN 'NULL' ELSE format('t.%I::text', customer_column) END,
@@ -1107,6 +1134,506 @@ COMMENT ON FUNCTION order_flow.record IS
     'Record a business fact (payment, service_request, complaint, exception, note) in the order''s audit chain';
 
 /* ------------------------------------------------------------------ */
+/* Business calendars, acknowledgements, escalation and reminders.     */
+/* ------------------------------------------------------------------ */
+
+/*
+ * business_deadline(calendar, start, span): the instant at which span of
+ * working time has elapsed from start in the calendar (working hours per
+ * weekday in its time zone, holidays skipped).  Always-open calendars add
+ * span to start.
+ */
+CREATE FUNCTION order_flow.business_deadline(calendar text, start timestamptz, span interval)
+RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    cal record;
+    left_s double precision;
+    local_ts timestamp;
+    day date;
+    h record;
+    win_start timestamp;
+    win_len double precision;
+    guard integer := 0;
+BEGIN
+    IF calendar IS NULL OR start IS NULL OR span IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO cal FROM order_flow.calendar c WHERE c.calendar = calendar;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'calendar "%" does not exist', calendar USING ERRCODE = '42704';
+    END IF;
+    IF cal.always_open THEN
+        RETURN start + span;
+    END IF;
+    left_s := extract(epoch FROM span);
+    local_ts := start AT TIME ZONE cal.time_zone;
+    day := local_ts::date;
+    LOOP
+        guard := guard + 1;
+        IF guard > 800 THEN
+            RAISE EXCEPTION 'calendar "%" has no working time within two years of %', calendar, start
+                USING ERRCODE = '22023';
+        END IF;
+        IF NOT EXISTS (SELECT 1 FROM order_flow.calendar_holiday x
+                        WHERE x.calendar = cal.calendar AND x.day = day) THEN
+            FOR h IN SELECT opens, closes FROM order_flow.calendar_hours x
+                      WHERE x.calendar = cal.calendar AND x.isodow = extract(isodow FROM day)::integer
+                      ORDER BY opens
+            LOOP
+                win_start := greatest(day + h.opens, local_ts);
+                win_len := extract(epoch FROM (day + h.closes) - win_start);
+                CONTINUE WHEN win_len <= 0;
+                IF left_s <= win_len THEN
+                    RETURN (win_start + make_interval(secs => left_s)) AT TIME ZONE cal.time_zone;
+                END IF;
+                left_s := left_s - win_len;
+            END LOOP;
+        END IF;
+        day := day + 1;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION order_flow.business_deadline(text, timestamptz, interval) IS
+    'When span of working time has elapsed from start in a business calendar';
+
+CREATE FUNCTION order_flow.department_deadline(department text, start timestamptz, span interval)
+RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT order_flow.business_deadline(COALESCE((SELECT d.calendar FROM order_flow.department d
+                                                  WHERE d.department = department_deadline.department),
+                                                 '24x7'), start, span)
+$$;
+
+/* Calendars are validated at commit: a known time zone, working hours that
+   do not overlap, and some working time unless always open. */
+CREATE FUNCTION order_flow._validate_calendar() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c text := CASE WHEN TG_OP = 'DELETE' THEN OLD.calendar ELSE NEW.calendar END;
+    cal record;
+    bad text;
+BEGIN
+    SELECT * INTO cal FROM order_flow.calendar x WHERE x.calendar = c;
+    IF NOT FOUND THEN
+        RETURN NULL;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = cal.time_zone)
+       AND NOT EXISTS (SELECT 1 FROM pg_timezone_abbrevs WHERE abbrev = cal.time_zone) THEN
+        RAISE EXCEPTION 'calendar "%" has unknown time zone "%"', c, cal.time_zone USING ERRCODE = '22023';
+    END IF;
+    SELECT string_agg(format('day %s %s-%s overlaps %s-%s', a.isodow, a.opens, a.closes, b.opens, b.closes), '; ')
+      INTO bad
+      FROM order_flow.calendar_hours a JOIN order_flow.calendar_hours b
+        ON a.calendar = b.calendar AND a.isodow = b.isodow AND a.opens < b.opens AND b.opens < a.closes
+     WHERE a.calendar = c;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'calendar "%" has overlapping working hours', c
+            USING ERRCODE = '23514', DETAIL = bad || '.';
+    END IF;
+    IF NOT cal.always_open AND NOT EXISTS (SELECT 1 FROM order_flow.calendar_hours x WHERE x.calendar = c) THEN
+        RAISE EXCEPTION 'calendar "%" has no working hours', c USING ERRCODE = '23514',
+            HINT = 'Add rows to order_flow.calendar_hours, or mark the calendar always_open.';
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+/* Escalation chains: levels 1..n without gaps, at least three. */
+CREATE FUNCTION order_flow._validate_escalation() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    d text := CASE WHEN TG_OP = 'DELETE' THEN OLD.department ELSE NEW.department END;
+    n integer;
+    mx integer;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM order_flow.department x WHERE x.department = d) THEN
+        RETURN NULL;
+    END IF;
+    SELECT count(*), max(level) INTO n, mx FROM order_flow.escalation_policy p WHERE p.department = d;
+    IF n < 3 OR mx <> n THEN
+        RAISE EXCEPTION 'escalation chain of department "%" must have levels 1 to n without gaps, n >= 3', d
+            USING ERRCODE = '23514',
+                  DETAIL = format('It has %s levels, the highest being %s.', n, COALESCE(mx, 0));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+/* A new department gets the default three-level chain. */
+CREATE FUNCTION order_flow._department_defaults() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF order_flow._loading() THEN
+        RETURN NULL;
+    END IF;
+    INSERT INTO order_flow.escalation_policy (department, level, title, delay)
+    VALUES (NEW.department, 1, 'supervisor', interval '15 minutes'),
+           (NEW.department, 2, 'manager', interval '30 minutes'),
+           (NEW.department, 3, 'director', interval '1 hour')
+    ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+/* A changed "cannot wait" threshold applies to orders already waiting. */
+CREATE FUNCTION order_flow._restale() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE order_flow.tracked_order t
+       SET stale_after = CASE WHEN NEW.category = 'terminal' THEN NULL
+                              ELSE t.entered_at + NEW.max_dwell *
+                                   (SELECT p.factor FROM order_flow.reminder_policy p
+                                     WHERE p.workflow = t.workflow AND p.level = t.reminder_level + 1) END
+     WHERE t.workflow = NEW.workflow AND t.state = NEW.state;
+    RETURN NULL;
+END
+$$;
+
+/*
+ * acknowledge(): a department answers a notification, once.
+ *   'ack'       -- a timestamped confirmation;
+ *   'need_info' -- a structured form {"text": ..., "attachments": [...]}
+ *                  that opens a notification for the originating department.
+ * Returns the answered notification's id, or for need_info the id of the
+ * notification opened for the originating department.
+ */
+CREATE FUNCTION order_flow.acknowledge(notification_id bigint, response text DEFAULT 'ack',
+                                       details jsonb DEFAULT '{}')
+RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    n record;
+    who text := order_flow.current_actor();
+    origin text;
+    window_ interval;
+    nid bigint;
+    dl timestamptz;
+    now_ timestamptz := clock_timestamp();
+    pl jsonb;
+BEGIN
+    IF notification_id IS NULL OR response IS NULL THEN
+        RAISE EXCEPTION 'notification id and response must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF response NOT IN ('ack', 'need_info') THEN
+        RAISE EXCEPTION 'unknown response "%"', response USING ERRCODE = '22023',
+            HINT = 'Answer ack or need_info.';
+    END IF;
+    details := COALESCE(details, '{}');
+    IF jsonb_typeof(details) <> 'object' THEN
+        RAISE EXCEPTION 'details must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    IF octet_length(details::text) > 16384 THEN
+        RAISE EXCEPTION 'details are too large (% bytes, at most 16384)', octet_length(details::text)
+            USING ERRCODE = '54000';
+    END IF;
+    IF response = 'need_info' THEN
+        IF jsonb_typeof(details->'text') IS DISTINCT FROM 'string' OR btrim(details->>'text') = '' THEN
+            RAISE EXCEPTION 'need_info requires a form with a non-empty "text"' USING ERRCODE = '22023',
+                HINT = 'Pass details like {"text": "Which delivery address?", "attachments": ["doc-123"]}.';
+        END IF;
+        IF length(details->>'text') > 4000 THEN
+            RAISE EXCEPTION 'need_info text is too long (% characters, at most 4000)', length(details->>'text')
+                USING ERRCODE = '54000';
+        END IF;
+        IF details ? 'attachments' AND (jsonb_typeof(details->'attachments') <> 'array'
+             OR EXISTS (SELECT 1 FROM jsonb_array_elements(details->'attachments') e
+                         WHERE jsonb_typeof(e) <> 'string')
+             OR jsonb_array_length(details->'attachments') > 50) THEN
+            RAISE EXCEPTION 'need_info attachments must be an array of at most 50 reference strings'
+                USING ERRCODE = '22023';
+        END IF;
+    END IF;
+
+    SELECT * INTO n FROM order_flow.notification x WHERE x.id = notification_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'notification % does not exist', notification_id USING ERRCODE = 'P0002';
+    END IF;
+    IF NOT order_flow.is_admin()
+       AND NOT EXISTS (SELECT 1 FROM order_flow.member m WHERE m.actor = who AND m.department = n.department) THEN
+        RAISE EXCEPTION 'actor "%" may not answer notification % of department %', who, n.id, n.department
+            USING ERRCODE = '42501',
+                  HINT = 'Only members of the notified department answer it.';
+    END IF;
+    IF n.status <> 'pending' THEN
+        RAISE EXCEPTION 'notification % was already answered (%)', n.id, n.status
+            USING ERRCODE = '55000';
+    END IF;
+
+    UPDATE order_flow.notification x
+       SET status = CASE WHEN response = 'ack' THEN 'acknowledged' ELSE 'need_info' END,
+           answered_at = now_, answered_by = who, response = details
+     WHERE x.id = n.id;
+
+    IF response = 'ack' THEN
+        PERFORM order_flow._append_event(n.order_key, 'acknowledge', NULL, NULL,
+            jsonb_build_object('notification_id', n.id, 'department', n.department,
+                               'level', n.level, 'response', details), NULL);
+        RETURN n.id;
+    END IF;
+
+    SELECT r.origin_department, r.ack_within INTO origin, window_
+      FROM order_flow.transition_rule r
+      JOIN order_flow.tracked_order t ON t.workflow = r.workflow
+     WHERE t.order_key = n.order_key AND r.from_state = n.from_state AND r.to_state = n.to_state;
+    origin := COALESCE(origin, 'sales');
+    window_ := COALESCE(window_, interval '15 minutes');
+    dl := order_flow.department_deadline(origin, now_, window_);
+    pl := n.payload || jsonb_build_object('department', origin, 'level', 1, 'deadline', dl,
+                                          'kind', 'need_info', 'form', details,
+                                          'requested_by', who, 'requesting_department', n.department,
+                                          'in_reply_to', n.id);
+    INSERT INTO order_flow.notification (order_key, department, level, deadline, payload, kind,
+                                         from_state, to_state, event_seq, parent_id)
+    VALUES (n.order_key, origin, 1, dl, pl, 'need_info', n.from_state, n.to_state, n.event_seq, n.id)
+    RETURNING id INTO nid;
+    INSERT INTO order_flow.outbox (order_key, notification_id, payload)
+    VALUES (n.order_key, nid, pl || jsonb_build_object('notification_id', nid));
+    PERFORM order_flow._append_event(n.order_key, 'need_info', NULL, NULL,
+        jsonb_build_object('notification_id', n.id, 'department', n.department, 'level', n.level,
+                           'form', details, 'opened', nid, 'for_department', origin), NULL);
+    PERFORM pg_notify('order_flow', jsonb_build_object('event', 'need_info', 'order_key', n.order_key,
+                                                       'notification_id', nid, 'department', origin)::text);
+    PERFORM order_flow._wake_scheduler(dl);
+    RETURN nid;
+END
+$$;
+COMMENT ON FUNCTION order_flow.acknowledge(bigint, text, jsonb) IS
+    'Answer a notification once: ack, or need_info with a form that goes back to the originating department';
+
+/*
+ * _escalate_notifications(as_of, batch): each unanswered notification past
+ * its deadline is marked escalated and the next level opened, one level per
+ * sweep; the last level stays pending and overdue.  One subtransaction per
+ * notification: a failure is logged and the sweep goes on.
+ */
+CREATE FUNCTION order_flow._escalate_notifications(as_of timestamptz, batch integer)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    pol record;
+    nid bigint;
+    dl timestamptz;
+    pl jsonb;
+    done integer := 0;
+BEGIN
+    FOR r IN SELECT x.* FROM order_flow.notification x
+              WHERE x.status = 'pending' AND x.escalates AND x.deadline <= as_of
+              ORDER BY x.deadline
+              LIMIT batch
+              FOR UPDATE OF x SKIP LOCKED
+    LOOP
+        BEGIN
+            SELECT * INTO pol FROM order_flow.escalation_policy p
+             WHERE p.department = r.department AND p.level = r.level + 1;
+            IF NOT FOUND THEN
+                UPDATE order_flow.notification SET escalates = false WHERE id = r.id;
+                CONTINUE;
+            END IF;
+            dl := order_flow.department_deadline(r.department, as_of, pol.delay);
+            pl := r.payload || jsonb_build_object('level', r.level + 1, 'deadline', dl,
+                                                  'escalated_from', r.id, 'title', pol.title);
+            UPDATE order_flow.notification SET status = 'escalated', answered_at = clock_timestamp()
+             WHERE id = r.id;
+            INSERT INTO order_flow.notification (order_key, department, level, deadline, payload, kind,
+                                                 from_state, to_state, event_seq, parent_id, escalates)
+            VALUES (r.order_key, r.department, r.level + 1, dl, pl, r.kind, r.from_state, r.to_state,
+                    r.event_seq, r.id,
+                    EXISTS (SELECT 1 FROM order_flow.escalation_policy p
+                             WHERE p.department = r.department AND p.level = r.level + 2))
+            RETURNING id INTO nid;
+            INSERT INTO order_flow.outbox (order_key, notification_id, payload)
+            VALUES (r.order_key, nid, pl || jsonb_build_object('notification_id', nid));
+            PERFORM order_flow._append_event(r.order_key, 'escalate', NULL, NULL,
+                jsonb_build_object('notification_id', nid, 'escalated_from', r.id,
+                                   'department', r.department, 'level', r.level + 1,
+                                   'title', pol.title, 'deadline', dl, 'overdue_since', r.deadline),
+                NULL);
+            PERFORM pg_notify('order_flow', jsonb_build_object('event', 'escalate', 'order_key', r.order_key,
+                                                               'notification_id', nid, 'department', r.department,
+                                                               'level', r.level + 1)::text);
+            done := done + 1;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'order_flow: could not escalate notification %: %', r.id, SQLERRM;
+        END;
+    END LOOP;
+    RETURN done;
+END
+$$;
+
+/*
+ * _raise_reminders(as_of, batch): orders that have not progressed for the
+ * state's "cannot wait" threshold times each reminder level's factor get
+ * that level's reminder (audited as remind, sent to the state's owner
+ * department through the outbox).
+ */
+CREATE FUNCTION order_flow._raise_reminders(as_of timestamptz, batch integer)
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r record;
+    p record;
+    lvl integer;
+    done integer := 0;
+    msg jsonb;
+BEGIN
+    FOR r IN SELECT t.order_key, t.workflow, t.state, t.entered_at, t.reminder_level,
+                    s.max_dwell, s.owner_department
+               FROM order_flow.tracked_order t
+               JOIN order_flow.state s ON s.workflow = t.workflow AND s.state = t.state
+              WHERE t.stale_after IS NOT NULL AND t.stale_after <= as_of
+              ORDER BY t.stale_after
+              LIMIT batch
+              FOR UPDATE OF t SKIP LOCKED
+    LOOP
+        BEGIN
+            lvl := r.reminder_level;
+            FOR p IN SELECT level, factor FROM order_flow.reminder_policy x
+                      WHERE x.workflow = r.workflow AND x.level > r.reminder_level
+                        AND r.entered_at + r.max_dwell * x.factor <= as_of
+                      ORDER BY level
+            LOOP
+                msg := jsonb_build_object('event', 'remind', 'order_key', r.order_key, 'state', r.state,
+                                          'level', p.level, 'department', r.owner_department,
+                                          'threshold', r.max_dwell * p.factor,
+                                          'waiting_since', r.entered_at);
+                PERFORM order_flow._append_event(r.order_key, 'remind', r.state, r.state, msg, NULL);
+                INSERT INTO order_flow.outbox (order_key, payload) VALUES (r.order_key, msg);
+                PERFORM pg_notify('order_flow', msg::text);
+                lvl := p.level;
+                done := done + 1;
+            END LOOP;
+            UPDATE order_flow.tracked_order t
+               SET reminder_level = lvl,
+                   stale_after = t.entered_at + r.max_dwell *
+                       (SELECT x.factor FROM order_flow.reminder_policy x
+                         WHERE x.workflow = r.workflow AND x.level = lvl + 1)
+             WHERE t.order_key = r.order_key;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'order_flow: could not remind order %: %', r.order_key, SQLERRM;
+        END;
+    END LOOP;
+    RETURN done;
+END
+$$;
+
+/*
+ * escalate_due(as_of): one sweep -- escalations, then reminders.  Returns
+ * how many were made.  Idempotent for a given as_of; safe to run
+ * concurrently with itself (SKIP LOCKED) and with transitions.
+ */
+CREATE FUNCTION order_flow.escalate_due(as_of timestamptz DEFAULT now())
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    batch integer := COALESCE(NULLIF(current_setting('order_flow.batch_size', true), '')::integer, 1000);
+BEGIN
+    IF as_of IS NULL THEN
+        RAISE EXCEPTION 'as_of must not be null' USING ERRCODE = '22004';
+    END IF;
+    RETURN order_flow._escalate_notifications(as_of, batch)
+         + order_flow._raise_reminders(as_of, batch);
+END
+$$;
+COMMENT ON FUNCTION order_flow.escalate_due(timestamptz) IS
+    'One escalation sweep: overdue notifications go up one level, stale orders get reminders';
+
+/* The earliest moment the scheduler has work: the next due escalation. */
+CREATE FUNCTION order_flow._next_due() RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT min(d) FROM (
+        (SELECT deadline FROM order_flow.notification
+          WHERE status = 'pending' AND escalates ORDER BY deadline LIMIT 1)
+        UNION ALL
+        (SELECT stale_after FROM order_flow.tracked_order
+          WHERE stale_after IS NOT NULL ORDER BY stale_after LIMIT 1)) x(d)
+$$;
+
+CREATE VIEW order_flow.pending_acks AS
+SELECT n.id AS notification_id,
+       n.order_key,
+       n.department,
+       n.level,
+       n.deadline,
+       GREATEST(0, floor(extract(epoch FROM n.deadline - now())))::bigint AS seconds_left,
+       n.deadline < now() AS overdue,
+       n.kind,
+       p.title AS level_title,
+       n.from_state,
+       n.to_state,
+       n.payload,
+       n.created_at
+  FROM order_flow.notification n
+  LEFT JOIN order_flow.escalation_policy p ON p.department = n.department AND p.level = n.level
+ WHERE n.status = 'pending';
+COMMENT ON VIEW order_flow.pending_acks IS
+    'The countdown board: every open notification with seconds left, overdue flag and current level';
+
+CREATE VIEW order_flow.stale_orders AS
+SELECT t.order_key,
+       t.tbl,
+       t.workflow,
+       t.state,
+       s.owner_department,
+       t.entered_at,
+       now() - t.entered_at AS waiting,
+       s.max_dwell,
+       t.reminder_level,
+       t.customer_key,
+       t.attributes
+  FROM order_flow.tracked_order t
+  JOIN order_flow.state s ON s.workflow = t.workflow AND s.state = t.state
+ WHERE t.tbl IS NOT NULL AND s.category <> 'terminal'
+   AND t.entered_at + s.max_dwell <= now();
+COMMENT ON VIEW order_flow.stale_orders IS
+    'Orders waiting longer than their state''s "cannot wait" threshold, with the reminder level reached';
+
+/* Configuration rules of the broadcast hub. */
+CREATE CONSTRAINT TRIGGER calendar_valid AFTER INSERT OR UPDATE ON order_flow.calendar
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
+    EXECUTE FUNCTION order_flow._validate_calendar();
+CREATE CONSTRAINT TRIGGER calendar_hours_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.calendar_hours
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
+    EXECUTE FUNCTION order_flow._validate_calendar();
+CREATE CONSTRAINT TRIGGER escalation_policy_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.escalation_policy
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
+    EXECUTE FUNCTION order_flow._validate_escalation();
+CREATE TRIGGER department_defaults AFTER INSERT ON order_flow.department
+    FOR EACH ROW EXECUTE FUNCTION order_flow._department_defaults();
+CREATE TRIGGER state_restale AFTER UPDATE OF max_dwell, category ON order_flow.state
+    FOR EACH ROW WHEN (NOT order_flow._loading()) EXECUTE FUNCTION order_flow._restale();
+
+/* ------------------------------------------------------------------ */
 /* Privileges: PUBLIC gets what it needs and nothing else.             */
 /* ------------------------------------------------------------------ */
 
@@ -1150,7 +1677,8 @@ TO order_flow_admin;
 GRANT SELECT, INSERT ON order_flow.status_label TO order_flow_admin;
 GRANT SELECT, INSERT, UPDATE ON order_flow.tracked_order TO order_flow_admin;
 GRANT SELECT ON order_flow.audit_log, order_flow.notification, order_flow.outbox,
-    order_flow.refused_attempt TO order_flow_admin;
+    order_flow.refused_attempt, order_flow.pending_acks, order_flow.stale_orders TO order_flow_admin;
+GRANT UPDATE (delivered_at, attempts) ON order_flow.outbox TO order_flow_admin;
 GRANT EXECUTE ON FUNCTION
     order_flow.manage(regclass, name, name, text, name, name[]),
     order_flow.unmanage(regclass),
@@ -1158,6 +1686,11 @@ GRANT EXECUTE ON FUNCTION
     order_flow.record(text, text, jsonb),
     order_flow.verify_audit(text),
     order_flow.validate_workflow(text),
+    order_flow.acknowledge(bigint, text, jsonb),
+    order_flow.escalate_due(timestamptz),
+    order_flow.worker_status(),
+    order_flow.business_deadline(text, timestamptz, interval),
+    order_flow.department_deadline(text, timestamptz, interval),
     order_flow.create_status(text, text, text),
     order_flow.event_hash(bytea, text, bigint, text, text, text, text, text, timestamptz, timestamptz, jsonb)
 TO order_flow_admin;

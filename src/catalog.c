@@ -47,6 +47,13 @@ static HTAB *workflows = NULL;
 static HTAB *states = NULL;
 static HTAB *edges = NULL;
 static HTAB *members = NULL;
+static HTAB *departments = NULL;
+
+typedef struct OfDepartment
+{
+	char		name[OF_NAME_MAX];
+	bool		always_open;
+} OfDepartment;
 
 static const char *const stamp_names[] = {
 	NULL, "contract_signed", "warehouse_confirmed", "finance_approved", "shipped"
@@ -166,7 +173,7 @@ load_cache(void)
 										  ALLOCSET_DEFAULT_SIZES);
 	cache_valid = false;
 	MemoryContextReset(cache_cxt);
-	workflows = states = edges = members = NULL;
+	workflows = states = edges = members = departments = NULL;
 	(void) of_sentinel_relid();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -177,9 +184,10 @@ load_cache(void)
 	states = new_hash("order_flow states", OF_KEY_MAX, sizeof(OfState));
 	edges = new_hash("order_flow edges", OF_KEY_MAX, sizeof(OfEdge));
 	members = new_hash("order_flow members", NAMEDATALEN * 2, sizeof(OfMember));
+	departments = new_hash("order_flow departments", OF_NAME_MAX, sizeof(OfDepartment));
 	MemoryContextSwitchTo(old);
 
-	ret = SPI_execute("SELECT s.workflow, s.state, s.category, s.resumes_to_origin, s.stamps"
+	ret = SPI_execute("SELECT s.workflow, s.state, s.category, s.resumes_to_origin, s.stamps, s.max_dwell"
 					  "  FROM order_flow.state s"
 					  "  JOIN order_flow.status_label l ON l.label OPERATOR(pg_catalog.=) s.state"
 					  " ORDER BY l.sort_position", true, 0);
@@ -210,11 +218,21 @@ load_cache(void)
 			if (strcmp(stamp, stamp_names[k]) == 0)
 				s->stamp = (OfStamp) k;
 		s->next_states = NIL;
+		{
+			Datum		d = SPI_getbinval(tup, desc, 6, &isnull);
+
+			s->has_dwell = !isnull;
+			if (!isnull)
+				s->max_dwell = *DatumGetIntervalP(d);
+		}
 
 		make_key(key, wf, NULL, NULL);
 		w = hash_search(workflows, key, HASH_ENTER, &found);
 		if (!found)
+		{
 			w->initial[0] = '\0';
+			w->has_reminder = false;
+		}
 		if (s->category == 'i')
 			strlcpy(w->initial, st, OF_NAME_MAX);
 	}
@@ -254,6 +272,49 @@ load_cache(void)
 			s->next_states = lappend(s->next_states, pstrdup(to));
 	}
 	MemoryContextSwitchTo(old);
+
+	ret = SPI_execute("SELECT workflow, factor::float8 FROM order_flow.reminder_policy"
+					  " WHERE level OPERATOR(pg_catalog.=) 1", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read order_flow.reminder_policy");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *wf = col_text(tup, desc, 1);
+		char		key[OF_KEY_MAX];
+		bool		isnull;
+		OfWorkflow *w;
+
+		if (!make_key(key, wf, NULL, NULL))
+			continue;
+		w = hash_search(workflows, key, HASH_FIND, NULL);
+		if (w)
+		{
+			w->has_reminder = true;
+			w->first_factor = DatumGetFloat8(SPI_getbinval(tup, desc, 2, &isnull));
+		}
+	}
+
+	ret = SPI_execute("SELECT d.department, COALESCE(c.always_open, true)"
+					  "  FROM order_flow.department d"
+					  "  LEFT JOIN order_flow.calendar c ON c.calendar OPERATOR(pg_catalog.=) d.calendar",
+					  true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read order_flow.department");
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		char	   *name = col_text(tup, desc, 1);
+		bool		isnull;
+		OfDepartment *d;
+
+		if (strlen(name) >= OF_NAME_MAX)
+			continue;
+		d = hash_search(departments, name, HASH_ENTER, NULL);
+		d->always_open = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
+	}
 
 	ret = SPI_execute("SELECT actor, department FROM order_flow.member", true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -319,6 +380,22 @@ of_edge(const char *workflow, const char *from, const char *to)
 	if (!make_key(key, workflow, from, to))
 		return NULL;
 	return hash_search(edges, key, HASH_FIND, NULL);
+}
+
+/*
+ * of_department_always_open: does the department's SLA clock run on the
+ * wall clock (its calendar is always open, or it is unknown)?
+ */
+bool
+of_department_always_open(const char *department)
+{
+	OfDepartment *d;
+
+	ensure_cache();
+	if (strlen(department) >= OF_NAME_MAX)
+		return true;
+	d = hash_search(departments, department, HASH_FIND, NULL);
+	return d == NULL || d->always_open;
 }
 
 /*

@@ -28,6 +28,14 @@
 extern char *of_actor_setting;
 extern char *of_reason_setting;
 extern bool of_preloaded;
+extern char *of_database_setting;
+extern int	of_naptime;
+extern int	of_batch_size;
+extern bool of_enabled;
+
+/* worker.c */
+extern void of_register_launcher(void);
+extern void of_install_utility_hook(void);
 
 /* rights.c */
 extern char *of_current_actor(void);
@@ -52,6 +60,8 @@ typedef struct OfState
 	char		category;		/* 'i'nitial, 'a'ctive, 'e'xception, 't'erminal */
 	bool		resumes_to_origin;
 	OfStamp		stamp;
+	bool		has_dwell;
+	Interval	max_dwell;		/* the "cannot wait" threshold */
 	List	   *next_states;	/* char *, sorted by process position */
 } OfState;
 
@@ -71,11 +81,14 @@ typedef struct OfWorkflow
 {
 	char		key[OF_KEY_MAX];
 	char		initial[OF_NAME_MAX];
+	bool		has_reminder;
+	float8		first_factor;	/* reminder level 1 factor */
 } OfWorkflow;
 
 extern OfWorkflow *of_workflow(const char *workflow);
 extern OfState *of_state(const char *workflow, const char *state);
 extern OfEdge *of_edge(const char *workflow, const char *from, const char *to);
+extern bool of_department_always_open(const char *department);
 extern bool of_actor_in(const char *actor, char **departments, int n);
 extern const char *of_stamp_name(OfStamp stamp);
 extern Oid	of_sentinel_relid(void);

@@ -50,6 +50,7 @@
 #include "utils/timestamp.h"
 
 #include "order_flow.h"
+#include "shmem.h"
 
 /* ---- per-relation column layout, cached by relation OID ---- */
 
@@ -331,14 +332,14 @@ enum
 {
 	P_KEY, P_SEQ, P_ACTION, P_FROM, P_TO, P_ACTOR, P_DBUSER, P_OCCURRED, P_RECORDED,
 	P_DETAILS, P_PREV, P_HASH, P_HELD, P_STAMP, P_ATTRS, P_CUSTOMER, P_TBL, P_WORKFLOW,
-	P_NOTIFY, P_ACK, P_PAYLOAD,
+	P_NOTIFY, P_DEADLINES, P_PAYLOAD, P_STALE,
 	P_COUNT
 };
 
 static const Oid param_types[P_COUNT] = {
 	TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
 	TIMESTAMPTZOID, JSONBOID, BYTEAOID, BYTEAOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID,
-	TEXTOID, TEXTOID, TEXTARRAYOID, INTERVALOID, JSONBOID
+	TEXTOID, TEXTOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBOID, TIMESTAMPTZOID
 };
 
 #define AUDIT_INSERT \
@@ -354,6 +355,7 @@ static const Oid param_types[P_COUNT] = {
 	"UPDATE order_flow.tracked_order SET last_seq = $2, last_hash = $12," \
 	" last_occurred_at = $8, state = $5, entered_at = $8, held_from = $13," \
 	" attributes = $15, customer_key = $16, tbl = $17, workflow = $18," \
+	" reminder_level = 0, stale_after = $22," \
 	STAMP_SET("contract_signed_at", "contract_signed") "," \
 	STAMP_SET("warehouse_confirmed_at", "warehouse_confirmed") "," \
 	STAMP_SET("finance_approved_at", "finance_approved") "," \
@@ -371,10 +373,10 @@ static const char *const plan_sql[] = {
 	"WITH a AS (" AUDIT_INSERT "),"
 	" n AS (INSERT INTO order_flow.notification (order_key, department, level, deadline, payload,"
 	"   from_state, to_state, event_seq)"
-	"   SELECT $1, d, 1, $9 OPERATOR(pg_catalog.+) $20,"
-	"     $21 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('department', d, 'level', 1,"
-	"       'deadline', $9 OPERATOR(pg_catalog.+) $20),"
-	"     $4, $5, $2 FROM pg_catalog.unnest($19) d"
+	"   SELECT $1, x.d, 1, x.dl,"
+	"     $21 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('department', x.d, 'level', 1,"
+	"       'deadline', x.dl),"
+	"     $4, $5, $2 FROM ROWS FROM (pg_catalog.unnest($19), pg_catalog.unnest($20)) x(d, dl)"
 	"   RETURNING id, department, payload),"
 	" o AS (INSERT INTO order_flow.outbox (order_key, notification_id, payload)"
 	"   SELECT $1, n.id, n.payload OPERATOR(pg_catalog.||)"
@@ -384,12 +386,12 @@ static const char *const plan_sql[] = {
 	"WITH a AS (" AUDIT_INSERT ")"
 	" INSERT INTO order_flow.tracked_order (order_key, tbl, workflow, state, held_from, entered_at,"
 	"   last_seq, last_hash, last_occurred_at, customer_key, attributes, created_at,"
-	"   contract_signed_at, warehouse_confirmed_at, finance_approved_at, shipped_at)"
+	"   contract_signed_at, warehouse_confirmed_at, finance_approved_at, shipped_at, stale_after)"
 	" SELECT $1, $17, $18, $5, $13, $8, $2, $12, $8, $16, $15, $8,"
 	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'contract_signed' THEN $8 END,"
 	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'warehouse_confirmed' THEN $8 END,"
 	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'finance_approved' THEN $8 END,"
-	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'shipped' THEN $8 END"
+	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'shipped' THEN $8 END, $22"
 };
 
 #define PLAN_LOCK 0
@@ -438,10 +440,125 @@ allowed_next_text(OfState *from, const char *held_from)
 	return buf.len ? buf.data : "none (terminal state)";
 }
 
+static SPIPlanPtr deadline_plan = NULL;
+
+/*
+ * department_deadline: start + span on the department's business calendar.
+ * Always-open calendars (the default) need no query.
+ */
+static TimestampTz
+department_deadline(const char *department, TimestampTz start, Interval *span)
+{
+	Datum		v[3];
+	bool		isnull;
+	Datum		d;
+
+	if (of_department_always_open(department))
+		return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+													   TimestampTzGetDatum(start),
+													   IntervalPGetDatum(span)));
+	if (deadline_plan == NULL)
+	{
+		Oid			t[3] = {TEXTOID, TIMESTAMPTZOID, INTERVALOID};
+
+		deadline_plan = SPI_prepare("SELECT order_flow.department_deadline($1, $2, $3)", 3, t);
+		if (deadline_plan == NULL || SPI_keepplan(deadline_plan))
+			elog(ERROR, "could not prepare deadline plan");
+	}
+	v[0] = CStringGetTextDatum(department);
+	v[1] = TimestampTzGetDatum(start);
+	v[2] = IntervalPGetDatum(span);
+	if (SPI_execute_plan(deadline_plan, v, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not compute deadline for department %s", department);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? DT_NOEND : DatumGetTimestampTz(d);
+}
+
+/* What the current firing is attempting, for the refusal record. */
+static struct
+{
+	char		tbl[2 * NAMEDATALEN + 8];
+	char		order_key[128];
+	char		from_state[64];
+	char		to_state[64];
+} attempt;
+
+static void
+note_attempt(const char *tbl, const char *key, const char *from, const char *to)
+{
+	strlcpy(attempt.tbl, tbl ? tbl : "", sizeof(attempt.tbl));
+	strlcpy(attempt.order_key, key ? key : "", sizeof(attempt.order_key));
+	strlcpy(attempt.from_state, from ? from : "", sizeof(attempt.from_state));
+	strlcpy(attempt.to_state, to ? to : "", sizeof(attempt.to_state));
+}
+
+static bool
+is_refusal(int sqlerrcode)
+{
+	return sqlerrcode == ERRCODE_CHECK_VIOLATION ||
+		sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ||
+		sqlerrcode == ERRCODE_INVALID_TEXT_REPRESENTATION ||
+		sqlerrcode == ERRCODE_NOT_NULL_VIOLATION ||
+		sqlerrcode == ERRCODE_FEATURE_NOT_SUPPORTED ||
+		sqlerrcode == ERRCODE_INVALID_PARAMETER_VALUE ||
+		sqlerrcode == ERRCODE_UNIQUE_VIOLATION ||
+		sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+}
+
+static Datum transition_row(FunctionCallInfo fcinfo);
+
 PG_FUNCTION_INFO_V1(order_flow_transition_trigger);
 
+/*
+ * The trigger entry point: runs the transition; a refusal is copied to the
+ * out-of-band queue (it will roll back with the transaction) and re-raised.
+ */
 Datum
 order_flow_transition_trigger(PG_FUNCTION_ARGS)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Datum		result = (Datum) 0;
+
+	memset(&attempt, 0, sizeof(attempt));
+	PG_TRY();
+	{
+		result = transition_row(fcinfo);
+	}
+	PG_CATCH();
+	{
+		if (of_shared != NULL)
+		{
+			ErrorData  *ed;
+			OfRefusal	r;
+
+			MemoryContextSwitchTo(cxt);
+			ed = CopyErrorData();
+			if (is_refusal(ed->sqlerrcode))
+			{
+				memset(&r, 0, sizeof(r));
+				r.dboid = MyDatabaseId;
+				r.at = GetCurrentTimestamp();
+				strlcpy(r.actor, of_actor_setting && of_actor_setting[0] ? of_actor_setting :
+						GetUserNameFromId(GetSessionUserId(), true) ?: "", sizeof(r.actor));
+				strlcpy(r.db_user, GetUserNameFromId(GetOuterUserId(), true) ?: "", sizeof(r.db_user));
+				strlcpy(r.tbl, attempt.tbl, sizeof(r.tbl));
+				strlcpy(r.order_key, attempt.order_key, sizeof(r.order_key));
+				strlcpy(r.from_state, attempt.from_state, sizeof(r.from_state));
+				strlcpy(r.to_state, attempt.to_state, sizeof(r.to_state));
+				strlcpy(r.sqlstate, unpack_sql_state(ed->sqlerrcode), sizeof(r.sqlstate));
+				strlcpy(r.reason, ed->message ? ed->message : "", sizeof(r.reason));
+				of_refusal_push(&r);
+			}
+			FreeErrorData(ed);
+		}
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+	return result;
+}
+
+static Datum
+transition_row(FunctionCallInfo fcinfo)
 {
 	TriggerData *td = (TriggerData *) fcinfo->context;
 	Relation	rel;
@@ -498,6 +615,7 @@ order_flow_transition_trigger(PG_FUNCTION_ARGS)
 	if (!is_insert)
 		oldtup = td->tg_trigtuple;
 	ri = get_relinfo(rel, td->tg_trigger);
+	note_attempt(ri->tbl, NULL, NULL, NULL);
 
 	key = column_text(&ri->key, newtup, desc, &isnull);
 	if (isnull)
@@ -524,6 +642,7 @@ order_flow_transition_trigger(PG_FUNCTION_ARGS)
 		if (isnull)
 			from = NULL;
 	}
+	note_attempt(ri->tbl, key, from, to);
 
 	if (of_workflow(ri->workflow) == NULL)
 		refuse(ERRCODE_UNDEFINED_OBJECT,
@@ -759,18 +878,43 @@ order_flow_transition_trigger(PG_FUNCTION_ARGS)
 		nulls[P_CUSTOMER] = 'n';
 	values[P_TBL] = CStringGetTextDatum(ri->tbl);
 	values[P_WORKFLOW] = CStringGetTextDatum(ri->workflow);
-	nulls[P_NOTIFY] = nulls[P_ACK] = nulls[P_PAYLOAD] = 'n';
+	nulls[P_NOTIFY] = nulls[P_DEADLINES] = nulls[P_PAYLOAD] = 'n';
+	{
+		OfWorkflow *wf = of_workflow(ri->workflow);
+
+		if (to_st->category != 't' && to_st->has_dwell && wf->has_reminder)
+		{
+			Datum		iv = DirectFunctionCall2(interval_mul, IntervalPGetDatum(&to_st->max_dwell),
+												 Float8GetDatum(wf->first_factor));
+
+			values[P_STALE] = DirectFunctionCall2(timestamptz_pl_interval,
+												  TimestampTzGetDatum(occurred), iv);
+		}
+		else
+			nulls[P_STALE] = 'n';
+	}
 
 	/* live transitions on an edge that notifies open the broadcast */
 	if (which == PLAN_MOVE && edge && !resume && edge->nnotify > 0 && strcmp(action, "import") != 0)
 	{
 		Datum	   *elems = palloc(sizeof(Datum) * edge->nnotify);
+		Datum	   *dls = palloc(sizeof(Datum) * edge->nnotify);
+		TimestampTz earliest = DT_NOEND;
 		StringInfoData pl;
 
 		for (int i = 0; i < edge->nnotify; i++)
+		{
+			TimestampTz dl;
+
 			elems[i] = CStringGetTextDatum(edge->notify[i]);
+			dl = department_deadline(edge->notify[i], now, &edge->ack_within);
+			dls[i] = TimestampTzGetDatum(dl);
+			earliest = Min(earliest, dl);
+		}
 		values[P_NOTIFY] = PointerGetDatum(construct_array(elems, edge->nnotify, TEXTOID, -1, false, TYPALIGN_INT));
-		values[P_ACK] = IntervalPGetDatum(&edge->ack_within);
+		values[P_DEADLINES] = PointerGetDatum(construct_array(dls, edge->nnotify, TIMESTAMPTZOID,
+															  sizeof(TimestampTz), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		of_note_deadline(earliest);
 		initStringInfo(&pl);
 		appendStringInfoString(&pl, "{\"order_key\":");
 		escape_json(&pl, key);
@@ -791,7 +935,7 @@ order_flow_transition_trigger(PG_FUNCTION_ARGS)
 		escape_json(&pl, actor);
 		appendStringInfoChar(&pl, '}');
 		values[P_PAYLOAD] = DirectFunctionCall1(jsonb_in, CStringGetDatum(pl.data));
-		nulls[P_NOTIFY] = nulls[P_ACK] = nulls[P_PAYLOAD] = ' ';
+		nulls[P_NOTIFY] = nulls[P_DEADLINES] = nulls[P_PAYLOAD] = ' ';
 		which = PLAN_MOVE_NOTIFY;
 	}
 

@@ -1,0 +1,228 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  Shared memory of the preloaded library: the scheduler registry that
+ *	  lets a transaction wake the escalation worker of its database, and the
+ *	  bounded queue of refused transition attempts.
+ *
+ * Locking: one LWLock (tranche "order_flow") protects everything here.
+ * Critical sections only copy fixed-size structs.  A backend never sets a
+ * latch while holding the lock.
+ *
+ * Waking: a transaction that opens a notification whose deadline is
+ * earlier than its database scheduler's planned wake-up asks, at commit
+ * (never before: an uncommitted deadline is invisible to the worker), for
+ * the scheduler's latch to be set.  CREATE EXTENSION asks the launcher to
+ * serve its database the same way.
+ *
+ * Refusals: a refused transition rolls back with its transaction, so the
+ * trigger copies it here first; the database's scheduler drains the queue
+ * into order_flow.refused_attempt.  When the queue is full the attempt is
+ * counted as dropped.  Without the preload none of this exists and all
+ * functions here are no-ops.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "utils/timestamp.h"
+
+#include "order_flow.h"
+#include "shmem.h"
+
+OfShared   *of_shared = NULL;
+
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+
+static bool wake_pending = false;
+static TimestampTz wake_at = 0;
+static bool launcher_request_pending = false;
+static bool xact_callback_registered = false;
+
+static void
+of_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(MAXALIGN(sizeof(OfShared)));
+	RequestNamedLWLockTranche("order_flow", 1);
+}
+
+static void
+of_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	of_shared = ShmemInitStruct("order_flow", sizeof(OfShared), &found);
+	if (!found)
+	{
+		memset(of_shared, 0, sizeof(OfShared));
+		of_shared->lock = &(GetNamedLWLockTranche("order_flow"))->lock;
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+void
+of_shmem_init(void)
+{
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = of_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = of_shmem_startup;
+}
+
+/* ---- waking at commit ---- */
+
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	Latch	   *sched = NULL;
+	Latch	   *launcher = NULL;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	if (event == XACT_EVENT_COMMIT && of_shared && (wake_pending || launcher_request_pending))
+	{
+		LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+		for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
+		{
+			OfSchedSlot *s = &of_shared->sched[i];
+
+			if (s->dboid == MyDatabaseId && s->pid != 0)
+			{
+				if (wake_pending && wake_at < s->next_wake)
+				{
+					sched = s->latch;
+					s->next_wake = wake_at;
+				}
+				if (launcher_request_pending)
+					s->absent = false;
+			}
+		}
+		if (launcher_request_pending)
+		{
+			bool		listed = false;
+
+			for (int i = 0; i < of_shared->nrequests; i++)
+				listed |= of_shared->requests[i] == MyDatabaseId;
+			if (!listed && of_shared->nrequests < OF_MAX_SCHEDULERS)
+				of_shared->requests[of_shared->nrequests++] = MyDatabaseId;
+			launcher = of_shared->launcher_latch;
+		}
+		LWLockRelease(of_shared->lock);
+		if (sched)
+			SetLatch(sched);
+		if (launcher)
+			SetLatch(launcher);
+	}
+	wake_pending = false;
+	launcher_request_pending = false;
+	wake_at = 0;
+}
+
+static void
+ensure_callback(void)
+{
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+}
+
+/*
+ * of_note_deadline: this transaction opened a notification due at dl.
+ */
+void
+of_note_deadline(TimestampTz dl)
+{
+	if (of_shared == NULL)
+		return;
+	ensure_callback();
+	if (!wake_pending || dl < wake_at)
+		wake_at = dl;
+	wake_pending = true;
+}
+
+/*
+ * of_request_service: at commit, ask the launcher to serve this database.
+ */
+void
+of_request_service(void)
+{
+	if (of_shared == NULL)
+		return;
+	ensure_callback();
+	launcher_request_pending = true;
+}
+
+/* ---- refused attempts ---- */
+
+void
+of_refusal_push(const OfRefusal *r)
+{
+	Latch	   *latch = NULL;
+	bool		stored = false;
+
+	if (of_shared == NULL)
+		return;
+	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+	of_shared->refused_total++;
+	for (int k = 0; k < OF_REFUSAL_SLOTS; k++)
+	{
+		int			i = (of_shared->refusal_hint + k) % OF_REFUSAL_SLOTS;
+
+		if (!of_shared->refusals[i].used)
+		{
+			of_shared->refusals[i] = *r;
+			of_shared->refusals[i].used = true;
+			of_shared->refusal_hint = (i + 1) % OF_REFUSAL_SLOTS;
+			stored = true;
+			break;
+		}
+	}
+	if (!stored)
+		of_shared->refused_dropped++;
+	for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
+		if (of_shared->sched[i].dboid == r->dboid && of_shared->sched[i].pid != 0)
+			latch = of_shared->sched[i].latch;
+	LWLockRelease(of_shared->lock);
+	if (latch)
+		SetLatch(latch);
+}
+
+/*
+ * of_refusal_take: move up to max queued refusals of database dboid into
+ * out; returns how many.
+ */
+int
+of_refusal_take(Oid dboid, OfRefusal *out, int max)
+{
+	int			n = 0;
+
+	if (of_shared == NULL)
+		return 0;
+	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < OF_REFUSAL_SLOTS && n < max; i++)
+	{
+		if (of_shared->refusals[i].used && of_shared->refusals[i].dboid == dboid)
+		{
+			out[n++] = of_shared->refusals[i];
+			of_shared->refusals[i].used = false;
+		}
+	}
+	LWLockRelease(of_shared->lock);
+	return n;
+}

@@ -1,0 +1,620 @@
+/*-------------------------------------------------------------------------
+ *
+ * worker.c
+ *	  The escalation background workers: one launcher per cluster, one
+ *	  scheduler per served database.
+ *
+ * Launcher ("order_flow launcher"): connects to shared catalogs only,
+ * lists the databases to serve (setting order_flow.database, else every
+ * database that accepts connections and is not a template), and keeps one
+ * scheduler running for each.  A scheduler that finds no extension in its
+ * database exits and is marked absent; the database is looked at again
+ * when CREATE EXTENSION there asks for service (at its commit, through the
+ * launcher's latch) or every ABSENT_RECHECK.  A scheduler that dies is
+ * restarted after RESTART_DELAY, so one bad moment never stops service.
+ * A database named in order_flow.database that does not exist is logged
+ * once and retried quietly.
+ *
+ * Scheduler ("order_flow scheduler"): each pass is one transaction that
+ * escalates what is due (a batch at a time, SKIP LOCKED), raises due
+ * reminders, drains the refused-attempt queue into the table, and reads the
+ * next due time; then it sleeps exactly until then (capped by
+ * order_flow.naptime), woken early by a transaction that creates a nearer
+ * deadline.  All state is in tables, so a crash loses nothing: what was
+ * not committed is simply done again by the next pass.
+ *
+ * Both start only after recovery has finished, so nothing runs on a hot
+ * standby.  Memory: each pass allocates inside its transaction only.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/pg_database.h"
+#include "commands/dbcommands.h"
+#include "commands/extension.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "tcop/tcopprot.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/varlena.h"
+
+#include "order_flow.h"
+#include "shmem.h"
+
+#define RESTART_DELAY_MS	5000
+#define ABSENT_RECHECK_MS	(5 * 60 * 1000)
+#define LAUNCHER_NAP_MS		10000
+
+PGDLLEXPORT void of_launcher_main(Datum arg);
+PGDLLEXPORT void of_scheduler_main(Datum arg);
+
+void
+of_register_launcher(void)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = 5;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "order_flow");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "of_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "order_flow launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "order_flow launcher");
+	RegisterBackgroundWorker(&worker);
+}
+
+/* ---- launcher ---- */
+
+typedef struct LauncherDb
+{
+	Oid			dboid;
+	char		name[NAMEDATALEN];
+	BackgroundWorkerHandle *handle;
+	TimestampTz started;
+	TimestampTz stopped;
+} LauncherDb;
+
+static LauncherDb dbs[OF_MAX_SCHEDULERS];
+static int	ndbs = 0;
+static List *logged_missing = NIL;
+
+static LauncherDb *
+launcher_db(Oid dboid, const char *name)
+{
+	for (int i = 0; i < ndbs; i++)
+		if (dbs[i].dboid == dboid)
+			return &dbs[i];
+	if (ndbs >= OF_MAX_SCHEDULERS)
+		return NULL;
+	memset(&dbs[ndbs], 0, sizeof(LauncherDb));
+	dbs[ndbs].dboid = dboid;
+	strlcpy(dbs[ndbs].name, name, NAMEDATALEN);
+	return &dbs[ndbs++];
+}
+
+static bool
+named_in_setting(const char *name, List *names)
+{
+	ListCell   *lc;
+
+	foreach(lc, names)
+		if (strcmp((char *) lfirst(lc), name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * list_databases: the databases to serve, by scanning pg_database.
+ */
+static List *
+list_databases(void)
+{
+	List	   *result = NIL;
+	List	   *wanted = NIL;
+	char	   *raw;
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	ListCell   *lc;
+	MemoryContext outer = CurrentMemoryContext;
+
+	raw = pstrdup(of_database_setting ? of_database_setting : "");
+	if (raw[0] != '\0' && !SplitIdentifierString(raw, ',', &wanted))
+	{
+		ereport(LOG,
+				(errmsg("order_flow: invalid list syntax in order_flow.database: \"%s\"", of_database_setting)));
+		wanted = NIL;
+		raw[0] = '\0';
+	}
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	(void) GetTransactionSnapshot();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+		bool		take;
+
+		if (raw[0] != '\0')
+			take = named_in_setting(NameStr(db->datname), wanted);
+		else
+			take = db->datallowconn && !db->datistemplate;
+		if (take && db->datconnlimit != -2)
+		{
+			MemoryContext old = MemoryContextSwitchTo(outer);
+			LauncherDb *d = launcher_db(db->oid, NameStr(db->datname));
+
+			if (d)
+				result = lappend_oid(result, d->dboid);
+			MemoryContextSwitchTo(old);
+		}
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+
+	/* names that do not exist: log once each */
+	foreach(lc, wanted)
+	{
+		char	   *name = (char *) lfirst(lc);
+		bool		found = false;
+
+		for (int i = 0; i < ndbs; i++)
+			found |= strcmp(dbs[i].name, name) == 0 && list_member_oid(result, dbs[i].dboid);
+		if (!found)
+		{
+			ListCell   *lc2;
+			bool		logged = false;
+
+			foreach(lc2, logged_missing)
+				logged |= strcmp((char *) lfirst(lc2), name) == 0;
+			if (!logged)
+			{
+				MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+
+				ereport(LOG,
+						(errmsg("order_flow: database \"%s\" named in order_flow.database does not exist; will retry quietly",
+								name)));
+				logged_missing = lappend(logged_missing, pstrdup(name));
+				MemoryContextSwitchTo(old);
+			}
+		}
+	}
+	return result;
+}
+
+static void
+start_scheduler(LauncherDb *d)
+{
+	BackgroundWorker worker;
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "order_flow");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "of_scheduler_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "order_flow scheduler %s", d->name);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "order_flow scheduler");
+	worker.bgw_main_arg = ObjectIdGetDatum(d->dboid);
+	worker.bgw_notify_pid = MyProcPid;
+	d->started = GetCurrentTimestamp();
+	if (!RegisterDynamicBackgroundWorker(&worker, &d->handle))
+	{
+		d->handle = NULL;
+		ereport(LOG,
+				(errmsg("order_flow: could not start a scheduler for database \"%s\"", d->name),
+				 errhint("Raise max_worker_processes.")));
+	}
+}
+
+static bool
+slot_absent(Oid dboid, bool clear_if_stale)
+{
+	bool		absent = false;
+	TimestampTz now = GetCurrentTimestamp();
+
+	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
+	{
+		OfSchedSlot *s = &of_shared->sched[i];
+
+		if (s->dboid == dboid && s->absent)
+		{
+			if (clear_if_stale &&
+				TimestampDifferenceExceeds(s->absent_since, now, ABSENT_RECHECK_MS))
+				s->absent = false;
+			else
+				absent = true;
+		}
+	}
+	for (int i = 0; i < of_shared->nrequests; i++)
+	{
+		if (of_shared->requests[i] == dboid)
+		{
+			absent = false;
+			for (int j = 0; j < OF_MAX_SCHEDULERS; j++)
+				if (of_shared->sched[j].dboid == dboid)
+					of_shared->sched[j].absent = false;
+			of_shared->requests[i] = of_shared->requests[--of_shared->nrequests];
+			break;
+		}
+	}
+	LWLockRelease(of_shared->lock);
+	return absent;
+}
+
+void
+of_launcher_main(Datum arg)
+{
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	pgstat_report_appname("order_flow launcher");
+
+	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+	if (of_shared->launcher_pid != 0 && of_shared->launcher_pid != MyProcPid &&
+		kill(of_shared->launcher_pid, 0) == 0)
+	{
+		LWLockRelease(of_shared->lock);
+		ereport(LOG, (errmsg("order_flow: another launcher is running; exiting")));
+		proc_exit(0);
+	}
+	of_shared->launcher_pid = MyProcPid;
+	of_shared->launcher_latch = MyLatch;
+	LWLockRelease(of_shared->lock);
+	ereport(LOG, (errmsg("order_flow launcher started")));
+
+	for (;;)
+	{
+		List	   *serve;
+			TimestampTz now;
+		long		nap = LAUNCHER_NAP_MS;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		serve = of_enabled ? list_databases() : NIL;
+		now = GetCurrentTimestamp();
+		for (int i = 0; i < ndbs; i++)
+		{
+			LauncherDb *d = &dbs[i];
+			pid_t		pid;
+			bool		running = false;
+
+			if (d->handle)
+			{
+				BgwHandleStatus st = GetBackgroundWorkerPid(d->handle, &pid);
+
+				running = (st == BGWH_STARTED || st == BGWH_NOT_YET_STARTED);
+				if (!running)
+				{
+					pfree(d->handle);
+					d->handle = NULL;
+					d->stopped = now;
+				}
+			}
+			if (!list_member_oid(serve, d->dboid))
+			{
+				if (running)
+					TerminateBackgroundWorker(d->handle);
+				continue;
+			}
+			if (running || slot_absent(d->dboid, true))
+				continue;
+			if (d->stopped != 0 && !TimestampDifferenceExceeds(d->stopped, now, RESTART_DELAY_MS))
+			{
+				nap = Min(nap, RESTART_DELAY_MS);
+				continue;
+			}
+			start_scheduler(d);
+		}
+		list_free(serve);
+
+		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+						 nap, PG_WAIT_EXTENSION);
+		ResetLatch(MyLatch);
+	}
+}
+
+/* ---- scheduler ---- */
+
+static OfSchedSlot *my_slot = NULL;
+
+static void
+scheduler_register(Oid dboid)
+{
+	int			free_i = -1;
+
+	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
+	{
+		OfSchedSlot *s = &of_shared->sched[i];
+
+		if (s->dboid == dboid)
+		{
+			if (s->pid != 0 && s->pid != MyProcPid && kill(s->pid, 0) == 0)
+			{
+				LWLockRelease(of_shared->lock);
+				ereport(LOG, (errmsg("order_flow: a scheduler already serves this database; exiting")));
+				proc_exit(0);
+			}
+			free_i = i;
+			break;
+		}
+		if (free_i < 0 && s->dboid == InvalidOid)
+			free_i = i;
+	}
+	if (free_i < 0)
+	{
+		LWLockRelease(of_shared->lock);
+		ereport(LOG, (errmsg("order_flow: no free scheduler slot")));
+		proc_exit(0);
+	}
+	my_slot = &of_shared->sched[free_i];
+	my_slot->dboid = dboid;
+	my_slot->pid = MyProcPid;
+	my_slot->latch = MyLatch;
+	my_slot->absent = false;
+	my_slot->next_wake = DT_NOEND;
+	LWLockRelease(of_shared->lock);
+}
+
+static void
+scheduler_unregister(int code, Datum arg)
+{
+	if (my_slot == NULL)
+		return;
+	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+	my_slot->pid = 0;
+	my_slot->latch = NULL;
+	LWLockRelease(of_shared->lock);
+}
+
+static int64
+spi_int(const char *sql, int nargs, Oid *types, Datum *values)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "order_flow scheduler query failed: %s", sql);
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt32(d);
+}
+
+static void
+drain_refusals(void)
+{
+	OfRefusal	batch[64];
+	int			n;
+	Oid			types[9] = {TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, TEXTOID, TEXTOID};
+
+	while ((n = of_refusal_take(MyDatabaseId, batch, lengthof(batch))) > 0)
+	{
+		for (int i = 0; i < n; i++)
+		{
+			OfRefusal  *r = &batch[i];
+			Datum		v[9];
+			char		nulls[9];
+
+			memset(nulls, ' ', sizeof(nulls));
+			v[0] = TimestampTzGetDatum(r->at);
+			v[1] = CStringGetTextDatum(r->actor);
+			v[2] = CStringGetTextDatum(r->db_user);
+			v[3] = CStringGetTextDatum(r->tbl);
+			v[4] = CStringGetTextDatum(r->order_key);
+			v[5] = CStringGetTextDatum(r->from_state);
+			v[6] = CStringGetTextDatum(r->to_state);
+			v[7] = CStringGetTextDatum(r->sqlstate);
+			v[8] = CStringGetTextDatum(r->reason);
+			nulls[1] = r->actor[0] ? ' ' : 'n';
+			nulls[2] = r->db_user[0] ? ' ' : 'n';
+			nulls[3] = r->tbl[0] ? ' ' : 'n';
+			nulls[4] = r->order_key[0] ? ' ' : 'n';
+			nulls[5] = r->from_state[0] ? ' ' : 'n';
+			nulls[6] = r->to_state[0] ? ' ' : 'n';
+			if (SPI_execute_with_args("INSERT INTO order_flow.refused_attempt (attempted_at, actor, db_user,"
+									  " tbl, order_key, from_state, to_state, sqlstate, reason)"
+									  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+									  9, types, v, nulls, false, 0) != SPI_OK_INSERT)
+				elog(ERROR, "could not record refused attempt");
+		}
+	}
+}
+
+void
+of_scheduler_main(Datum arg)
+{
+	Oid			dboid = DatumGetObjectId(arg);
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
+	pgstat_report_appname("order_flow scheduler");
+	SetConfigOption("order_flow.actor", "order_flow.scheduler", PGC_USERSET, PGC_S_SESSION);
+	SetConfigOption("application_name", "order_flow scheduler", PGC_USERSET, PGC_S_SESSION);
+	scheduler_register(dboid);
+	on_shmem_exit(scheduler_unregister, (Datum) 0);
+
+	for (;;)
+	{
+		TimestampTz next = DT_NOEND;
+		TimestampTz now;
+		long		timeout;
+		bool		more = false;
+		bool		present;
+		int64		done = 0;
+
+		CHECK_FOR_INTERRUPTS();
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		present = OidIsValid(get_extension_oid("order_flow", true));
+		if (!present)
+		{
+			CommitTransactionCommand();
+			LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+			my_slot->absent = true;
+			my_slot->absent_since = GetCurrentTimestamp();
+			LWLockRelease(of_shared->lock);
+			ereport(DEBUG1, (errmsg("order_flow: extension not installed in this database; scheduler exits")));
+			proc_exit(0);
+		}
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "order_flow: escalation sweep");
+
+		if (of_enabled)
+		{
+			Oid			types[1] = {INT4OID};
+			Datum		v[1] = {Int32GetDatum(of_batch_size)};
+			int64		n;
+
+			n = spi_int("SELECT order_flow._escalate_notifications(pg_catalog.clock_timestamp(), $1)",
+						1, types, v);
+			more = n >= of_batch_size;
+			done = n;
+			n = spi_int("SELECT order_flow._raise_reminders(pg_catalog.clock_timestamp(), $1)",
+						1, types, v);
+			more |= n >= of_batch_size;
+			done += n;
+		}
+		drain_refusals();
+		if (SPI_execute("SELECT order_flow._next_due()", true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		{
+			bool		isnull;
+			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+			if (!isnull)
+				next = DatumGetTimestampTz(d);
+		}
+		SPI_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_stat(true);
+		pgstat_report_activity(STATE_IDLE, NULL);
+
+		now = GetCurrentTimestamp();
+		if (more)
+			timeout = 0;
+		else
+		{
+			TimestampTz cap = TimestampTzPlusMilliseconds(now, (int64) of_naptime * 1000);
+
+			if (!of_enabled || next > cap)
+				next = cap;
+			timeout = next <= now ? 0 : TimestampDifferenceMilliseconds(now, next);
+			/* something due but not doable now (locked, failing): do not spin */
+			if (timeout == 0 && done == 0)
+				timeout = 1000;
+		}
+		LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+		my_slot->next_wake = TimestampTzPlusMilliseconds(now, timeout);
+		my_slot->sweeps++;
+		LWLockRelease(of_shared->lock);
+
+		if (timeout > 0)
+		{
+			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+							 timeout, PG_WAIT_EXTENSION);
+			ResetLatch(MyLatch);
+		}
+	}
+}
+
+/* ---- DROP DATABASE: the scheduler steps aside ---- */
+
+static ProcessUtility_hook_type prev_process_utility = NULL;
+
+/*
+ * A scheduler connected to a database would make DROP DATABASE fail with
+ * "being accessed by other users".  Before a DROP DATABASE runs, its
+ * scheduler is marked absent (so the launcher does not restart it) and
+ * asked to exit; we wait for it briefly, as DROP DATABASE itself does for
+ * other sessions.
+ */
+static void
+of_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
+				   ProcessUtilityContext context, ParamListInfo params,
+				   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
+{
+	if (of_shared != NULL && IsA(pstmt->utilityStmt, DropdbStmt))
+	{
+		DropdbStmt *stmt = (DropdbStmt *) pstmt->utilityStmt;
+		Oid			dboid = get_database_oid(stmt->dbname, true);
+		pid_t		pid = 0;
+
+		if (OidIsValid(dboid))
+		{
+			LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+			for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
+			{
+				OfSchedSlot *s = &of_shared->sched[i];
+
+				if (s->dboid == dboid)
+				{
+					s->absent = true;
+					s->absent_since = GetCurrentTimestamp();
+					pid = s->pid;
+				}
+			}
+			LWLockRelease(of_shared->lock);
+			if (pid != 0 && kill(pid, SIGTERM) == 0)
+			{
+				for (int i = 0; i < 50 && kill(pid, 0) == 0; i++)
+				{
+					CHECK_FOR_INTERRUPTS();
+					pg_usleep(100 * 1000L);
+				}
+			}
+		}
+	}
+	if (prev_process_utility)
+		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+							 queryEnv, dest, qc);
+	else
+		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+								queryEnv, dest, qc);
+}
+
+void
+of_install_utility_hook(void)
+{
+	prev_process_utility = ProcessUtility_hook;
+	ProcessUtility_hook = of_process_utility;
+}
