@@ -93,6 +93,20 @@ wake_xact_callback(XactEvent event, void *arg)
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
 		return;
+	if (event == XACT_EVENT_COMMIT && of_shared && wake_pending && !launcher_request_pending)
+	{
+		bool		needed = false;
+
+		/* the common case: the scheduler already wakes in time */
+		LWLockAcquire(of_shared->lock, LW_SHARED);
+		for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
+			if (of_shared->sched[i].dboid == MyDatabaseId && of_shared->sched[i].pid != 0 &&
+				wake_at < of_shared->sched[i].next_wake)
+				needed = true;
+		LWLockRelease(of_shared->lock);
+		if (!needed)
+			wake_pending = false;
+	}
 	if (event == XACT_EVENT_COMMIT && of_shared && (wake_pending || launcher_request_pending))
 	{
 		LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);

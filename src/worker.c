@@ -208,6 +208,8 @@ static void
 start_scheduler(LauncherDb *d)
 {
 	BackgroundWorker worker;
+	MemoryContext old;
+	bool		ok;
 
 	memset(&worker, 0, sizeof(worker));
 	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
@@ -220,7 +222,10 @@ start_scheduler(LauncherDb *d)
 	worker.bgw_main_arg = ObjectIdGetDatum(d->dboid);
 	worker.bgw_notify_pid = MyProcPid;
 	d->started = GetCurrentTimestamp();
-	if (!RegisterDynamicBackgroundWorker(&worker, &d->handle))
+	old = MemoryContextSwitchTo(TopMemoryContext);	/* the handle outlives the loop */
+	ok = RegisterDynamicBackgroundWorker(&worker, &d->handle);
+	MemoryContextSwitchTo(old);
+	if (!ok)
 	{
 		d->handle = NULL;
 		ereport(LOG,
@@ -268,6 +273,8 @@ slot_absent(Oid dboid, bool clear_if_stale)
 void
 of_launcher_main(Datum arg)
 {
+	MemoryContext loop_cxt;
+
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
@@ -286,6 +293,8 @@ of_launcher_main(Datum arg)
 	of_shared->launcher_latch = MyLatch;
 	LWLockRelease(of_shared->lock);
 	ereport(LOG, (errmsg("order_flow launcher started")));
+	loop_cxt = AllocSetContextCreate(TopMemoryContext, "order_flow launcher loop",
+									 ALLOCSET_DEFAULT_SIZES);
 
 	for (;;)
 	{
@@ -300,6 +309,8 @@ of_launcher_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		MemoryContextReset(loop_cxt);
+		MemoryContextSwitchTo(loop_cxt);
 		serve = of_enabled ? list_databases() : NIL;
 		now = GetCurrentTimestamp();
 		for (int i = 0; i < ndbs; i++)
@@ -335,7 +346,7 @@ of_launcher_main(Datum arg)
 			}
 			start_scheduler(d);
 		}
-		list_free(serve);
+		MemoryContextSwitchTo(TopMemoryContext);
 
 		(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
 						 nap, PG_WAIT_EXTENSION);
