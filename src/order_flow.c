@@ -28,6 +28,7 @@ PG_MODULE_MAGIC;
 
 char	   *of_actor_setting = NULL;
 char	   *of_reason_setting = NULL;
+static char *of_station_setting = NULL;
 bool		of_preloaded = false;
 char	   *of_database_setting = NULL;
 int			of_naptime = 60;
@@ -47,6 +48,10 @@ _PG_init(void)
 							   "Reason recorded with the next plain UPDATE transitions of this session.",
 							   "Edges that require a reason accept it from here when no note is given.",
 							   &of_reason_setting, "", PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("order_flow.station",
+							   "Name of the shipping station this session works at.",
+							   "Recorded with every station step for the heat map.",
+							   &of_station_setting, "", PGC_USERSET, 0, NULL, NULL, NULL);
 	DefineCustomIntVariable("order_flow.batch_size",
 							"Notifications or reminders handled per escalation batch.",
 							NULL, &of_batch_size, 1000, 1, 1000000, PGC_USERSET, 0,
