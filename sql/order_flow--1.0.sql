@@ -992,6 +992,15 @@ COMMENT ON FUNCTION order_flow.unmanage(regclass) IS
  * as a plain UPDATE; note and details reach it through a backend-local
  * context that the trigger takes for this order only.
  */
+/* Which columns of a managed table are its key and status (for callers without catalogue grants). */
+CREATE FUNCTION order_flow._managed(tbl regclass, OUT key_column name, OUT status_column name)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT m.key_column, m.status_column FROM order_flow.managed_table m WHERE m.relid = _managed.tbl
+$$;
+
 CREATE FUNCTION order_flow._move(tbl regclass, order_key text, to_state text, note text,
                                  details jsonb, action text, occurred_at timestamptz)
 RETURNS void
@@ -1008,8 +1017,8 @@ BEGIN
     IF tbl IS NULL OR order_key IS NULL OR to_state IS NULL THEN
         RAISE EXCEPTION 'table, order key and target state must not be null' USING ERRCODE = '22004';
     END IF;
-    SELECT * INTO m FROM order_flow.managed_table mt WHERE mt.relid = tbl;
-    IF NOT FOUND THEN
+    SELECT * INTO m FROM order_flow._managed(tbl);
+    IF m.key_column IS NULL THEN
         RAISE EXCEPTION 'table % is not managed by order_flow', tbl USING ERRCODE = '42704';
     END IF;
     SELECT format_type(atttypid, atttypmod) INTO keytype FROM pg_attribute
@@ -1059,6 +1068,7 @@ COMMENT ON FUNCTION order_flow.import_transition IS
 CREATE FUNCTION order_flow.allowed_transitions(tbl regclass, order_key text)
 RETURNS TABLE (to_state text, notify text[], reason_required boolean, exception_type text)
 LANGUAGE sql STABLE
+SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
     WITH o AS (
@@ -2132,11 +2142,22 @@ BEGIN
     LOOP
         EXECUTE format('CREATE TRIGGER %I BEFORE INSERT ON order_flow.%I
                         FOR EACH ROW EXECUTE FUNCTION order_flow._restore_merge()', t || '_merge', t);
-        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON order_flow.%I
+        EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR DELETE ON order_flow.%I
                         FOR EACH ROW EXECUTE FUNCTION order_flow._audit_config()', t || '_audit', t);
+        IF t <> 'waybill_pool' THEN
+            EXECUTE format('CREATE TRIGGER %I AFTER UPDATE ON order_flow.%I
+                            FOR EACH ROW EXECUTE FUNCTION order_flow._audit_config()', t || '_audit_update', t);
+        END IF;
     END LOOP;
 END
 $stcfg$;
+
+/* Taking a waybill number moves next_no: that is use, not configuration. */
+CREATE TRIGGER waybill_pool_audit_update AFTER UPDATE ON order_flow.waybill_pool
+    FOR EACH ROW
+    WHEN ((OLD.carrier, OLD.prefix, OLD.last_no, OLD.digits, OLD.check_digit)
+          IS DISTINCT FROM (NEW.carrier, NEW.prefix, NEW.last_no, NEW.digits, NEW.check_digit))
+    EXECUTE FUNCTION order_flow._audit_config();
 
 /* ------------------------------------------------------------------ */
 /* Privileges: PUBLIC gets what it needs and nothing else.             */
@@ -2166,6 +2187,7 @@ GRANT EXECUTE ON FUNCTION
     order_flow._move(regclass, text, text, text, jsonb, text, timestamptz),
     order_flow._set_context(text, text, text, jsonb, timestamptz),
     order_flow._take_context_result(),
+    order_flow._managed(regclass),
     order_flow.allowed_transitions(regclass, text)
 TO PUBLIC;
 
@@ -2185,6 +2207,7 @@ GRANT SELECT ON order_flow.audit_log, order_flow.notification, order_flow.outbox
     order_flow.refused_attempt, order_flow.pending_acks, order_flow.stale_orders TO order_flow_admin;
 GRANT UPDATE (delivered_at, attempts) ON order_flow.outbox TO order_flow_admin;
 GRANT EXECUTE ON FUNCTION
+    order_flow._transition_trigger(),
     order_flow.manage(regclass, name, name, text, name, name[]),
     order_flow.unmanage(regclass),
     order_flow.import_transition(regclass, text, text, timestamptz, jsonb),

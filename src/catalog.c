@@ -25,6 +25,7 @@
 #include "executor/spi.h"
 #include "tcop/pquery.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
@@ -167,6 +168,8 @@ load_cache(void)
 	MemoryContext old;
 	int			ret;
 	uint64		i;
+	Oid			save_user;
+	int			save_sec;
 
 	if (cache_cxt == NULL)
 		cache_cxt = AllocSetContextCreate(CacheMemoryContext, "order_flow catalogue",
@@ -178,6 +181,9 @@ load_cache(void)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
+	/* the catalogue is read as the extension owner: callers need no grants on it */
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(of_extension_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
 
 	old = MemoryContextSwitchTo(cache_cxt);
 	workflows = new_hash("order_flow workflows", OF_KEY_MAX, sizeof(OfWorkflow));
@@ -338,6 +344,7 @@ load_cache(void)
 	}
 	MemoryContextSwitchTo(old);
 
+	SetUserIdAndSecContext(save_user, save_sec);
 	SPI_finish();
 	cache_valid = true;
 }

@@ -217,6 +217,15 @@ context_xact_callback(XactEvent event, void *arg)
 		clear_context();
 }
 
+/* A transition() that failed inside a subtransaction leaves nothing behind. */
+static void
+context_subxact_callback(SubXactEvent event, SubTransactionId mySubid,
+						 SubTransactionId parentSubid, void *arg)
+{
+	if (event == SUBXACT_EVENT_ABORT_SUB)
+		clear_context();
+}
+
 static char *
 top_strdup(const char *s)
 {
@@ -270,6 +279,7 @@ order_flow_set_context(PG_FUNCTION_ARGS)
 	if (!xact_callback_registered)
 	{
 		RegisterXactCallback(context_xact_callback, NULL);
+		RegisterSubXactCallback(context_subxact_callback, NULL);
 		xact_callback_registered = true;
 	}
 	clear_context();
@@ -627,6 +637,7 @@ transition_row(FunctionCallInfo fcinfo)
 			   errmsg("status of order %s must not be null", key),
 			   errdetail("Column \"%s\" of %s is managed by order_flow.", ri->status.name, ri->tbl));
 
+	note_attempt(ri->tbl, key, NULL, to);
 	if (!is_insert)
 	{
 		char	   *oldkey = column_text(&ri->key, oldtup, desc, &isnull);
