@@ -106,6 +106,17 @@ CREATE OPERATOR order_flow.>= (
     PROCEDURE = order_flow.status_ge, COMMUTATOR = OPERATOR(order_flow.<=),
     NEGATOR = OPERATOR(order_flow.<), RESTRICT = scalargesel, JOIN = scalargejoinsel);
 
+CREATE FUNCTION order_flow.status_larger(order_flow.status, order_flow.status) RETURNS order_flow.status
+    AS 'MODULE_PATHNAME', 'status_larger' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow.status_smaller(order_flow.status, order_flow.status) RETURNS order_flow.status
+    AS 'MODULE_PATHNAME', 'status_smaller' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE order_flow.max(order_flow.status) (
+    SFUNC = order_flow.status_larger, STYPE = order_flow.status,
+    COMBINEFUNC = order_flow.status_larger, SORTOP = OPERATOR(order_flow.>), PARALLEL = SAFE);
+CREATE AGGREGATE order_flow.min(order_flow.status) (
+    SFUNC = order_flow.status_smaller, STYPE = order_flow.status,
+    COMBINEFUNC = order_flow.status_smaller, SORTOP = OPERATOR(order_flow.<), PARALLEL = SAFE);
+
 CREATE OPERATOR CLASS order_flow.status_ops
     DEFAULT FOR TYPE order_flow.status USING btree AS
         OPERATOR 1 order_flow.<,
@@ -167,13 +178,17 @@ BEGIN
                 RAISE EXCEPTION 'status "%" does not exist', before USING ERRCODE = '22P02';
             END IF;
         END IF;
-        IF lo IS NULL THEN
-            SELECT max(sort_position) INTO lo FROM order_flow.status_label WHERE sort_position < hi;
-            lo := coalesce(lo, -2147483648);
-        END IF;
-        IF hi IS NULL THEN
+        IF after IS NOT NULL THEN
+            /* right after "after": up to the next existing name */
+            IF hi IS NOT NULL AND hi <= lo THEN
+                RAISE EXCEPTION 'status "%" does not sort before "%"', after, before USING ERRCODE = '22023';
+            END IF;
             SELECT min(sort_position) INTO hi FROM order_flow.status_label WHERE sort_position > lo;
-            hi := coalesce(hi, lo + 131072);
+            hi := COALESCE(hi, lo + 131072);
+        ELSE
+            /* right before "before": down to the previous existing name */
+            SELECT max(sort_position) INTO lo FROM order_flow.status_label WHERE sort_position < hi;
+            lo := COALESCE(lo, -2147483648);
         END IF;
         IF hi <= lo THEN
             RAISE EXCEPTION 'status "%" does not sort before "%"', after, before USING ERRCODE = '22023';
@@ -460,6 +475,9 @@ CREATE FUNCTION order_flow.is_admin() RETURNS boolean
     AS 'MODULE_PATHNAME', 'order_flow_is_admin' LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION order_flow.is_admin() IS
     'True for superusers and members of order_flow_admin (judged by the database user)';
+
+CREATE FUNCTION order_flow._caller_may_read(tbl regclass) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'order_flow_caller_may_read' LANGUAGE C STABLE STRICT;
 
 CREATE FUNCTION order_flow._transition_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'order_flow_transition_trigger' LANGUAGE C;
@@ -923,6 +941,13 @@ BEGIN
 
     -- order keys identify an order across the database
     EXECUTE format('SELECT string_agg(k, '', '') FROM (SELECT t.%I::text AS k FROM %s t
+                     WHERE t.%I::text LIKE ''order_flow:%%'' LIMIT 5) x', key_column, tbl, key_column)
+       INTO bad;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'table % has reserved order keys', tbl USING ERRCODE = '23505',
+            DETAIL = 'Keys beginning with "order_flow:" name the extension''s own audit chains: ' || bad || '.';
+    END IF;
+    EXECUTE format('SELECT string_agg(k, '', '') FROM (SELECT t.%I::text AS k FROM %s t
                       JOIN order_flow.tracked_order o ON o.order_key = t.%I::text
                      WHERE o.tbl IS DISTINCT FROM $1 LIMIT 5) x',
                    key_column, tbl, key_column) INTO bad USING tblname;
@@ -1025,6 +1050,9 @@ BEGIN
      WHERE attrelid = tbl AND attname = m.key_column;
     SELECT format_type(atttypid, atttypmod) INTO sttype FROM pg_attribute
      WHERE attrelid = tbl AND attname = m.status_column;
+    /* the key as the trigger will see it (an int key '0902' is order 902) */
+    EXECUTE format('SELECT $1::%s::text', keytype) INTO order_key USING order_key;
+    note := COALESCE(NULLIF(btrim(note), ''), NULLIF(btrim(details->>'reason'), ''));
     PERFORM order_flow._set_context(order_key, action, note, coalesce(details, '{}'), occurred_at);
     EXECUTE format('UPDATE %s SET %I = $1::%s WHERE %I = $2::%s',
                    tbl, m.status_column, sttype, m.key_column, keytype)
@@ -1076,6 +1104,7 @@ AS $$
           FROM order_flow.tracked_order t
           JOIN order_flow.managed_table m ON m.tbl = t.tbl
          WHERE t.order_key = allowed_transitions.order_key AND m.relid = allowed_transitions.tbl
+           AND order_flow._caller_may_read(allowed_transitions.tbl)
     ), me AS (
         SELECT array_agg(department) AS depts FROM order_flow.member
          WHERE actor = order_flow.current_actor()
@@ -2182,12 +2211,16 @@ GRANT EXECUTE ON FUNCTION
     order_flow.status_hash_extended(order_flow.status, bigint),
     order_flow.status_to_text(order_flow.status), order_flow.status_from_text(text),
     order_flow.status_position(order_flow.status),
+    order_flow.status_larger(order_flow.status, order_flow.status),
+    order_flow.status_smaller(order_flow.status, order_flow.status),
+    order_flow.max(order_flow.status), order_flow.min(order_flow.status),
     order_flow.current_actor(), order_flow.is_admin(), order_flow._loading(),
     order_flow.transition(regclass, text, text, text, jsonb),
     order_flow._move(regclass, text, text, text, jsonb, text, timestamptz),
     order_flow._set_context(text, text, text, jsonb, timestamptz),
     order_flow._take_context_result(),
     order_flow._managed(regclass),
+    order_flow._caller_may_read(regclass),
     order_flow.allowed_transitions(regclass, text)
 TO PUBLIC;
 

@@ -96,3 +96,15 @@ order_flow_is_admin(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(of_is_admin());
 }
+
+PG_FUNCTION_INFO_V1(order_flow_caller_may_read);
+
+/*
+ * order_flow._caller_may_read(tbl): may the database user behind the call
+ * (not the SECURITY DEFINER owner) SELECT from tbl?
+ */
+Datum
+order_flow_caller_may_read(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(pg_class_aclcheck(PG_GETARG_OID(0), GetOuterUserId(), ACL_SELECT) == ACLCHECK_OK);
+}

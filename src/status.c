@@ -327,3 +327,17 @@ status_hash_extended(PG_FUNCTION_ARGS)
 {
 	return hash_uint32_extended((uint32) PG_GETARG_INT32(0), PG_GETARG_INT64(1));
 }
+
+PG_FUNCTION_INFO_V1(status_larger);
+Datum
+status_larger(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(Max(PG_GETARG_INT32(0), PG_GETARG_INT32(1)));
+}
+
+PG_FUNCTION_INFO_V1(status_smaller);
+Datum
+status_smaller(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_INT32(Min(PG_GETARG_INT32(0), PG_GETARG_INT32(1)));
+}

@@ -631,6 +631,10 @@ transition_row(FunctionCallInfo fcinfo)
 	if (isnull)
 		refuse(ERRCODE_NOT_NULL_VIOLATION,
 			   errmsg("order key of %s must not be null", ri->tbl));
+	if (strncmp(key, "order_flow:", 11) == 0)
+		refuse(ERRCODE_UNIQUE_VIOLATION,
+			   errmsg("order key \"%s\" is reserved", key),
+			   errdetail("Keys beginning with \"order_flow:\" name the extension's own audit chains."));
 	to = column_text(&ri->status, newtup, desc, &isnull);
 	if (isnull)
 		refuse(ERRCODE_NOT_NULL_VIOLATION,
@@ -763,8 +767,9 @@ transition_row(FunctionCallInfo fcinfo)
 			   errdetail("This edge is taken by members of: %s.",
 						 of_string_array_text(edge->performed_by, edge->nperformers)),
 			   errhint("Add the actor to order_flow.member, or set order_flow.actor to the acting person."));
-	if (edge && !resume && edge->reason_required && note == NULL &&
-		!(use_ctx && ctx.details && strstr(ctx.details, "\"reason\"")))
+	if (note != NULL && note[0] == '\0')
+		note = NULL;
+	if (edge && !resume && edge->reason_required && note == NULL)
 		refuse(ERRCODE_CHECK_VIOLATION,
 			   errmsg("moving order %s from \"%s\" to \"%s\" requires a reason", key, from, to),
 			   errhint("Pass a note to order_flow.transition(), or SET order_flow.reason before the UPDATE."));
@@ -828,9 +833,11 @@ transition_row(FunctionCallInfo fcinfo)
 		appendStringInfoString(&det, ",\"resumed\":true");
 	appendStringInfoChar(&det, '}');
 	details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(det.data)));
+	/* the caller's details first: recorded facts (attributes, customer, note...) win */
 	if (use_ctx && ctx.details)
-		details = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, JsonbPGetDatum(details),
-													 DirectFunctionCall1(jsonb_in, CStringGetDatum(ctx.details))));
+		details = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
+													 DirectFunctionCall1(jsonb_in, CStringGetDatum(ctx.details)),
+													 JsonbPGetDatum(details)));
 	attrs_j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(attrs.data)));
 
 	/* the event and its hash */

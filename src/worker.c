@@ -234,40 +234,60 @@ start_scheduler(LauncherDb *d)
 	}
 }
 
+/*
+ * slot_state: is the database marked absent (its scheduler found no
+ * extension), and has CREATE EXTENSION asked for service since?  A request
+ * clears the absent mark; an absent mark older than ABSENT_RECHECK is
+ * cleared too, so the database is looked at again now and then.
+ */
 static bool
-slot_absent(Oid dboid, bool clear_if_stale)
+slot_absent(Oid dboid, bool *requested)
 {
 	bool		absent = false;
 	TimestampTz now = GetCurrentTimestamp();
 
+	*requested = false;
 	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < of_shared->nrequests; i++)
+	{
+		if (of_shared->requests[i] == dboid)
+		{
+			*requested = true;
+			of_shared->requests[i] = of_shared->requests[--of_shared->nrequests];
+			break;
+		}
+	}
 	for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
 	{
 		OfSchedSlot *s = &of_shared->sched[i];
 
 		if (s->dboid == dboid && s->absent)
 		{
-			if (clear_if_stale &&
-				TimestampDifferenceExceeds(s->absent_since, now, ABSENT_RECHECK_MS))
+			if (*requested || TimestampDifferenceExceeds(s->absent_since, now, ABSENT_RECHECK_MS))
 				s->absent = false;
 			else
 				absent = true;
 		}
 	}
-	for (int i = 0; i < of_shared->nrequests; i++)
-	{
-		if (of_shared->requests[i] == dboid)
-		{
-			absent = false;
-			for (int j = 0; j < OF_MAX_SCHEDULERS; j++)
-				if (of_shared->sched[j].dboid == dboid)
-					of_shared->sched[j].absent = false;
-			of_shared->requests[i] = of_shared->requests[--of_shared->nrequests];
-			break;
-		}
-	}
 	LWLockRelease(of_shared->lock);
 	return absent;
+}
+
+/*
+ * forget_db: a database no longer served (dropped, or left out of
+ * order_flow.database) gives back its launcher entry and shared slot.
+ */
+static void
+forget_db(int i)
+{
+	Oid			dboid = dbs[i].dboid;
+
+	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+	for (int k = 0; k < OF_MAX_SCHEDULERS; k++)
+		if (of_shared->sched[k].dboid == dboid && of_shared->sched[k].pid == 0)
+			memset(&of_shared->sched[k], 0, sizeof(OfSchedSlot));
+	LWLockRelease(of_shared->lock);
+	dbs[i] = dbs[--ndbs];
 }
 
 void
@@ -299,7 +319,7 @@ of_launcher_main(Datum arg)
 	for (;;)
 	{
 		List	   *serve;
-			TimestampTz now;
+		TimestampTz now;
 		long		nap = LAUNCHER_NAP_MS;
 
 		CHECK_FOR_INTERRUPTS();
@@ -318,6 +338,7 @@ of_launcher_main(Datum arg)
 			LauncherDb *d = &dbs[i];
 			pid_t		pid;
 			bool		running = false;
+			bool		requested;
 
 			if (d->handle)
 			{
@@ -335,11 +356,17 @@ of_launcher_main(Datum arg)
 			{
 				if (running)
 					TerminateBackgroundWorker(d->handle);
+				else
+				{
+					forget_db(i);
+					i--;
+				}
 				continue;
 			}
-			if (running || slot_absent(d->dboid, true))
+			if (running || slot_absent(d->dboid, &requested))
 				continue;
-			if (d->stopped != 0 && !TimestampDifferenceExceeds(d->stopped, now, RESTART_DELAY_MS))
+			if (!requested && d->stopped != 0 &&
+				!TimestampDifferenceExceeds(d->stopped, now, RESTART_DELAY_MS))
 			{
 				nap = Min(nap, RESTART_DELAY_MS);
 				continue;
