@@ -634,6 +634,64 @@ BEGIN
 END
 $$;
 
+/*
+ * Deleted configuration rows leave a tombstone, dumped with the rest: a
+ * restore re-creates the shipped rows first, and the tombstone, reloaded,
+ * deletes the row again.  Re-inserting the row lifts its tombstone.
+ */
+CREATE TABLE order_flow.config_tombstone (
+    tbl             text NOT NULL,
+    pk              jsonb NOT NULL,
+    deleted_at      timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (tbl, pk)
+);
+
+CREATE FUNCTION order_flow._pk_of(relid oid, rowj jsonb) RETURNS jsonb
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT jsonb_object_agg(a.attname, rowj -> a.attname::text)
+      FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY (i.indkey)
+     WHERE i.indrelid = relid AND i.indisprimary
+$$;
+
+CREATE FUNCTION order_flow._tombstone() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        INSERT INTO order_flow.config_tombstone (tbl, pk)
+        VALUES (TG_TABLE_NAME, order_flow._pk_of(TG_RELID, to_jsonb(OLD)))
+        ON CONFLICT (tbl, pk) DO UPDATE SET deleted_at = now();
+    ELSE
+        DELETE FROM order_flow.config_tombstone
+         WHERE tbl = TG_TABLE_NAME AND pk = order_flow._pk_of(TG_RELID, to_jsonb(NEW));
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+/* A reloaded tombstone deletes the row CREATE EXTENSION shipped again. */
+CREATE FUNCTION order_flow._tombstone_reload() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cond text;
+BEGIN
+    IF order_flow._loading() THEN
+        SELECT string_agg(format('t.%I::text IS NOT DISTINCT FROM ($1->>%L)', k, k), ' AND ')
+          INTO cond FROM jsonb_object_keys(NEW.pk) k;
+        IF cond IS NOT NULL AND NEW.tbl ~ '^[a-z_]+$' THEN
+            EXECUTE format('DELETE FROM order_flow.%I t WHERE %s', NEW.tbl, cond) USING NEW.pk;
+        END IF;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
 CREATE FUNCTION order_flow._label_guard() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -843,12 +901,20 @@ BEGIN
                             FOR EACH ROW EXECUTE FUNCTION order_flow._restore_merge()',
                            t || '_merge', t);
         END IF;
+        IF t NOT IN ('managed_table', 'status_label') THEN
+            EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR DELETE ON order_flow.%I
+                            FOR EACH ROW WHEN (NOT order_flow._loading())
+                            EXECUTE FUNCTION order_flow._tombstone()', t || '_tombstone', t);
+        END IF;
         EXECUTE format('CREATE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON order_flow.%I
                         FOR EACH STATEMENT EXECUTE FUNCTION order_flow._config_changed()',
                        t || '_invalidate', t);
     END LOOP;
 END
 $cfg$;
+
+CREATE TRIGGER config_tombstone_reload BEFORE INSERT ON order_flow.config_tombstone
+    FOR EACH ROW EXECUTE FUNCTION order_flow._tombstone_reload();
 
 /* ------------------------------------------------------------------ */
 /* Attaching tables and moving orders.                                 */
@@ -1009,6 +1075,21 @@ BEGIN
     DELETE FROM order_flow.managed_table m WHERE m.relid = tbl;
 END
 $$;
+/* A managed table dropped without unmanage() is detached (its history stays). */
+CREATE FUNCTION order_flow._on_sql_drop() RETURNS event_trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM order_flow.managed_table m
+     WHERE m.relid::oid IN (SELECT objid FROM pg_event_trigger_dropped_objects()
+                             WHERE classid = 'pg_class'::regclass AND objsubid = 0);
+END
+$$;
+CREATE EVENT TRIGGER order_flow_sql_drop ON sql_drop
+    EXECUTE FUNCTION order_flow._on_sql_drop();
+
 COMMENT ON FUNCTION order_flow.unmanage(regclass) IS
     'Detach the workflow from a table; its orders'' history stays in the audit log';
 
@@ -1162,7 +1243,8 @@ BEGIN
         RAISE EXCEPTION 'a payment record needs a numeric details.amount' USING ERRCODE = '22023';
     END IF;
     SELECT t.state INTO st FROM order_flow.tracked_order t
-     WHERE t.order_key = record.order_key AND t.tbl IS NOT NULL;
+     WHERE t.order_key = record.order_key AND t.tbl IS NOT NULL
+       FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'order % is not tracked', order_key USING ERRCODE = 'P0002';
     END IF;
@@ -2235,6 +2317,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON order_flow.calendar, order_flow.calendar
     order_flow.reminder_policy, order_flow.managed_table
 TO order_flow_admin;
 GRANT SELECT, INSERT ON order_flow.status_label TO order_flow_admin;
+GRANT SELECT ON order_flow.config_tombstone TO order_flow_admin;
 GRANT SELECT, INSERT, UPDATE ON order_flow.tracked_order TO order_flow_admin;
 GRANT SELECT ON order_flow.audit_log, order_flow.notification, order_flow.outbox,
     order_flow.refused_attempt, order_flow.pending_acks, order_flow.stale_orders TO order_flow_admin;
@@ -2295,6 +2378,7 @@ SELECT pg_catalog.pg_extension_config_dump('order_flow.outbox', '');
 SELECT pg_catalog.pg_extension_config_dump('order_flow.outbox_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('order_flow.refused_attempt', '');
 SELECT pg_catalog.pg_extension_config_dump('order_flow.refused_attempt_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.config_tombstone', '');
 SELECT pg_catalog.pg_extension_config_dump('order_flow.sku', '');
 SELECT pg_catalog.pg_extension_config_dump('order_flow.stock', '');
 SELECT pg_catalog.pg_extension_config_dump('order_flow.order_line', '');

@@ -24,6 +24,8 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "tcop/pquery.h"
+#include "utils/guc.h"
+#include "utils/rls.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/array.h"
@@ -32,6 +34,8 @@
 #include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/snapmgr.h"
+#include "access/xact.h"
 
 #include "order_flow.h"
 
@@ -71,9 +75,9 @@ invalidate_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == sentinel_relid)
 	{
+		/* looked up again on next use: DROP/CREATE EXTENSION gives it a new OID */
 		cache_valid = false;
-		if (relid == InvalidOid)
-			sentinel_relid = InvalidOid;
+		sentinel_relid = InvalidOid;
 		of_status_cache_reset();
 	}
 }
@@ -170,6 +174,7 @@ load_cache(void)
 	uint64		i;
 	Oid			save_user;
 	int			save_sec;
+	bool		pushed = false;
 
 	if (cache_cxt == NULL)
 		cache_cxt = AllocSetContextCreate(CacheMemoryContext, "order_flow catalogue",
@@ -184,6 +189,12 @@ load_cache(void)
 	/* the catalogue is read as the extension owner: callers need no grants on it */
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(of_extension_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	/* with the latest snapshot: a REPEATABLE READ transaction must not cache old rules */
+	if (!IsInParallelMode())
+	{
+		PushActiveSnapshot(GetLatestSnapshot());
+		pushed = true;
+	}
 
 	old = MemoryContextSwitchTo(cache_cxt);
 	workflows = new_hash("order_flow workflows", OF_KEY_MAX, sizeof(OfWorkflow));
@@ -344,6 +355,8 @@ load_cache(void)
 	}
 	MemoryContextSwitchTo(old);
 
+	if (pushed)
+		PopActiveSnapshot();
 	SetUserIdAndSecContext(save_user, save_sec);
 	SPI_finish();
 	cache_valid = true;
@@ -458,6 +471,7 @@ order_flow_config_changed(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("order_flow._config_changed() must be called as a trigger")));
+	sentinel_relid = InvalidOid;	/* never trust a cached OID here */
 	sentinel = of_sentinel_relid();
 	if (OidIsValid(sentinel))
 		CacheInvalidateRelcacheByRelid(sentinel);
@@ -468,7 +482,8 @@ order_flow_config_changed(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(order_flow_loading);
 
 /*
- * order_flow._loading(): is the current top-level statement a COPY?
+ * order_flow._loading(): is this a reload by pg_restore (or a pg_dump
+ * script): a COPY with row_security off?
  *
  * pg_dump reloads extension configuration tables with COPY into tables that
  * CREATE EXTENSION has just filled with the shipped rows.  During such a
@@ -479,5 +494,12 @@ PG_FUNCTION_INFO_V1(order_flow_loading);
 Datum
 order_flow_loading(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_BOOL(ActivePortal != NULL && ActivePortal->commandTag == CMDTAG_COPY);
+	/*
+	 * pg_restore and the scripts of pg_dump turn row_security off before
+	 * loading data (search_path, which they empty too, is pinned inside our
+	 * functions and so cannot tell); an application's own COPY into the
+	 * configuration is a normal, validated and audited edit.
+	 */
+	PG_RETURN_BOOL(ActivePortal != NULL && ActivePortal->commandTag == CMDTAG_COPY &&
+				   !row_security);
 }
