@@ -1276,7 +1276,7 @@ DECLARE
     local_ts timestamp;
     day date;
     h record;
-    win_start timestamp;
+    win_start timestamptz;
     win_len double precision;
     guard integer := 0;
 BEGIN
@@ -1305,11 +1305,12 @@ BEGIN
                       WHERE x.calendar = cal.calendar AND x.isodow = extract(isodow FROM day)::integer
                       ORDER BY opens
             LOOP
-                win_start := greatest(day + h.opens, local_ts);
-                win_len := extract(epoch FROM (day + h.closes) - win_start);
+                /* windows are measured in real time, so a DST change is counted right */
+                win_start := greatest((day + h.opens) AT TIME ZONE cal.time_zone, start);
+                win_len := extract(epoch FROM ((day + h.closes) AT TIME ZONE cal.time_zone) - win_start);
                 CONTINUE WHEN win_len <= 0;
                 IF left_s <= win_len THEN
-                    RETURN (win_start + make_interval(secs => left_s)) AT TIME ZONE cal.time_zone;
+                    RETURN win_start + make_interval(secs => left_s);
                 END IF;
                 left_s := left_s - win_len;
             END LOOP;
@@ -1813,7 +1814,8 @@ CREATE TABLE order_flow.waybill_pool (
     last_no         bigint NOT NULL,
     digits          integer NOT NULL DEFAULT 10 CHECK (digits BETWEEN 1 AND 18),
     check_digit     text NOT NULL DEFAULT 'none' CHECK (check_digit IN ('none', 'mod7', 'mod11')),
-    CHECK (next_no <= last_no + 1)
+    CHECK (next_no <= last_no + 1),
+    CHECK (last_no < power(10::numeric, digits))
 );
 COMMENT ON TABLE order_flow.waybill_pool IS
     'Waybill number ranges the carriers pre-assign; next_no > last_no means exhausted';

