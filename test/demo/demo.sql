@@ -69,6 +69,9 @@ SET ROLE erp_app;
 
 RESET ROLE;
 RESET order_flow.actor;
+SELECT min(id)::text AS rush_key FROM orders WHERE status = 'quoted' \gset
+SELECT set_config('demo.rush', :'rush_key', false) \gset
+\ir live.sql
 \echo
 \echo '17:30  the day''s last messages were missed; 16 minutes later their deadlines have passed.'
 \echo '       The background worker escalates each at its deadline; here the clock is moved'
