@@ -1,0 +1,135 @@
+/*-------------------------------------------------------------------------
+ *
+ * station.c
+ *	  The station's reach into objects that users own, run with those
+ *	  users' rights.
+ *
+ * The station functions are SECURITY DEFINER so that an operator needs
+ * EXECUTE on them and nothing else.  Their owner is the superuser who
+ * created the extension, so any user code they reach -- triggers on the
+ * managed orders table, functions inside a stock-source view over the WMS
+ * -- must not run with that owner's rights.  The two entry points here
+ * switch to the owner of the object reached (as PostgreSQL's own
+ * referential-integrity triggers do) under SECURITY_RESTRICTED_OPERATION,
+ * so such code runs with no more rights than its author already has.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+#include "utils/syscache.h"
+#include "access/htup_details.h"
+#include "catalog/pg_class.h"
+
+#include "order_flow.h"
+
+static Oid
+relation_owner(Oid relid)
+{
+	HeapTuple	tup = SearchSysCache1(RELOID, ObjectIdGetDatum(relid));
+	Oid			owner;
+
+	if (!HeapTupleIsValid(tup))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation with OID %u does not exist", relid)));
+	owner = ((Form_pg_class) GETSTRUCT(tup))->relowner;
+	ReleaseSysCache(tup);
+	return owner;
+}
+
+PG_FUNCTION_INFO_V1(order_flow_owner_move);
+
+/*
+ * order_flow._owner_move(tbl, order_key, to_state, note, details): a
+ * transition of a managed table made with its owner's rights.
+ */
+Datum
+order_flow_owner_move(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	Oid			save_user;
+	int			save_sec;
+	Oid			types[5] = {REGCLASSOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
+	Datum		values[5];
+	char		nulls[5];
+
+	for (int i = 0; i < 5; i++)
+	{
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(relation_owner(relid),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	if (SPI_execute_with_args("SELECT order_flow._move($1, $2, $3, $4, $5, 'transition', NULL)",
+							  5, types, values, nulls, false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "could not move order");
+	SetUserIdAndSecContext(save_user, save_sec);
+	SPI_finish();
+	PG_RETURN_VOID();
+}
+
+PG_FUNCTION_INFO_V1(order_flow_stock);
+
+/*
+ * order_flow._stock(source regclass, op, sku, qty): read, lock or take stock
+ * in the configured stock source, with the source owner's rights.
+ * Returns the available quantity (before taking, for 'take'), NULL when the
+ * source has no row for the SKU.
+ */
+Datum
+order_flow_stock(PG_FUNCTION_ARGS)
+{
+	Oid			relid = PG_GETARG_OID(0);
+	char	   *op = text_to_cstring(PG_GETARG_TEXT_PP(1));
+	char	   *rel;
+	const char *sql;
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2];
+	Oid			save_user;
+	int			save_sec;
+	bool		isnull = true;
+	Datum		result = (Datum) 0;
+
+	rel = DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(relid)));
+	if (strcmp(op, "read") == 0)
+		sql = psprintf("SELECT available FROM %s WHERE sku OPERATOR(pg_catalog.=) $1"
+					   " AND $2 IS NOT DISTINCT FROM $2", rel);
+	else if (strcmp(op, "lock") == 0)
+		sql = psprintf("SELECT available FROM %s WHERE sku OPERATOR(pg_catalog.=) $1"
+					   " AND $2 IS NOT DISTINCT FROM $2 FOR UPDATE", rel);
+	else if (strcmp(op, "take") == 0)
+		sql = psprintf("UPDATE %s SET available = available OPERATOR(pg_catalog.-) $2"
+					   " WHERE sku OPERATOR(pg_catalog.=) $1 RETURNING available OPERATOR(pg_catalog.+) $2", rel);
+	else
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown stock operation \"%s\"", op)));
+	values[0] = PG_GETARG_DATUM(2);
+	values[1] = PG_ARGISNULL(3) ? Int32GetDatum(0) : PG_GETARG_DATUM(3);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(relation_owner(relid),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	if (SPI_execute_with_args(sql, 2, types, values, NULL, false, 0) < 0)
+		elog(ERROR, "could not %s stock in %s", op, rel);
+	if (SPI_processed >= 1)
+		result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	SetUserIdAndSecContext(save_user, save_sec);
+	SPI_finish();
+	if (isnull)
+		PG_RETURN_NULL();
+	PG_RETURN_DATUM(result);
+}
