@@ -1561,6 +1561,65 @@ DECLARE
     pl jsonb;
     done integer := 0;
 BEGIN
+    /* notifications at the last level of their chain: never escalate, stay overdue */
+    UPDATE order_flow.notification x SET escalates = false
+     WHERE x.status = 'pending' AND x.escalates AND x.deadline <= as_of
+       AND NOT EXISTS (SELECT 1 FROM order_flow.escalation_policy p
+                        WHERE p.department = x.department AND p.level = x.level + 1);
+
+    /* the whole batch set-based; if any row fails, the batch goes row by row below */
+    BEGIN
+        WITH due AS (
+            SELECT x.id, x.order_key, x.department, x.level, x.deadline, x.payload, x.kind,
+                   x.from_state, x.to_state, x.event_seq, p.delay, p.title,
+                   CASE WHEN c.always_open IS NOT FALSE THEN as_of + p.delay
+                        ELSE order_flow.business_deadline(c.calendar, as_of, p.delay) END AS new_deadline,
+                   EXISTS (SELECT 1 FROM order_flow.escalation_policy q
+                            WHERE q.department = x.department AND q.level = x.level + 2) AS further
+              FROM order_flow.notification x
+              JOIN order_flow.escalation_policy p ON p.department = x.department AND p.level = x.level + 1
+              LEFT JOIN order_flow.department d ON d.department = x.department
+              LEFT JOIN order_flow.calendar c ON c.calendar = d.calendar
+             WHERE x.status = 'pending' AND x.escalates AND x.deadline <= as_of
+             ORDER BY x.deadline
+             LIMIT batch
+             FOR UPDATE OF x SKIP LOCKED
+        ), closed AS (
+            UPDATE order_flow.notification n SET status = 'escalated', answered_at = clock_timestamp()
+              FROM due WHERE n.id = due.id
+            RETURNING due.*
+        ), opened AS (
+            INSERT INTO order_flow.notification (order_key, department, level, deadline, payload, kind,
+                                                 from_state, to_state, event_seq, parent_id, escalates)
+            SELECT order_key, department, level + 1, new_deadline,
+                   payload || jsonb_build_object('level', level + 1, 'deadline', new_deadline,
+                                                 'escalated_from', id, 'title', title,
+                                                 'overdue_since', deadline),
+                   kind, from_state, to_state, event_seq, id, further
+              FROM closed
+            RETURNING id, order_key, department, level, deadline, payload, parent_id
+        ), sent AS (
+            INSERT INTO order_flow.outbox (order_key, notification_id, payload)
+            SELECT order_key, id, payload || jsonb_build_object('notification_id', id) FROM opened
+        )
+        SELECT count(*) INTO done
+          FROM (SELECT order_flow._append_event(o.order_key, 'escalate', NULL, NULL,
+                    jsonb_build_object('notification_id', o.id, 'escalated_from', o.parent_id,
+                                       'department', o.department, 'level', o.level,
+                                       'title', o.payload->>'title', 'deadline', o.deadline,
+                                       'overdue_since', o.payload->'overdue_since'), NULL),
+                       pg_notify('order_flow', jsonb_build_object('event', 'escalate', 'order_key', o.order_key,
+                                                                  'notification_id', o.id,
+                                                                  'department', o.department,
+                                                                  'level', o.level)::text)
+                  FROM opened o
+                 ORDER BY o.order_key, o.id) e;
+        RETURN done;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'order_flow: batch escalation failed (%), escalating one by one', SQLERRM;
+        done := 0;
+    END;
+
     FOR r IN SELECT x.* FROM order_flow.notification x
               WHERE x.status = 'pending' AND x.escalates AND x.deadline <= as_of
               ORDER BY x.deadline

@@ -512,6 +512,7 @@ of_scheduler_main(Datum arg)
 		bool		more = false;
 		bool		present;
 		int64		done = 0;
+		TimestampTz pass_start;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -520,6 +521,7 @@ of_scheduler_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		pass_start = GetCurrentTimestamp();
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
 		present = OidIsValid(get_extension_oid("order_flow", true));
@@ -553,7 +555,8 @@ of_scheduler_main(Datum arg)
 			done += n;
 		}
 		drain_refusals();
-		if (SPI_execute("SELECT order_flow._next_due()", true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		/* not read-only: a fresh snapshot, which sees this pass's own escalations */
+		if (SPI_execute("SELECT order_flow._next_due()", false, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
 			bool		isnull;
 			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -577,8 +580,8 @@ of_scheduler_main(Datum arg)
 			if (!of_enabled || next > cap)
 				next = cap;
 			timeout = next <= now ? 0 : TimestampDifferenceMilliseconds(now, next);
-			/* something due but not doable now (locked, failing): do not spin */
-			if (timeout == 0 && done == 0)
+			/* due before this pass began yet not done (locked, failing): do not spin */
+			if (timeout == 0 && done == 0 && next <= pass_start)
 				timeout = 1000;
 		}
 		LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
