@@ -1426,6 +1426,24 @@ BEGIN
 END
 $$;
 
+/* A changed reminder policy applies to orders already waiting. */
+CREATE FUNCTION order_flow._restale_policy() RETURNS trigger
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE order_flow.tracked_order t
+       SET stale_after = t.entered_at + s.max_dwell *
+                         (SELECT p.factor FROM order_flow.reminder_policy p
+                           WHERE p.workflow = t.workflow AND p.level = t.reminder_level + 1)
+      FROM order_flow.state s
+     WHERE s.workflow = t.workflow AND s.state = t.state AND s.category <> 'terminal'
+       AND t.tbl IS NOT NULL;
+    RETURN NULL;
+END
+$$;
+
 /*
  * acknowledge(): a department answers a notification, once.
  *   'ack'       -- a timestamped confirmation;
@@ -1811,6 +1829,8 @@ CREATE CONSTRAINT TRIGGER escalation_policy_valid AFTER INSERT OR UPDATE OR DELE
     EXECUTE FUNCTION order_flow._validate_escalation();
 CREATE TRIGGER department_defaults AFTER INSERT ON order_flow.department
     FOR EACH ROW EXECUTE FUNCTION order_flow._department_defaults();
+CREATE TRIGGER reminder_policy_restale AFTER INSERT OR UPDATE OR DELETE ON order_flow.reminder_policy
+    FOR EACH STATEMENT WHEN (NOT order_flow._loading()) EXECUTE FUNCTION order_flow._restale_policy();
 CREATE TRIGGER state_restale AFTER UPDATE OF max_dwell, category ON order_flow.state
     FOR EACH ROW WHEN (NOT order_flow._loading()) EXECUTE FUNCTION order_flow._restale();
 
@@ -2366,7 +2386,8 @@ GRANT EXECUTE ON FUNCTION
     order_flow._take_context_result(),
     order_flow._managed(regclass),
     order_flow._caller_may_read(regclass),
-    order_flow.allowed_transitions(regclass, text)
+    order_flow.allowed_transitions(regclass, text),
+    order_flow.acknowledge(bigint, text, jsonb)
 TO PUBLIC;
 
 GRANT SELECT ON order_flow.status_label, order_flow.workflow, order_flow.state,

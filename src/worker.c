@@ -331,7 +331,8 @@ of_launcher_main(Datum arg)
 
 		MemoryContextReset(loop_cxt);
 		MemoryContextSwitchTo(loop_cxt);
-		serve = of_enabled ? list_databases() : NIL;
+		/* schedulers run even when disabled: they still record refused attempts */
+		serve = list_databases();
 		now = GetCurrentTimestamp();
 		for (int i = 0; i < ndbs; i++)
 		{
