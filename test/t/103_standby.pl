@@ -106,9 +106,11 @@ like($err, qr/read-only transaction/, 'because the standby is read-only');
 # ------------------------------------------------ order_flow.enabled = off
 $primary->safe_psql('postgres', 'ALTER SYSTEM SET order_flow.enabled = off');
 $primary->reload;
-ok($primary->poll_query_until('app', q{SELECT count(*) = 0 FROM pg_stat_activity
+# the scheduler stays (it still records refused attempts) but escalates nothing
+ok($primary->poll_query_until('app', q{SELECT count(*) = 1 FROM pg_stat_activity
                                         WHERE backend_type = 'order_flow scheduler'}),
-	q{disabled: the primary's scheduler stops});
+	q{disabled: the primary's scheduler keeps running for refused attempts});
+$primary->safe_psql('app', 'SELECT pg_sleep(1)');    # let it take the reload
 $primary->safe_psql('app', q{UPDATE orders SET status = 'contract_signed' WHERE id = 2});
 my $deadline = $primary->safe_psql('app', q{SELECT max(deadline) FROM order_flow.notification WHERE order_key = '2'});
 # let the 2-second deadline pass by 1 more second
