@@ -528,7 +528,9 @@ order_flow_metrics_capture(PG_FUNCTION_ARGS)
 	SetUserIdAndSecContext(of_extension_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
 	if (fold_plan == NULL)
 	{
-		SPIPlanPtr	p = SPI_prepare(fold_sql, F_COUNT, (Oid *) fold_types);
+		/* parameters never change the best plan: skip custom planning */
+		SPIPlanPtr	p = SPI_prepare_cursor(fold_sql, F_COUNT, (Oid *) fold_types,
+										   CURSOR_OPT_GENERIC_PLAN);
 
 		if (p == NULL)
 			elog(ERROR, "could not prepare order_flow metrics plan: %s",

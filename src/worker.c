@@ -17,7 +17,8 @@
  *
  * Scheduler ("order_flow scheduler"): each pass is one transaction that
  * escalates what is due (a batch at a time, SKIP LOCKED), raises due
- * reminders, drains the refused-attempt queue into the table, and reads the
+ * reminders (once per naptime: they are hours-scale, and looking for them
+ * is a scan), drains the refused-attempt queue into the table, and reads the
  * next due time; then it sleeps exactly until then (capped by
  * order_flow.naptime), woken early by a transaction that creates a nearer
  * deadline.  All state is in tables, so a crash loses nothing: what was
@@ -494,6 +495,7 @@ void
 of_scheduler_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
+	TimestampTz remind_due = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -550,10 +552,17 @@ of_scheduler_main(Datum arg)
 						1, types, v);
 			more = n >= of_batch_size;
 			done = n;
-			n = spi_int("SELECT order_flow._raise_reminders(pg_catalog.clock_timestamp(), $1)",
-						1, types, v);
-			more |= n >= of_batch_size;
-			done += n;
+			/* reminders are hours-scale: looked for once per naptime */
+			if (remind_due <= pass_start)
+			{
+				n = spi_int("SELECT order_flow._raise_reminders(pg_catalog.clock_timestamp(), $1)",
+							1, types, v);
+				if (n >= of_batch_size)
+					more = true;
+				else
+					remind_due = TimestampTzPlusMilliseconds(pass_start, (int64) of_naptime * 1000);
+				done += n;
+			}
 		}
 		drain_refusals();
 		/* not read-only: a fresh snapshot, which sees this pass's own escalations */
@@ -580,6 +589,8 @@ of_scheduler_main(Datum arg)
 
 			if (!of_enabled || next > cap)
 				next = cap;
+			if (of_enabled && remind_due < next)
+				next = Max(remind_due, now);
 			timeout = next <= now ? 0 : TimestampDifferenceMilliseconds(now, next);
 			/* due before this pass began yet not done (locked, failing): do not spin */
 			if (timeout == 0 && done == 0 && next <= pass_start)
