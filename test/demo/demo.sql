@@ -69,6 +69,9 @@ SET ROLE erp_app;
 
 RESET ROLE;
 RESET order_flow.actor;
+SELECT (max(id) + 1)::text AS close_up_key FROM orders \gset
+SELECT set_config('demo.close_up', :'close_up_key', false) \gset
+\ir station_shift.sql
 SELECT min(id)::text AS rush_key FROM orders WHERE status = 'quoted' \gset
 SELECT set_config('demo.rush', :'rush_key', false) \gset
 \ir live.sql
