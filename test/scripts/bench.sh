@@ -23,7 +23,8 @@ build_install
 cluster_start "shared_buffers = 1GB"
 echo "benchmark cluster: PGHOST=$PGHOST PGPORT=$PGPORT (shared_buffers = 1GB, fsync = off)"
 
-scripts=(test/bench/*.sh)
+# BENCH=name runs only test/bench/name*.sh (e.g. BENCH=10_transition make bench)
+scripts=(test/bench/${BENCH:-}*.sh)
 if [[ ${#scripts[@]} -eq 0 ]]; then
     echo "no test/bench/*.sh scripts: nothing to run"
     exit 0
