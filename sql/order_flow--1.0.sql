@@ -2474,3 +2474,894 @@ SELECT pg_catalog.pg_extension_config_dump('order_flow.station_event', '');
 SELECT pg_catalog.pg_extension_config_dump('order_flow.station_event_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('order_flow.logistics_trace', '');
 SELECT pg_catalog.pg_extension_config_dump('order_flow.logistics_trace_id_seq', '');
+
+/* ------------------------------------------------------------------ */
+/* Metrics and customer health (SPEC 3.7).                             */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Everything here is derived from the audit log.  Reports do not read the
+ * whole log: an AFTER INSERT row trigger on audit_log (C, filtered by its
+ * WHEN clause to the events a metric needs) folds those events into one row
+ * per order (order_fact) and one row per exception event (exception_fact).
+ * The folds are order-independent, so the rollup equals what
+ * metrics_rebuild() computes from the log from scratch, and a pg_restore
+ * that reloads audit_log rebuilds it through the same trigger (the two
+ * tables are therefore not dumped).
+ *
+ * Conventions used by every metric:
+ *   - an order's contract signing, shipment, delivery and acceptance are
+ *     its earliest state changes into contract_signed, shipped, delivered,
+ *     accepted (business time, occurred_at);
+ *   - its first logistics update is the earliest of its shipment and any
+ *     carrier trace event (audit action 'logistics');
+ *   - an exception event is a state change whose details carry an
+ *     exception_type (every edge with an exception type), or a
+ *     record(k, 'exception', ...) fact;
+ *   - rework/return: the order entered rework or returned, or had an
+ *     exception of type rework, return, returned or reshipment;
+ *   - customer and attributes (region, customer_class or grade, category,
+ *     amount, promised_ship_date) are those captured by the order's latest
+ *     such state change; the order date is the occurred_at of its first
+ *     event (created, or the first imported step of an adopted order).
+ */
+
+CREATE FUNCTION order_flow._metric_number(jsonb) RETURNS float8
+    AS 'MODULE_PATHNAME', 'order_flow_metric_number' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION order_flow._metric_number(jsonb) IS
+    'A JSON number, or a string holding one, as float8; NULL for anything else (never an error)';
+CREATE FUNCTION order_flow._metric_date(jsonb) RETURNS date
+    AS 'MODULE_PATHNAME', 'order_flow_metric_date' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION order_flow._metric_date(jsonb) IS
+    'A JSON string holding a date, as date; NULL for anything else (never an error)';
+
+/* One row per order: what the metrics need, folded from its events. */
+CREATE TABLE order_flow.order_fact (
+    order_key           text PRIMARY KEY,
+    customer_key        text,
+    attrs_seq           bigint NOT NULL DEFAULT -1,
+    region              text,
+    customer_class      text,
+    category            text,
+    amount              float8,
+    promised_ship_date  date,
+    ordered_at          timestamptz,
+    contract_signed_at  timestamptz,
+    shipped_at          timestamptz,
+    first_logistics_at  timestamptz,
+    delivered_at        timestamptz,
+    accepted_at         timestamptz,
+    rework_return       boolean NOT NULL DEFAULT false,
+    exceptions          integer NOT NULL DEFAULT 0,
+    payments            integer NOT NULL DEFAULT 0,
+    payments_late       integer NOT NULL DEFAULT 0,
+    payment_due_amount  float8 NOT NULL DEFAULT 0,
+    paid_on_time_amount float8 NOT NULL DEFAULT 0,
+    service_requests    integer NOT NULL DEFAULT 0,
+    complaints          integer NOT NULL DEFAULT 0
+) WITH (fillfactor = 80);
+/* Room on the page keeps the few updates per order HOT. */
+CREATE INDEX order_fact_signed_idx ON order_flow.order_fact (contract_signed_at);
+CREATE INDEX order_fact_customer_idx ON order_flow.order_fact (customer_key);
+COMMENT ON TABLE order_flow.order_fact IS
+    'Per-order rollup of the audit log kept by the audit_log_metrics trigger (see metrics_rebuild)';
+COMMENT ON COLUMN order_flow.order_fact.attrs_seq IS
+    'Sequence number of the state change whose customer and attributes the row holds (-1: none yet)';
+COMMENT ON COLUMN order_flow.order_fact.ordered_at IS
+    'occurred_at of the order''s first event';
+COMMENT ON COLUMN order_flow.order_fact.payment_due_amount IS
+    'Sum of the amounts of payments that name a due_date';
+COMMENT ON COLUMN order_flow.order_fact.paid_on_time_amount IS
+    'Of those, the amount paid on or before its due_date (paid_date, else the event''s UTC date)';
+COMMENT ON COLUMN order_flow.order_fact.payments_late IS
+    'Payments paid after their due_date';
+
+/* One row per exception event. */
+CREATE TABLE order_flow.exception_fact (
+    order_key       text NOT NULL,
+    event_id        bigint NOT NULL,
+    exception_type  text NOT NULL,
+    occurred_at     timestamptz NOT NULL,
+    action          text NOT NULL
+);
+/* No index: only scanned whole (exception_pareto) or truncated (rebuild);
+   an index would cost every exception event on the transition path. */
+COMMENT ON TABLE order_flow.exception_fact IS
+    'Exception events (edges with an exception type, exception records), kept by the audit_log_metrics trigger; event_id = audit_log.id';
+
+CREATE FUNCTION order_flow._metrics_capture() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'order_flow_metrics_capture' LANGUAGE C;
+
+CREATE TRIGGER audit_log_metrics AFTER INSERT ON order_flow.audit_log
+    FOR EACH ROW WHEN (NEW.seq = 1
+        OR NEW.action IN ('created', 'payment', 'service_request', 'complaint', 'exception', 'logistics')
+        OR (NEW.from_state IS DISTINCT FROM NEW.to_state
+            AND (NEW.to_state IN ('contract_signed', 'shipped', 'delivered', 'accepted', 'rework', 'returned')
+                 OR NEW.details ? 'exception_type')))
+    EXECUTE FUNCTION order_flow._metrics_capture();
+
+/*
+ * metrics_rebuild(): recompute order_fact and exception_fact from the audit
+ * log with the trigger's rules.  Blocks new events while it runs.  Returns
+ * the number of orders.
+ */
+CREATE FUNCTION order_flow.metrics_rebuild() RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    LOCK TABLE order_flow.audit_log IN SHARE MODE;
+    TRUNCATE order_flow.order_fact, order_flow.exception_fact;
+    CREATE TEMP TABLE pg_temp.metrics_event ON COMMIT DROP AS
+    SELECT e.order_key, e.id, coalesce(e.seq, 0) AS seq, e.action, e.to_state, e.occurred_at, x.sc,
+           CASE WHEN x.sc THEN e.details->>'customer' END AS customer,
+           CASE WHEN x.sc THEN e.details->'attributes' END AS attrs,
+           x.ex,
+           (x.sc AND e.to_state IN ('rework', 'returned'))
+               OR coalesce(x.ex IN ('rework', 'return', 'returned', 'reshipment'), false) AS rework,
+           CASE WHEN e.action = 'payment'
+                THEN coalesce(order_flow._metric_number(e.details->'amount'), 0) END AS pay_amount,
+           CASE WHEN e.action = 'payment' THEN order_flow._metric_date(e.details->'due_date') END AS due,
+           CASE WHEN e.action = 'payment'
+                THEN coalesce(order_flow._metric_date(e.details->'paid_date'),
+                              (e.occurred_at AT TIME ZONE 'UTC')::date) END AS paid
+      FROM order_flow.audit_log e
+     CROSS JOIN LATERAL (
+            SELECT e.to_state IS NOT NULL AND e.from_state IS DISTINCT FROM e.to_state AS sc) s
+     CROSS JOIN LATERAL (
+            SELECT s.sc,
+                   CASE WHEN s.sc OR e.action = 'exception'
+                        THEN nullif(e.details->>'exception_type', '') END AS ex) x
+     WHERE NOT starts_with(e.order_key, 'order_flow:')
+       AND (e.seq = 1
+            OR e.action IN ('created', 'payment', 'service_request', 'complaint', 'exception', 'logistics')
+            OR (e.from_state IS DISTINCT FROM e.to_state
+                AND (e.to_state IN ('contract_signed', 'shipped', 'delivered', 'accepted', 'rework', 'returned')
+                     OR e.details ? 'exception_type')));
+
+    INSERT INTO order_flow.exception_fact (order_key, event_id, exception_type, occurred_at, action)
+    SELECT order_key, id, ex, occurred_at, action FROM pg_temp.metrics_event WHERE ex IS NOT NULL;
+
+    INSERT INTO order_flow.order_fact AS f
+        (order_key, customer_key, attrs_seq, region, customer_class, category, amount,
+         promised_ship_date, ordered_at, contract_signed_at, shipped_at, first_logistics_at,
+         delivered_at, accepted_at, rework_return, exceptions, payments, payments_late,
+         payment_due_amount, paid_on_time_amount, service_requests, complaints)
+    SELECT g.order_key, coalesce(g.customer, t.customer_key), coalesce(g.attrs_seq, -1),
+           g.attrs->>'region',
+           coalesce(g.attrs->>'customer_class', g.attrs->>'grade'),
+           g.attrs->>'category',
+           order_flow._metric_number(g.attrs->'amount'),
+           order_flow._metric_date(g.attrs->'promised_ship_date'),
+           g.ordered_at, g.signed, g.shipped, g.logistics, g.delivered, g.accepted,
+           g.rework, g.exceptions, g.payments, g.late, g.due_amount, g.on_time_amount,
+           g.service_requests, g.complaints
+      FROM (SELECT m.order_key,
+                   (array_agg(m.customer ORDER BY m.seq DESC)
+                        FILTER (WHERE m.sc AND m.customer IS NOT NULL))[1] AS customer,
+                   max(m.seq) FILTER (WHERE m.sc) AS attrs_seq,
+                   (array_agg(m.attrs ORDER BY m.seq DESC) FILTER (WHERE m.sc))[1] AS attrs,
+                   min(m.occurred_at) AS ordered_at,
+                   min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'contract_signed') AS signed,
+                   min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'shipped') AS shipped,
+                   min(m.occurred_at) FILTER (WHERE (m.sc AND m.to_state = 'shipped')
+                                                 OR m.action = 'logistics') AS logistics,
+                   min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'delivered') AS delivered,
+                   min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'accepted') AS accepted,
+                   bool_or(m.rework) AS rework,
+                   count(m.ex) AS exceptions,
+                   count(*) FILTER (WHERE m.action = 'payment') AS payments,
+                   count(*) FILTER (WHERE m.action = 'payment' AND m.due IS NOT NULL
+                                      AND m.paid > m.due) AS late,
+                   coalesce(sum(m.pay_amount) FILTER (WHERE m.action = 'payment'
+                                                         AND m.due IS NOT NULL), 0) AS due_amount,
+                   coalesce(sum(m.pay_amount) FILTER (WHERE m.action = 'payment'
+                                                         AND m.paid <= m.due), 0) AS on_time_amount,
+                   count(*) FILTER (WHERE m.action = 'service_request') AS service_requests,
+                   count(*) FILTER (WHERE m.action = 'complaint') AS complaints
+              FROM pg_temp.metrics_event m
+             GROUP BY m.order_key) g
+      LEFT JOIN order_flow.tracked_order t ON t.order_key = g.order_key;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    DROP TABLE pg_temp.metrics_event;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION order_flow.metrics_rebuild() IS
+    'Recompute the metrics rollup (order_fact, exception_fact) from the audit log; returns the number of orders';
+
+/* ------------------------------------------------------------------ */
+/* C aggregates.                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Order rhythm: order_frequency, order_volatility, order_value_trend and
+ * monthly_orders(ordered_at, value, as_of) share one transition state (per
+ * calendar month in the session time zone: order count and value), so a
+ * query using all four does the work once per row.
+ */
+CREATE FUNCTION order_flow._rhythm_trans(internal, timestamptz, float8, timestamptz) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_rhythm_trans' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow._rhythm_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_rhythm_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow._rhythm_serial(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'order_flow_rhythm_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION order_flow._rhythm_deserial(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_rhythm_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION order_flow._rhythm_frequency(internal) RETURNS float8
+    AS 'MODULE_PATHNAME', 'order_flow_rhythm_frequency' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow._rhythm_volatility(internal) RETURNS float8
+    AS 'MODULE_PATHNAME', 'order_flow_rhythm_volatility' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow._rhythm_trend(internal) RETURNS float8
+    AS 'MODULE_PATHNAME', 'order_flow_rhythm_trend' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow._rhythm_months(internal) RETURNS bigint[]
+    AS 'MODULE_PATHNAME', 'order_flow_rhythm_months' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+
+CREATE AGGREGATE order_flow.order_frequency(ordered_at timestamptz, value float8, as_of timestamptz) (
+    SFUNC = order_flow._rhythm_trans, STYPE = internal, SSPACE = 336,
+    FINALFUNC = order_flow._rhythm_frequency,
+    COMBINEFUNC = order_flow._rhythm_combine,
+    SERIALFUNC = order_flow._rhythm_serial, DESERIALFUNC = order_flow._rhythm_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE order_flow.order_frequency(timestamptz, float8, timestamptz) IS
+    'Orders per month over the 12 complete calendar months before as_of''s month';
+CREATE AGGREGATE order_flow.order_volatility(ordered_at timestamptz, value float8, as_of timestamptz) (
+    SFUNC = order_flow._rhythm_trans, STYPE = internal, SSPACE = 336,
+    FINALFUNC = order_flow._rhythm_volatility,
+    COMBINEFUNC = order_flow._rhythm_combine,
+    SERIALFUNC = order_flow._rhythm_serial, DESERIALFUNC = order_flow._rhythm_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE order_flow.order_volatility(timestamptz, float8, timestamptz) IS
+    'Coefficient of variation (population std dev / mean) of the order counts of the 3 complete months before as_of''s month; NULL if they have no order';
+CREATE AGGREGATE order_flow.order_value_trend(ordered_at timestamptz, value float8, as_of timestamptz) (
+    SFUNC = order_flow._rhythm_trans, STYPE = internal, SSPACE = 336,
+    FINALFUNC = order_flow._rhythm_trend,
+    COMBINEFUNC = order_flow._rhythm_combine,
+    SERIALFUNC = order_flow._rhythm_serial, DESERIALFUNC = order_flow._rhythm_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE order_flow.order_value_trend(timestamptz, float8, timestamptz) IS
+    'Least-squares slope of monthly order value over the 6 complete months before as_of''s month, divided by the mean monthly value (0.05 = +5 % a month); NULL if no value';
+CREATE AGGREGATE order_flow.monthly_orders(ordered_at timestamptz, value float8, as_of timestamptz) (
+    SFUNC = order_flow._rhythm_trans, STYPE = internal, SSPACE = 336,
+    FINALFUNC = order_flow._rhythm_months,
+    COMBINEFUNC = order_flow._rhythm_combine,
+    SERIALFUNC = order_flow._rhythm_serial, DESERIALFUNC = order_flow._rhythm_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE order_flow.monthly_orders(timestamptz, float8, timestamptz) IS
+    'Order counts of the 3 complete calendar months before as_of''s month, oldest first';
+
+CREATE FUNCTION order_flow._breadth_trans(internal, text) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_breadth_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow._breadth_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_breadth_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow._breadth_serial(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'order_flow_breadth_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION order_flow._breadth_deserial(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_breadth_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION order_flow._breadth_final(internal) RETURNS integer
+    AS 'MODULE_PATHNAME', 'order_flow_breadth_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE order_flow.breadth(text) (
+    SFUNC = order_flow._breadth_trans, STYPE = internal, SSPACE = 128,
+    FINALFUNC = order_flow._breadth_final,
+    COMBINEFUNC = order_flow._breadth_combine,
+    SERIALFUNC = order_flow._breadth_serial, DESERIALFUNC = order_flow._breadth_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE order_flow.breadth(text) IS
+    'Number of distinct non-null values (bytewise), like count(DISTINCT x) but hashed and parallel';
+
+CREATE FUNCTION order_flow._median_trans(internal, float8) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_median_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow._median_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_median_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow._median_serial(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'order_flow_median_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION order_flow._median_deserial(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_median_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION order_flow._median_final(internal) RETURNS float8
+    AS 'MODULE_PATHNAME', 'order_flow_median_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE order_flow.median(float8) (
+    SFUNC = order_flow._median_trans, STYPE = internal, SSPACE = 1024,
+    FINALFUNC = order_flow._median_final,
+    COMBINEFUNC = order_flow._median_combine,
+    SERIALFUNC = order_flow._median_serial, DESERIALFUNC = order_flow._median_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE order_flow.median(float8) IS
+    'Continuous median, equal to percentile_cont(0.5) WITHIN GROUP (ORDER BY x), by selection instead of sorting';
+
+/*
+ * health_profile(...): every customer health dimension of a group of
+ * order_fact rows in one pass (one transition call per order), each
+ * computed exactly as documented on customer_health; the stand-alone
+ * aggregates above compute the same values one at a time.
+ */
+CREATE TYPE order_flow.health_values AS (
+    orders                  bigint,
+    order_frequency         float8,
+    recency_days            float8,
+    category_breadth        integer,
+    payment_punctuality     float8,
+    overdue_payments        bigint,
+    service_requests        bigint,
+    complaints              bigint,
+    on_time_rate            float8,
+    first_time_right_rate   float8,
+    return_rework_rate      float8,
+    order_value_trend       float8,
+    order_volatility        float8,
+    orders_3_months_ago     bigint,
+    orders_2_months_ago     bigint,
+    orders_last_month       bigint
+);
+CREATE FUNCTION order_flow._health_trans(internal, timestamptz, float8, text, timestamptz, timestamptz, date,
+                                         timestamptz, timestamptz, boolean, float8, float8, integer, integer,
+                                         integer, timestamptz) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_health_trans' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow._health_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_health_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow._health_serial(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'order_flow_health_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION order_flow._health_deserial(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_health_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION order_flow._health_final(internal) RETURNS order_flow.health_values
+    AS 'MODULE_PATHNAME', 'order_flow_health_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE order_flow.health_profile(ordered_at timestamptz, amount float8, category text,
+                                           contract_signed_at timestamptz, shipped_at timestamptz,
+                                           promised_ship_date date, delivered_at timestamptz,
+                                           accepted_at timestamptz, rework_return boolean,
+                                           payment_due_amount float8, paid_on_time_amount float8,
+                                           payments_late integer, service_requests integer,
+                                           complaints integer, as_of timestamptz) (
+    SFUNC = order_flow._health_trans, STYPE = internal, SSPACE = 520,
+    FINALFUNC = order_flow._health_final,
+    COMBINEFUNC = order_flow._health_combine,
+    SERIALFUNC = order_flow._health_serial, DESERIALFUNC = order_flow._health_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE order_flow.health_profile(timestamptz, float8, text, timestamptz, timestamptz, date,
+                                               timestamptz, timestamptz, boolean, float8, float8, integer,
+                                               integer, integer, timestamptz) IS
+    'The twelve customer health dimensions (and the last 3 months'' order counts) of a group of order_fact rows, in one pass';
+
+/*
+ * kpi_summary(...): kpi()'s row over any group of order_fact rows (GROUP BY
+ * region, customer_class, month ... for KPIs per slice).
+ */
+CREATE TYPE order_flow.kpi_values AS (
+    orders                          bigint,
+    median_hours_to_first_logistics float8,
+    mean_processing_hours           float8,
+    median_processing_hours         float8,
+    on_time_rate                    float8,
+    first_time_right_rate           float8,
+    exception_rate                  float8
+);
+CREATE FUNCTION order_flow._kpi_trans(internal, timestamptz, timestamptz, timestamptz, date, timestamptz,
+                                      timestamptz, boolean, integer) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_kpi_trans' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow._kpi_combine(internal, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_kpi_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE FUNCTION order_flow._kpi_serial(internal) RETURNS bytea
+    AS 'MODULE_PATHNAME', 'order_flow_kpi_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION order_flow._kpi_deserial(bytea, internal) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_kpi_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+CREATE FUNCTION order_flow._kpi_final(internal) RETURNS order_flow.kpi_values
+    AS 'MODULE_PATHNAME', 'order_flow_kpi_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
+CREATE AGGREGATE order_flow.kpi_summary(contract_signed_at timestamptz, first_logistics_at timestamptz,
+                                        shipped_at timestamptz, promised_ship_date date,
+                                        delivered_at timestamptz, accepted_at timestamptz,
+                                        rework_return boolean, exceptions integer) (
+    SFUNC = order_flow._kpi_trans, STYPE = internal, SSPACE = 1024,
+    FINALFUNC = order_flow._kpi_final,
+    COMBINEFUNC = order_flow._kpi_combine,
+    SERIALFUNC = order_flow._kpi_serial, DESERIALFUNC = order_flow._kpi_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE order_flow.kpi_summary(timestamptz, timestamptz, timestamptz, date, timestamptz,
+                                            timestamptz, boolean, integer) IS
+    'kpi()''s measures over a group of order_fact rows (medians by selection, in one pass)';
+
+CREATE FUNCTION order_flow._health_score(vals float8[], weights float8[], bads float8[], goods float8[])
+    RETURNS float8 AS 'MODULE_PATHNAME', 'order_flow_health_score' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION order_flow._health_score(float8[], float8[], float8[], float8[]) IS
+    '100 x the weighted mean of values mapped linearly from bad (0) to good (1), clamped; NULL values left out';
+
+/* ------------------------------------------------------------------ */
+/* Health and drill-down configuration.                                */
+/* ------------------------------------------------------------------ */
+
+CREATE TABLE order_flow.health_weight (
+    dimension       text PRIMARY KEY
+                    CHECK (dimension IN ('order_frequency', 'recency_days', 'category_breadth',
+                                         'payment_punctuality', 'overdue_payments', 'service_requests',
+                                         'complaints', 'on_time_rate', 'first_time_right_rate',
+                                         'return_rework_rate', 'order_value_trend', 'order_volatility')),
+    weight          numeric NOT NULL CHECK (weight >= 0 AND weight <= 1),
+    bad             float8 NOT NULL,
+    good            float8 NOT NULL,
+    description     text NOT NULL DEFAULT '',
+    CHECK (good <> bad)
+);
+COMMENT ON TABLE order_flow.health_weight IS
+    'Customer health score: per dimension a weight (all weights sum to 1) and the values scoring 0 (bad) and 1 (good), linear in between';
+
+INSERT INTO order_flow.health_weight (dimension, weight, bad, good, description) VALUES
+    ('order_frequency',       0.10,   0,    4,   'orders per month, last 12 complete months'),
+    ('recency_days',          0.10,  90,    7,   'days since the last order'),
+    ('category_breadth',      0.05,   1,    5,   'distinct product categories ordered'),
+    ('payment_punctuality',   0.15,   0.5,  1,   'share of the amount due paid on time'),
+    ('overdue_payments',      0.10,   0.5,  0,   'late payments, scored per order'),
+    ('service_requests',      0.05,   1,    0,   'service requests, scored per order'),
+    ('complaints',            0.10,   0.5,  0,   'complaints, scored per order'),
+    ('on_time_rate',          0.10,   0.7,  1,   'share of shipped orders shipped on time'),
+    ('first_time_right_rate', 0.10,   0.8,  1,   'share of delivered orders accepted without rework or return'),
+    ('return_rework_rate',    0.05,   0.2,  0,   'share of delivered orders reworked or returned'),
+    ('order_value_trend',     0.05,  -0.2,  0.1, 'relative monthly change of order value, last 6 complete months'),
+    ('order_volatility',      0.05,   1,    0,   'coefficient of variation of monthly orders, last 3 complete months');
+
+CREATE TABLE order_flow.health_threshold (
+    rating          text PRIMARY KEY CHECK (rating IN ('red', 'yellow', 'green')),
+    min_score       numeric NOT NULL CHECK (min_score >= 0 AND min_score <= 100)
+);
+COMMENT ON TABLE order_flow.health_threshold IS
+    'Rating cut-offs: a score at or above green''s min_score is green, else at or above yellow''s is yellow, else red';
+INSERT INTO order_flow.health_threshold (rating, min_score) VALUES
+    ('red', 0), ('yellow', 50), ('green', 75);
+
+CREATE TABLE order_flow.season (
+    region          text NOT NULL DEFAULT '*',
+    month           integer NOT NULL CHECK (month BETWEEN 1 AND 12),
+    season          text NOT NULL,
+    PRIMARY KEY (region, month)
+);
+COMMENT ON TABLE order_flow.season IS
+    'Season of each calendar month, per region (''*'' = every region without its own row for that month)';
+INSERT INTO order_flow.season (region, month, season)
+SELECT '*', m, CASE WHEN m IN (12, 1, 2) THEN 'winter' WHEN m IN (3, 4, 5) THEN 'spring'
+                    WHEN m IN (6, 7, 8) THEN 'summer' ELSE 'autumn' END
+  FROM generate_series(1, 12) m
+UNION ALL
+VALUES ('east', 6, 'rainy'), ('east', 7, 'rainy');
+
+/* Weights sum to 1; thresholds rise red < yellow < green.  Checked at commit. */
+CREATE FUNCTION order_flow._validate_health() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    total numeric;
+    r numeric;
+    y numeric;
+    g numeric;
+BEGIN
+    SELECT coalesce(sum(weight), 0) INTO total FROM order_flow.health_weight;
+    IF abs(total - 1) > 0.000001 THEN
+        RAISE EXCEPTION 'customer health weights must sum to 1, not %', total
+            USING ERRCODE = '23514',
+                  HINT = 'Adjust order_flow.health_weight.weight in the same transaction.';
+    END IF;
+    SELECT max(min_score) FILTER (WHERE rating = 'red'), max(min_score) FILTER (WHERE rating = 'yellow'),
+           max(min_score) FILTER (WHERE rating = 'green')
+      INTO r, y, g
+      FROM order_flow.health_threshold;
+    IF r IS NULL OR y IS NULL OR g IS NULL THEN
+        RAISE EXCEPTION 'customer health thresholds need a red, a yellow and a green row'
+            USING ERRCODE = '23514';
+    END IF;
+    IF NOT (r < y AND y < g) THEN
+        RAISE EXCEPTION 'customer health thresholds must rise from red to yellow to green'
+            USING ERRCODE = '23514',
+                  DETAIL = format('red %s, yellow %s, green %s.', r, y, g);
+    END IF;
+    RETURN NULL;
+END
+$$;
+
+CREATE CONSTRAINT TRIGGER health_weight_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.health_weight
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
+    EXECUTE FUNCTION order_flow._validate_health();
+CREATE CONSTRAINT TRIGGER health_threshold_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.health_threshold
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
+    EXECUTE FUNCTION order_flow._validate_health();
+
+/* Audited, merged on restore and cache-invalidating, like every config table. */
+CREATE TRIGGER health_weight_audit AFTER INSERT OR UPDATE OR DELETE ON order_flow.health_weight
+    FOR EACH ROW EXECUTE FUNCTION order_flow._audit_config();
+CREATE TRIGGER health_weight_merge BEFORE INSERT ON order_flow.health_weight
+    FOR EACH ROW EXECUTE FUNCTION order_flow._restore_merge();
+CREATE TRIGGER health_weight_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON order_flow.health_weight
+    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._config_changed();
+CREATE TRIGGER health_threshold_audit AFTER INSERT OR UPDATE OR DELETE ON order_flow.health_threshold
+    FOR EACH ROW EXECUTE FUNCTION order_flow._audit_config();
+CREATE TRIGGER health_threshold_merge BEFORE INSERT ON order_flow.health_threshold
+    FOR EACH ROW EXECUTE FUNCTION order_flow._restore_merge();
+CREATE TRIGGER health_threshold_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON order_flow.health_threshold
+    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._config_changed();
+CREATE TRIGGER season_audit AFTER INSERT OR UPDATE OR DELETE ON order_flow.season
+    FOR EACH ROW EXECUTE FUNCTION order_flow._audit_config();
+CREATE TRIGGER season_merge BEFORE INSERT ON order_flow.season
+    FOR EACH ROW EXECUTE FUNCTION order_flow._restore_merge();
+CREATE TRIGGER season_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON order_flow.season
+    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._config_changed();
+
+/* ------------------------------------------------------------------ */
+/* Working time.                                                       */
+/* ------------------------------------------------------------------ */
+
+/*
+ * business_hours(calendar, start, stop): hours of working time between two
+ * instants in a business calendar (its working hours per weekday in its
+ * time zone, holidays skipped); wall-clock hours for always-open calendars.
+ * The inverse of business_deadline().
+ */
+CREATE FUNCTION order_flow.business_hours(calendar text, start timestamptz, stop timestamptz)
+RETURNS float8
+LANGUAGE plpgsql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    cal record;
+    secs float8;
+BEGIN
+    IF calendar IS NULL OR start IS NULL OR stop IS NULL THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO cal FROM order_flow.calendar c WHERE c.calendar = calendar;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'calendar "%" does not exist', calendar USING ERRCODE = '42704';
+    END IF;
+    IF stop <= start THEN
+        RETURN 0;
+    END IF;
+    IF cal.always_open THEN
+        RETURN date_part('epoch', stop - start) / 3600;
+    END IF;
+    SELECT coalesce(sum(date_part('epoch', least(stop, (d.day + h.closes) AT TIME ZONE cal.time_zone)
+                                         - greatest(start, (d.day + h.opens) AT TIME ZONE cal.time_zone))), 0)
+      INTO secs
+      FROM generate_series((start AT TIME ZONE cal.time_zone)::date::timestamp,
+                           (stop AT TIME ZONE cal.time_zone)::date::timestamp, interval '1 day') AS d(day)
+      JOIN order_flow.calendar_hours h
+        ON h.calendar = cal.calendar AND h.isodow = extract(isodow FROM d.day)::integer
+     WHERE (d.day + h.closes) AT TIME ZONE cal.time_zone > start
+       AND (d.day + h.opens) AT TIME ZONE cal.time_zone < stop
+       AND NOT EXISTS (SELECT 1 FROM order_flow.calendar_holiday x
+                        WHERE x.calendar = cal.calendar AND x.day = d.day::date);
+    RETURN secs / 3600;
+END
+$$;
+COMMENT ON FUNCTION order_flow.business_hours(text, timestamptz, timestamptz) IS
+    'Hours of working time between two instants in a business calendar (the inverse of business_deadline)';
+
+/* ------------------------------------------------------------------ */
+/* Views and report functions.                                         */
+/* ------------------------------------------------------------------ */
+
+CREATE VIEW order_flow.order_timeline AS
+SELECT t.order_key,
+       coalesce(f.customer_key, t.customer_key) AS customer_key,
+       t.workflow,
+       t.state,
+       coalesce(t.created_at, f.ordered_at) AS created_at,
+       t.contract_signed_at,
+       t.warehouse_confirmed_at,
+       t.finance_approved_at,
+       t.shipped_at,
+       f.first_logistics_at,
+       f.delivered_at,
+       f.accepted_at,
+       date_part('epoch', t.contract_signed_at - coalesce(t.created_at, f.ordered_at)) / 3600
+           AS hours_created_to_contract,
+       date_part('epoch', t.warehouse_confirmed_at - t.contract_signed_at) / 3600
+           AS hours_contract_to_warehouse,
+       date_part('epoch', t.finance_approved_at - t.warehouse_confirmed_at) / 3600
+           AS hours_warehouse_to_finance,
+       date_part('epoch', t.shipped_at - t.finance_approved_at) / 3600
+           AS hours_finance_to_shipped,
+       date_part('epoch', f.first_logistics_at - t.contract_signed_at) / 3600
+           AS hours_to_first_logistics,
+       date_part('epoch', t.shipped_at - t.contract_signed_at) / 3600
+           AS processing_hours
+  FROM order_flow.tracked_order t
+  LEFT JOIN order_flow.order_fact f ON f.order_key = t.order_key
+ WHERE t.tbl IS NOT NULL;
+COMMENT ON VIEW order_flow.order_timeline IS
+    'Per order: the stamped times (first time each was reached), first logistics update, delivery, acceptance, and the hours between them; processing_hours = contract signed to shipped';
+
+CREATE VIEW order_flow.state_durations AS
+SELECT v.order_key,
+       v.state,
+       v.visit,
+       v.seq,
+       v.entered_at,
+       v.left_at,
+       date_part('epoch', u.until - v.entered_at) / 3600 AS wall_hours,
+       CASE WHEN u.until IS NULL THEN NULL
+            WHEN cal.always_open IS NOT FALSE THEN date_part('epoch', u.until - v.entered_at) / 3600
+            ELSE order_flow.business_hours(cal.calendar, v.entered_at, u.until) END AS business_hours,
+       s.owner_department,
+       coalesce(cal.calendar, '24x7') AS calendar,
+       s.category,
+       s.max_dwell,
+       v.exception_type,
+       v.route
+  FROM (SELECT e.order_key, e.seq, e.to_state AS state, e.occurred_at AS entered_at,
+               lead(e.occurred_at) OVER w AS left_at,
+               row_number() OVER (PARTITION BY e.order_key, e.to_state ORDER BY e.seq) AS visit,
+               string_agg(e.to_state, '>') OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+                   AS route,
+               nullif(e.details->>'exception_type', '') AS exception_type
+          FROM order_flow.audit_log e
+         WHERE e.to_state IS NOT NULL AND e.from_state IS DISTINCT FROM e.to_state
+        WINDOW w AS (PARTITION BY e.order_key ORDER BY e.seq)) v
+  LEFT JOIN order_flow.tracked_order t ON t.order_key = v.order_key
+  LEFT JOIN order_flow.state s ON s.workflow = t.workflow AND s.state = v.state
+  LEFT JOIN order_flow.department d ON d.department = s.owner_department
+  LEFT JOIN order_flow.calendar cal ON cal.calendar = coalesce(d.calendar, '24x7')
+ CROSS JOIN LATERAL (
+        SELECT coalesce(v.left_at, CASE WHEN s.category IS DISTINCT FROM 'terminal' THEN now() END) AS until) u;
+COMMENT ON VIEW order_flow.state_durations IS
+    'Per order and state visit: entered, left, wall-clock and business hours (owner department''s calendar; an open visit counts to now(), none in a terminal state) and the route taken';
+
+CREATE VIEW order_flow.exception_pareto AS
+SELECT c.exception_type,
+       c.count,
+       c.count::float8 / sum(c.count) OVER () AS share,
+       (sum(c.count) OVER (ORDER BY c.count DESC, c.exception_type ROWS UNBOUNDED PRECEDING)
+           / sum(c.count) OVER ())::float8 AS cumulative_share,
+       (row_number() OVER (ORDER BY c.count DESC, c.exception_type))::integer AS rank
+  FROM (SELECT x.exception_type, count(*) AS count
+          FROM order_flow.exception_fact x
+         GROUP BY x.exception_type) c
+ ORDER BY rank;
+COMMENT ON VIEW order_flow.exception_pareto IS
+    'Exception types by number of exception events (edges with an exception type and exception records), with share, cumulative share and rank (ties by name)';
+
+/*
+ * Delay events: what made an order late, one row per occurrence.
+ *   exception -- an exception event; hours lost = the time spent in the
+ *                exception state it led to (to now() while still there; 0
+ *                for a terminal state), or details.hours_lost of an
+ *                exception record (else 0);
+ *   dwell     -- a visit to an initial or active state longer than the
+ *                state's max_dwell ("cannot wait" threshold); reason
+ *                'dwell:<state>', hours lost = wall hours beyond max_dwell.
+ * Region and customer class are the order's (order_fact); month and
+ * season are those of the moment the delay began.
+ */
+CREATE VIEW order_flow.delay_events AS
+SELECT x.order_key, f.customer_key, f.region, f.customer_class, x.occurred_at,
+       date_trunc('month', x.occurred_at)::date AS month,
+       coalesce((SELECT s.season FROM order_flow.season s
+                  WHERE s.region = f.region AND s.month = extract(month FROM x.occurred_at)::integer),
+                (SELECT s.season FROM order_flow.season s
+                  WHERE s.region = '*' AND s.month = extract(month FROM x.occurred_at)::integer)) AS season,
+       x.kind, x.reason, x.hours_lost
+  FROM (SELECT sd.order_key, sd.entered_at AS occurred_at,
+               CASE WHEN sd.exception_type IS NOT NULL THEN 'exception' ELSE 'dwell' END AS kind,
+               coalesce(sd.exception_type, 'dwell:' || sd.state) AS reason,
+               CASE WHEN sd.exception_type IS NOT NULL THEN coalesce(sd.wall_hours, 0)
+                    ELSE sd.wall_hours - date_part('epoch', sd.max_dwell) / 3600 END AS hours_lost
+          FROM order_flow.state_durations sd
+         WHERE sd.exception_type IS NOT NULL
+            OR (sd.category IN ('initial', 'active')
+                AND sd.wall_hours > date_part('epoch', sd.max_dwell) / 3600)
+        UNION ALL
+        SELECT e.order_key, e.occurred_at, 'exception', e.details->>'exception_type',
+               coalesce(order_flow._metric_number(e.details->'hours_lost'), 0)
+          FROM order_flow.audit_log e
+         WHERE e.action = 'exception' AND coalesce(e.details->>'exception_type', '') <> '') x
+  LEFT JOIN order_flow.order_fact f ON f.order_key = x.order_key;
+COMMENT ON VIEW order_flow.delay_events IS
+    'One row per delay: exception events (hours in the exception state) and visits beyond a state''s max_dwell (reason dwell:<state>, hours beyond it)';
+
+CREATE VIEW order_flow.delay_reasons AS
+SELECT region, customer_class, month, extract(month FROM month)::integer AS month_of_year, season,
+       kind, reason,
+       count(DISTINCT order_key) AS orders,
+       count(*) AS occurrences,
+       sum(hours_lost) AS hours_lost
+  FROM order_flow.delay_events
+ GROUP BY region, customer_class, month, season, kind, reason;
+COMMENT ON VIEW order_flow.delay_reasons IS
+    'Drill-down cube of delay reasons by region, customer class, month and season: orders affected, occurrences, hours lost';
+
+/*
+ * top_delay_reasons(region, customer_class, months, n): the n reasons that
+ * delayed the most orders of that region and customer class in those
+ * calendar months (1-12) of any year -- "top 3 delay reasons for class-A
+ * customers in the east in the rainy season".  NULL region, class or
+ * months mean all.  share = orders with the reason / orders with any delay
+ * in the slice.
+ */
+CREATE FUNCTION order_flow.top_delay_reasons(region text, customer_class text, months integer[],
+                                             n integer DEFAULT 3)
+RETURNS TABLE (rank integer, reason text, kind text, orders bigint, occurrences bigint,
+               hours_lost float8, share float8)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF n IS NULL THEN
+        RAISE EXCEPTION 'n must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF n < 1 THEN
+        RAISE EXCEPTION 'n must be at least 1, not %', n USING ERRCODE = '22023';
+    END IF;
+    IF EXISTS (SELECT 1 FROM unnest(months) m WHERE m IS NULL OR m NOT BETWEEN 1 AND 12) THEN
+        RAISE EXCEPTION 'months must be calendar months 1 to 12' USING ERRCODE = '22023';
+    END IF;
+    RETURN QUERY
+    WITH x AS (
+        SELECT e.order_key, e.reason, e.kind, e.hours_lost
+          FROM order_flow.delay_events e
+         WHERE ($1 IS NULL OR e.region = $1)
+           AND ($2 IS NULL OR e.customer_class = $2)
+           AND ($3 IS NULL OR extract(month FROM e.occurred_at)::integer = ANY ($3))
+    ), total AS (
+        SELECT count(DISTINCT x.order_key) AS orders FROM x
+    ), r AS (
+        SELECT x.reason, x.kind, count(DISTINCT x.order_key) AS orders, count(*) AS occurrences,
+               sum(x.hours_lost) AS hours_lost
+          FROM x GROUP BY x.reason, x.kind
+    )
+    SELECT (row_number() OVER (ORDER BY r.orders DESC, r.hours_lost DESC, r.reason))::integer,
+           r.reason, r.kind, r.orders, r.occurrences, r.hours_lost,
+           r.orders::float8 / total.orders
+      FROM r, total
+     ORDER BY 1
+     LIMIT $4;
+END
+$$;
+COMMENT ON FUNCTION order_flow.top_delay_reasons(text, text, integer[], integer) IS
+    'The n reasons that delayed most orders of a region and customer class in the given calendar months (NULL = all)';
+
+/*
+ * kpi(from, to): the source case's success measures over the orders whose
+ * first contract signing falls in [from, to).  Rates are fractions 0..1,
+ * NULL when their denominator is empty:
+ *   on_time_rate           shipped orders shipped no later than their
+ *                          promised_ship_date (session time zone) or, without
+ *                          one, within 48 h of contract signing;
+ *   first_time_right_rate  delivered orders accepted with no rework, return
+ *                          or reshipment;
+ *   exception_rate         orders with at least one exception event.
+ * Medians are continuous (percentile_cont(0.5)); processing = contract
+ * signed to first shipment.
+ */
+CREATE FUNCTION order_flow.kpi("from" timestamptz, "to" timestamptz)
+RETURNS TABLE (orders bigint, median_hours_to_first_logistics float8, mean_processing_hours float8,
+               median_processing_hours float8, on_time_rate float8, first_time_right_rate float8,
+               exception_rate float8)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF $1 IS NULL OR $2 IS NULL THEN
+        RAISE EXCEPTION 'kpi() window bounds must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF $1 > $2 THEN
+        RAISE EXCEPTION 'kpi() window starts after it ends' USING ERRCODE = '22023',
+            DETAIL = format('from %s is later than to %s.', $1, $2);
+    END IF;
+    RETURN QUERY
+    SELECT (k.v).*
+      FROM (SELECT order_flow.kpi_summary(f.contract_signed_at, f.first_logistics_at, f.shipped_at,
+                                          f.promised_ship_date, f.delivered_at, f.accepted_at,
+                                          f.rework_return, f.exceptions) AS v
+              FROM order_flow.order_fact f
+             WHERE f.contract_signed_at >= $1 AND f.contract_signed_at < $2) k;
+END
+$$;
+COMMENT ON FUNCTION order_flow.kpi(timestamptz, timestamptz) IS
+    'Source-case KPIs over orders first signed in [from, to): medians of hours to first logistics and of processing, mean processing, on-time, first-time-right and exception rates';
+
+/*
+ * customer_health: one row per customer with any order, over all time;
+ * windowed dimensions are relative to now() in whole calendar months of
+ * the session time zone.
+ *   order_frequency        orders per month, last 12 complete months
+ *   recency_days           days since the latest order
+ *   category_breadth       distinct categories ordered
+ *   payment_punctuality    amount paid by its due date / amount with a due date
+ *   overdue_payments       payments made after their due date
+ *   service_requests, complaints   counts
+ *   on_time_rate, first_time_right_rate   as in kpi(), over all the customer's orders
+ *   return_rework_rate     delivered orders reworked or returned / delivered orders
+ *   order_value_trend      relative monthly slope of order value, last 6 complete months
+ *   order_volatility       coefficient of variation of monthly orders, last 3 complete months
+ * score: 100 x the weighted mean (health_weight) of each dimension mapped
+ * linearly from its bad value (0) to its good value (1) and clamped; the
+ * three counts are scored per order; dimensions that are NULL are left out
+ * and the remaining weights rescaled.  rating from health_threshold.
+ * orders_3_months_ago .. orders_last_month: the last 3 complete months.
+ */
+CREATE VIEW order_flow.customer_health AS
+WITH p AS (
+    SELECT f.customer_key,
+           order_flow.health_profile(f.ordered_at, f.amount, f.category, f.contract_signed_at, f.shipped_at,
+                                     f.promised_ship_date, f.delivered_at, f.accepted_at, f.rework_return,
+                                     f.payment_due_amount, f.paid_on_time_amount, f.payments_late,
+                                     f.service_requests, f.complaints, now()) AS v
+      FROM order_flow.order_fact f
+     WHERE f.customer_key IS NOT NULL
+     GROUP BY f.customer_key
+), a AS (
+    SELECT p.customer_key, (p.v).* FROM p
+), cfg AS MATERIALIZED (
+    -- the configuration, read once, as arrays in the order of the dimensions below
+    SELECT (SELECT max(min_score) FILTER (WHERE rating = 'yellow') FROM order_flow.health_threshold) AS yellow,
+           (SELECT max(min_score) FILTER (WHERE rating = 'green') FROM order_flow.health_threshold) AS green,
+           array_agg(w.weight::float8 ORDER BY d.ord) AS weights,
+           array_agg(w.bad ORDER BY d.ord) AS bads,
+           array_agg(w.good ORDER BY d.ord) AS goods
+      FROM unnest(ARRAY['order_frequency', 'recency_days', 'category_breadth', 'payment_punctuality',
+                        'overdue_payments', 'service_requests', 'complaints', 'on_time_rate',
+                        'first_time_right_rate', 'return_rework_rate', 'order_value_trend',
+                        'order_volatility']) WITH ORDINALITY d(dimension, ord)
+      LEFT JOIN order_flow.health_weight w ON w.dimension = d.dimension
+)
+SELECT a.customer_key,
+       a.order_frequency, a.recency_days, a.category_breadth, a.payment_punctuality,
+       a.overdue_payments, a.service_requests, a.complaints, a.on_time_rate,
+       a.first_time_right_rate, a.return_rework_rate, a.order_value_trend, a.order_volatility,
+       s.score,
+       CASE WHEN s.score IS NULL THEN NULL
+            WHEN s.score >= cfg.green THEN 'green'
+            WHEN s.score >= cfg.yellow THEN 'yellow'
+            ELSE 'red' END AS rating,
+       a.orders,
+       a.orders_3_months_ago,
+       a.orders_2_months_ago,
+       a.orders_last_month
+  FROM a
+ CROSS JOIN cfg
+ CROSS JOIN LATERAL (
+        SELECT round(order_flow._health_score(
+                   ARRAY[a.order_frequency, a.recency_days, a.category_breadth::float8, a.payment_punctuality,
+                         a.overdue_payments::float8 / a.orders, a.service_requests::float8 / a.orders,
+                         a.complaints::float8 / a.orders, a.on_time_rate, a.first_time_right_rate,
+                         a.return_rework_rate, a.order_value_trend, a.order_volatility],
+                   cfg.weights, cfg.bads, cfg.goods)::numeric, 1) AS score) s;
+COMMENT ON VIEW order_flow.customer_health IS
+    'Per customer: twelve health dimensions, a 0-100 score from health_weight, a red/yellow/green rating from health_threshold, and the last 3 complete months'' order counts';
+
+/* ------------------------------------------------------------------ */
+/* Privileges and dump.                                                */
+/* ------------------------------------------------------------------ */
+
+REVOKE ALL ON FUNCTION order_flow._metrics_capture(), order_flow.metrics_rebuild(),
+    order_flow._validate_health(), order_flow.kpi(timestamptz, timestamptz),
+    order_flow.top_delay_reasons(text, text, integer[], integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION order_flow.metrics_rebuild(), order_flow.kpi(timestamptz, timestamptz),
+    order_flow.top_delay_reasons(text, text, integer[], integer)
+TO order_flow_admin;
+/* Pure functions that read nothing private: whoever may read a view that
+   uses them may call them. */
+GRANT EXECUTE ON FUNCTION order_flow._metric_number(jsonb), order_flow._metric_date(jsonb),
+    order_flow.business_hours(text, timestamptz, timestamptz),
+    order_flow._health_score(float8[], float8[], float8[], float8[]),
+    order_flow.order_frequency(timestamptz, float8, timestamptz),
+    order_flow.order_volatility(timestamptz, float8, timestamptz),
+    order_flow.order_value_trend(timestamptz, float8, timestamptz),
+    order_flow.monthly_orders(timestamptz, float8, timestamptz),
+    order_flow.breadth(text), order_flow.median(float8),
+    order_flow.health_profile(timestamptz, float8, text, timestamptz, timestamptz, date, timestamptz,
+                              timestamptz, boolean, float8, float8, integer, integer, integer, timestamptz),
+    order_flow.kpi_summary(timestamptz, timestamptz, timestamptz, date, timestamptz, timestamptz,
+                           boolean, integer)
+TO PUBLIC;
+GRANT SELECT ON order_flow.order_fact, order_flow.exception_fact, order_flow.order_timeline,
+    order_flow.state_durations, order_flow.exception_pareto, order_flow.delay_events,
+    order_flow.delay_reasons, order_flow.customer_health
+TO order_flow_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON order_flow.health_weight, order_flow.health_threshold,
+    order_flow.season
+TO order_flow_admin;
+
+SELECT pg_catalog.pg_extension_config_dump('order_flow.health_weight', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.health_threshold', '');
+SELECT pg_catalog.pg_extension_config_dump('order_flow.season', '');

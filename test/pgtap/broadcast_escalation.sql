@@ -206,7 +206,8 @@ SELECT results_eq(
 SELECT is(order_flow.escalate_due(now()), 0, 'sweeping at now: the overdue last level is not escalated');
 SELECT is((SELECT status FROM order_flow.notification WHERE id = pg_temp.n('be-1', 'warehouse', 3)), 'pending',
           'it stays pending');
-SELECT ok(order_flow._next_due() > now(), 'the scheduler''s next due time ignores the overdue last level');
+SELECT ok(COALESCE(order_flow._next_due() > now(), true),
+          'the scheduler''s next due time ignores the overdue last level');
 
 -- ------------------------------------------------------------ batch size
 UPDATE be_orders SET status = 'contract_signed' WHERE id = 'be-2';
