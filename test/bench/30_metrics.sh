@@ -149,17 +149,21 @@ BASE[kpi_month]=$(base kpi_month "$DIR/kpi_baseline.sql" -v from="$LAST_MONTH_FR
 BASE[exception_pareto]=$(base exception_pareto "$DIR/pareto_baseline.sql")
 
 # same answers?  floats compared to 9 decimals (sums in another order);
-# recency_days to an hour (the baseline ran minutes earlier: another now())
+# recency_days to an hour (the baseline ran minutes earlier: another now());
+# the score (rounded to 0.1) to one step: a weighted sum that lands on
+# x.x5 exactly in one summation order may fall just below it in another
 r9() { echo "round(($1)::numeric, 9)"; }
 SAME[customer_health]=$(sql -c "
     WITH ours AS (SELECT * FROM order_flow.customer_health), theirs AS (SELECT * FROM bench_customer_health)
     SELECT count(*) FROM ours o FULL JOIN theirs b USING (customer_key)
      WHERE o.customer_key IS NULL OR b.customer_key IS NULL
-        OR (o.category_breadth, o.overdue_payments, o.service_requests, o.complaints, o.score, o.rating, o.orders,
+        OR (o.category_breadth, o.overdue_payments, o.service_requests, o.complaints, o.orders,
             o.orders_3_months_ago, o.orders_2_months_ago, o.orders_last_month)
            IS DISTINCT FROM
-           (b.category_breadth, b.overdue_payments, b.service_requests, b.complaints, b.score, b.rating, b.orders,
+           (b.category_breadth, b.overdue_payments, b.service_requests, b.complaints, b.orders,
             b.orders_3_months_ago, b.orders_2_months_ago, b.orders_last_month)
+        OR (o.score IS NULL) <> (b.score IS NULL) OR abs(o.score - b.score) > 0.1
+        OR (o.score = b.score AND o.rating IS DISTINCT FROM b.rating)
         OR abs(o.recency_days - b.recency_days) > 1.0 / 24
         OR ($(r9 o.order_frequency), $(r9 o.payment_punctuality), $(r9 o.on_time_rate),
             $(r9 o.first_time_right_rate), $(r9 o.return_rework_rate), $(r9 o.order_value_trend),
