@@ -14,10 +14,12 @@
  *
  *   setup.sql     ERP tables, articles and carriers, people, roles,
  *                 yesterday's orders adopted, what happened today
+ *   history.sql   the last twelve months imported from the spreadsheets
  *   pass.sql      one part of the day, replayed step by step (run 3 times)
  *   relay.sql     the WeCom relay drains the outbox
  *   mistakes.sql  slips that are refused and leave no trace
- *   report.sql    the evening report a manager reads
+ *   report.sql    the evening report a manager reads: the day, then the
+ *                 management metrics over the imported history and the day
  *
  * Runs in a database where CREATE EXTENSION order_flow has been done, as a
  * superuser (the DBA); the replay itself runs as the roles above.
@@ -37,6 +39,10 @@ SET search_path = public, order_flow;
 \echo '================================================================'
 \echo
 \echo '07:30  the DBA prepares: customers, people, roles; order_flow.manage(orders)'
+-- the deterministic history generator (customers' classes and regions, the
+-- imported twelve months)
+\ir ../gen/generator.sql
+RESET client_min_messages;
 \ir setup.sql
 SELECT format('       %s customers, %s people in %s departments; %s open orders from yesterday adopted (no events)',
               to_char((SELECT count(*) FROM customers), 'FM9,999'),
@@ -44,6 +50,8 @@ SELECT format('       %s customers, %s people in %s departments; %s open orders 
               (SELECT count(DISTINCT department) FROM order_flow.member),
               (SELECT count(*) FROM order_flow.tracked_order WHERE tbl = 'public.orders')) AS line \gset
 \echo :line
+\echo '07:40  the last 12 months, kept in spreadsheets until today, are imported (import_transition, record)'
+\ir history.sql
 
 SET ROLE erp_app;
 

@@ -2,8 +2,10 @@
  * test/demo/report.sql -- the evening report: what a manager looks at.
  *
  * Everything here is read from the ERP's orders table and from order_flow's
- * own tables (audit log, notifications, outbox, order tracking).  Included
- * by demo.sql as the DBA.
+ * own tables (audit log, notifications, outbox, order tracking) and, for
+ * the management metrics (sections 11-15), from its views and report
+ * functions over the imported history and the day.  Included by demo.sql
+ * as the DBA.
  */
 
 \echo
@@ -176,6 +178,93 @@ SELECT to_state, notify, reason_required, exception_type
   FROM order_flow.allowed_transitions('orders', :'signed');
 RESET order_flow.actor;
 RESET ROLE;
+
+\echo
+\echo '================================================================'
+\echo 'Management metrics: the imported 12 months and today'
+\echo '================================================================'
+
+\echo
+-- By evening autovacuum has analysed the day's tables; the replay runs
+-- faster than its naptime, so do it here (the report queries' plans rely on
+-- the statistics of the audit log and the rollups).
+ANALYZE order_flow.audit_log, order_flow.order_fact, order_flow.exception_fact, order_flow.tracked_order;
+
+\echo '11. KPIs -- order_flow.kpi(from, to): orders whose contract was signed in the window, by quarter'
+SELECT w.window_name AS "window",
+       k.orders,
+       round(k.median_hours_to_first_logistics::numeric, 1) AS "median h to 1st logistics",
+       round(k.mean_processing_hours::numeric, 1) AS "mean h processing",
+       round(k.median_processing_hours::numeric, 1) AS "median h processing",
+       round(100 * k.on_time_rate::numeric, 1) AS "on time %",
+       round(100 * k.first_time_right_rate::numeric, 1) AS "first time right %",
+       round(100 * k.exception_rate::numeric, 1) AS "exception %"
+  FROM (SELECT -1 AS n, 'last 12 months' AS window_name, now() - interval '12 months' AS w_from, now() AS w_to
+        UNION ALL
+        SELECT q, to_char(date_trunc('quarter', now()) - q * interval '3 months', 'YYYY "Q"Q')
+                  || CASE WHEN q = 0 THEN ' to date' ELSE '' END,
+               date_trunc('quarter', now()) - q * interval '3 months',
+               CASE WHEN q = 0 THEN now() ELSE date_trunc('quarter', now()) - (q - 1) * interval '3 months' END
+          FROM generate_series(3, 0, -1) q) w
+ CROSS JOIN LATERAL order_flow.kpi(w.w_from, w.w_to) k
+ ORDER BY w.n = -1 DESC, w.w_from;
+\echo '   processing = contract signed to shipped; first time right = delivered orders accepted with no'
+\echo '   rework, return or reshipment; exception = orders with at least one exception event.'
+
+\echo
+\echo '12. Exception Pareto -- order_flow.exception_pareto (all exception events)'
+SELECT rank, exception_type, count,
+       round(100 * share::numeric, 1) AS "share %",
+       round(100 * cumulative_share::numeric, 1) AS "cumulative %",
+       CASE WHEN cumulative_share - share < 0.8 THEN '<- the vital few' ELSE '' END AS " "
+  FROM order_flow.exception_pareto
+ ORDER BY rank;
+
+\echo
+\echo '13. Why orders were late -- order_flow.top_delay_reasons(''east'', ''A'', ''{6,7}'', 5):'
+\echo '    class-A customers in the east in the rainy season, against the same customers in the other months'
+SELECT r.rank, r.reason, r.kind, r.orders AS "orders hit",
+       round(100 * r.share::numeric, 1) AS "% of delayed orders",
+       round(r.hours_lost::numeric) AS "hours lost",
+       coalesce(round(100 * o.share::numeric, 1)::text, '-') AS "% rest of year"
+  FROM order_flow.top_delay_reasons('east', 'A', '{6,7}', 5) r
+  LEFT JOIN order_flow.top_delay_reasons('east', 'A', '{1,2,3,4,5,8,9,10,11,12}', 100) o USING (reason)
+ ORDER BY r.rank;
+
+\echo
+\echo '14. Customer health -- order_flow.customer_health: distribution of the 0-100 score'
+SELECT h.rating, count(*) AS customers,
+       round(avg(h.score), 1) AS "mean score",
+       min(h.score) AS "min", max(h.score) AS "max",
+       round(100.0 * count(*) / sum(count(*)) OVER (), 1) AS "% of customers",
+       count(*) FILTER (WHERE c.grade = 'A') AS "of them class A"
+  FROM order_flow.customer_health h
+  JOIN customers c ON c.code = h.customer_key
+ GROUP BY h.rating
+ ORDER BY min(h.score) DESC;
+
+\echo
+\echo '15. Red customers worth a visit: regular class A and B customers (3 orders or more), weakest first'
+SELECT h.customer_key AS customer, c.name, c.grade AS class, c.region,
+       h.score, h.orders,
+       round(h.recency_days) AS "days since order",
+       round(100 * h.payment_punctuality::numeric) AS "paid on time %",
+       h.complaints,
+       round(100 * h.first_time_right_rate::numeric) AS "first time right %",
+       format('%s / %s / %s', h.orders_3_months_ago, h.orders_2_months_ago, h.orders_last_month)
+           AS "orders m-3 / m-2 / m-1"
+  FROM order_flow.customer_health h
+  JOIN customers c ON c.code = h.customer_key
+ WHERE h.rating = 'red' AND c.grade IN ('A', 'B') AND h.orders >= 3
+ ORDER BY h.score, h.customer_key
+ LIMIT 10;
+SELECT format('   %s red customers in all (%s of class A); weights and cut-offs: order_flow.health_weight, '
+              'order_flow.health_threshold.',
+              count(*), count(*) FILTER (WHERE c.grade = 'A')) AS line
+  FROM order_flow.customer_health h
+  JOIN customers c ON c.code = h.customer_key
+ WHERE h.rating = 'red' \gset
+\echo :line
 
 SELECT format('Replayed the day (%s audit events) in %s s.',
               (SELECT count(*) FROM order_flow.audit_log),

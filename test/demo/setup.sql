@@ -34,16 +34,18 @@ CREATE INDEX orders_status_idx ON public.orders (status);
 
 SELECT setseed(0.1125) AS seeded \gset
 
--- 3,200 trade customers: 15 % grade A, 35 % B, 50 % C
+-- 3,200 trade customers: 15 % grade A, 35 % B, 50 % C; east 35 %, south
+-- 25 %, north and west 20 % each -- drawn as the history generator
+-- (test/gen/generator.sql) draws them, so the imported history fits.
 INSERT INTO public.customers (code, name, grade, region)
 SELECT format('C%s', lpad(n::text, 4, '0')),
        format('%s %s %s',
               (ARRAY['Huadong', 'Beifang', 'Nanyue', 'Xishu', 'Jinqiao', 'Hengtai', 'Yongxin', 'Dachang'])[1 + n % 8],
               (ARRAY['Fasteners', 'Tools', 'Building Supply', 'Hardware', 'Electrical', 'Plumbing'])[1 + n % 6],
               n),
-       CASE WHEN n <= 480 THEN 'A' WHEN n <= 1600 THEN 'B' ELSE 'C' END,
-       CASE WHEN r < 0.40 THEN 'east' WHEN r < 0.60 THEN 'north' WHEN r < 0.85 THEN 'south' ELSE 'west' END
-  FROM (SELECT n, random() AS r FROM generate_series(1, 3200) n) c;
+       of_gen.customer_class(n),
+       of_gen.customer_region(n)
+  FROM generate_series(1, 3200) n;
 
 /* ----------------------------------------------------- shipping station */
 
@@ -156,6 +158,16 @@ GRANT EXECUTE ON FUNCTION order_flow.logistics_update(text, text, timestamptz, t
 -- configuration is data, and the change is itself audited.
 UPDATE order_flow.state SET max_dwell = interval '24 hours'
  WHERE workflow = 'b2b_order' AND state IN ('need_info', 'stock_shortage', 'on_hold');
+-- ... and gives the slow states their real rhythm: carriers take up to four
+-- days, customers a few days to accept, payment terms are 30 days and paid
+-- orders are archived at the monthly close.  A visit beyond max_dwell is
+-- what the delay reports count as a delay.
+UPDATE order_flow.state
+   SET max_dwell = CASE state WHEN 'in_transit' THEN interval '96 hours'
+                              WHEN 'invoiced' THEN interval '30 days'
+                              WHEN 'paid' THEN interval '31 days'
+                              ELSE interval '72 hours' END
+ WHERE workflow = 'b2b_order' AND state IN ('in_transit', 'delivered', 'accepted', 'invoiced', 'paid');
 
 /* ------------------------------------------------------ yesterday's orders */
 

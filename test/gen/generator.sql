@@ -37,8 +37,9 @@
 -- folds the events as they are inserted; with rollup => 'rebuild' it is
 -- disabled during the load and metrics_rebuild() runs at the end.
 --
--- load_api() goes through the real API: it creates public.gen_orders,
--- inserts the orders in state inquiry, manage()s the table (adoption is not
+-- load_api() goes through the real API: it creates the table tbl
+-- (public.gen_orders; keys key_prefix and the order number, customer keys
+-- 'C' and customer_digits digits), inserts the orders in state inquiry, manage()s the table (adoption is not
 -- an event), replays each order's transitions with import_transition() and
 -- then its facts with record() (which are dated now(), so they carry their
 -- business dates in details: paid_date, due_date).  Carrier traces are left
@@ -58,6 +59,16 @@ CREATE OR REPLACE FUNCTION of_gen.season_weight(m integer) RETURNS float8
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT CASE m WHEN 2 THEN 0.45 WHEN 1 THEN 0.75 WHEN 6 THEN 0.7 WHEN 7 THEN 0.7
                     WHEN 10 THEN 0.9 WHEN 11 THEN 1.0 WHEN 12 THEN 1.0 ELSE 0.8 END $$;
+
+-- Class (A 15 %, B 35 %, C 50 %) and region (east 35 %, south 25 %,
+-- north 20 %, west 20 %) of customer number c.
+CREATE OR REPLACE FUNCTION of_gen.customer_class(c integer) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT CASE WHEN of_gen.r(c, 11) < 0.15 THEN 'A' WHEN of_gen.r(c, 11) < 0.5 THEN 'B' ELSE 'C' END $$;
+CREATE OR REPLACE FUNCTION of_gen.customer_region(c integer) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT CASE WHEN of_gen.r(c, 12) < 0.35 THEN 'east' WHEN of_gen.r(c, 12) < 0.6 THEN 'south'
+                  WHEN of_gen.r(c, 12) < 0.8 THEN 'north' ELSE 'west' END $$;
 
 /*
  * events(first, last, customers, months, as_of): every event of orders
@@ -91,10 +102,7 @@ WITH o AS MATERIALIZED (
                         THEN to_char(t0 + (1 + 4 * of_gen.r(g, 49)) * interval '1 day', 'YYYY-MM-DD') END))
                    AS attrs
           FROM (
-            SELECT g, c,
-                   CASE WHEN of_gen.r(c, 11) < 0.15 THEN 'A' WHEN of_gen.r(c, 11) < 0.5 THEN 'B' ELSE 'C' END AS cls,
-                   CASE WHEN of_gen.r(c, 12) < 0.35 THEN 'east' WHEN of_gen.r(c, 12) < 0.6 THEN 'south'
-                        WHEN of_gen.r(c, 12) < 0.8 THEN 'north' ELSE 'west' END AS region,
+            SELECT g, c, of_gen.customer_class(c) AS cls, of_gen.customer_region(c) AS region,
                    -- seasonal, growing volume: thin uniform candidates by month weight and age
                    COALESCE(
                        CASE WHEN of_gen.season_weight(extract(month FROM ta)::int) * (1 - 0.4 * ua)
@@ -342,37 +350,42 @@ $$;
  * events written.  Order keys 'A0001'...
  */
 CREATE OR REPLACE FUNCTION of_gen.load_api(orders integer, customers integer, months integer DEFAULT 36,
-                                           as_of timestamptz DEFAULT now())
+                                           as_of timestamptz DEFAULT now(),
+                                           tbl text DEFAULT 'public.gen_orders', key_prefix text DEFAULT 'A',
+                                           customer_digits integer DEFAULT 5)
 RETURNS bigint
 LANGUAGE plpgsql
 AS $$
 DECLARE
     e record;
     before bigint;
+    width integer := greatest(4, length(orders::text));
 BEGIN
     SELECT count(*) INTO before FROM order_flow.audit_log;
-    CREATE TABLE public.gen_orders (
+    EXECUTE format('CREATE TABLE %s (
         id text PRIMARY KEY, status text NOT NULL, customer text, region text, grade text,
-        category text, amount numeric, promised_ship_date date);
-    INSERT INTO public.gen_orders
-    SELECT DISTINCT ON (x.order_no) 'A' || lpad(x.order_no::text, 4, '0'), 'inquiry', x.customer_key,
-           x.attributes->>'region', x.attributes->>'grade', x.attributes->>'category',
-           (x.attributes->>'amount')::numeric, (x.attributes->>'promised_ship_date')::date
-      FROM of_gen.events(1, orders, customers, months, as_of) x
-     ORDER BY x.order_no;
-    PERFORM order_flow.manage('public.gen_orders', customer_column => 'customer',
+        category text, amount numeric, promised_ship_date date)', tbl);
+    EXECUTE format('INSERT INTO %s
+    SELECT DISTINCT ON (x.order_no) $1 || lpad(x.order_no::text, $2, ''0''), ''inquiry'',
+           ''C'' || lpad(ltrim(substr(x.customer_key, 2), ''0''), $3, ''0''),
+           x.attributes->>''region'', x.attributes->>''grade'', x.attributes->>''category'',
+           (x.attributes->>''amount'')::numeric, (x.attributes->>''promised_ship_date'')::date
+      FROM of_gen.events(1, $4, $5, $6, $7) x
+     ORDER BY x.order_no', tbl)
+    USING key_prefix, width, customer_digits, orders, customers, months, as_of;
+    PERFORM order_flow.manage(tbl::regclass, customer_column => 'customer',
                               attributes => '{region,grade,category,amount,promised_ship_date}');
     FOR e IN SELECT * FROM of_gen.events(1, orders, customers, months, as_of) x
               WHERE x.action NOT IN ('created', 'logistics')
               ORDER BY x.order_no, x.to_state IS NULL, x.seq
     LOOP
         IF e.to_state IS NOT NULL THEN
-            PERFORM order_flow.import_transition('public.gen_orders', 'A' || lpad(e.order_no::text, 4, '0'),
+            PERFORM order_flow.import_transition(tbl::regclass, key_prefix || lpad(e.order_no::text, width, '0'),
                                                  e.to_state, e.occurred_at,
                                                  e.details - 'attributes' - 'customer' - 'exception_type'
                                                            - 'resumed');
         ELSE
-            PERFORM order_flow.record('A' || lpad(e.order_no::text, 4, '0'), e.action, e.details);
+            PERFORM order_flow.record(key_prefix || lpad(e.order_no::text, width, '0'), e.action, e.details);
         END IF;
     END LOOP;
     RETURN (SELECT count(*) FROM order_flow.audit_log) - before;
