@@ -70,6 +70,10 @@
 
 #include "order_flow.h"
 
+#ifndef HAVE_INT128
+#error "order_flow needs a compiler with a 128-bit integer type (exact sums in the kpi aggregate)"
+#endif
+
 /* ================================================================
  * JSON helpers shared by the trigger and metrics_rebuild()
  * ================================================================
@@ -1979,7 +1983,8 @@ typedef struct KpiState
 	int64		delivered;
 	int64		right_first_time;
 	int64		with_exception;
-	float8		processing_sum;
+	int128		processing_usecs;	/* exact: the mean does not depend on the
+									 * order rows are summed in (parallel) */
 	Values		to_logistics;
 	Values		processing;
 } KpiState;
@@ -2012,10 +2017,8 @@ order_flow_kpi_trans(PG_FUNCTION_ARGS)
 		st->shipped++;
 		if (has_signed)
 		{
-			float8		h = hours_between(signed_at, shipped);
-
-			values_add(&st->processing, aggcxt, h);
-			st->processing_sum += h;
+			values_add(&st->processing, aggcxt, hours_between(signed_at, shipped));
+			st->processing_usecs += (int128) (shipped - signed_at);
 		}
 		if (shipped_on_time(shipped, !PG_ARGISNULL(A(KP_PROMISED)),
 							PG_ARGISNULL(A(KP_PROMISED)) ? 0 : PG_GETARG_DATEADT(A(KP_PROMISED)),
@@ -2059,7 +2062,7 @@ order_flow_kpi_combine(PG_FUNCTION_ARGS)
 	a->delivered += b->delivered;
 	a->right_first_time += b->right_first_time;
 	a->with_exception += b->with_exception;
-	a->processing_sum += b->processing_sum;
+	a->processing_usecs += b->processing_usecs;
 	values_append(&a->to_logistics, aggcxt, &b->to_logistics);
 	values_append(&a->processing, aggcxt, &b->processing);
 	PG_RETURN_POINTER(a);
@@ -2080,7 +2083,8 @@ order_flow_kpi_serial(PG_FUNCTION_ARGS)
 	pq_sendint64(&buf, st->delivered);
 	pq_sendint64(&buf, st->right_first_time);
 	pq_sendint64(&buf, st->with_exception);
-	pq_sendfloat8(&buf, st->processing_sum);
+	pq_sendint64(&buf, (int64) (st->processing_usecs >> 64));
+	pq_sendint64(&buf, (int64) (uint64) st->processing_usecs);
 	values_send(&buf, &st->to_logistics);
 	values_send(&buf, &st->processing);
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
@@ -2101,7 +2105,8 @@ order_flow_kpi_deserial(PG_FUNCTION_ARGS)
 	st->delivered = pq_getmsgint64(&buf);
 	st->right_first_time = pq_getmsgint64(&buf);
 	st->with_exception = pq_getmsgint64(&buf);
-	st->processing_sum = pq_getmsgfloat8(&buf);
+	st->processing_usecs = (int128) pq_getmsgint64(&buf) << 64;
+	st->processing_usecs |= (int128) (uint64) pq_getmsgint64(&buf);
 	values_recv(&buf, &st->to_logistics, CurrentMemoryContext);
 	values_recv(&buf, &st->processing, CurrentMemoryContext);
 	pq_getmsgend(&buf);
@@ -2143,7 +2148,8 @@ order_flow_kpi_final(PG_FUNCTION_ARGS)
 	values[KV_MEDIAN_LOGISTICS] = Float8GetDatum(nulls[KV_MEDIAN_LOGISTICS] ? 0.0 : m);
 	nulls[KV_MEAN_PROCESSING] = st->processing.n == 0;
 	values[KV_MEAN_PROCESSING] = Float8GetDatum(st->processing.n == 0 ? 0.0 :
-												st->processing_sum / st->processing.n);
+												(float8) st->processing_usecs / st->processing.n
+												/ USECS_PER_HOUR);
 	nulls[KV_MEDIAN_PROCESSING] = !values_median(&st->processing, &m);
 	values[KV_MEDIAN_PROCESSING] = Float8GetDatum(nulls[KV_MEDIAN_PROCESSING] ? 0.0 : m);
 	values[KV_ON_TIME] = ratio(st->on_time, st->shipped, &nulls[KV_ON_TIME]);

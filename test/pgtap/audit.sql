@@ -12,7 +12,7 @@ CREATE EXTENSION IF NOT EXISTS order_flow;
 BEGIN;
 \ir include/helpers.psql
 
-SELECT plan(74);
+SELECT plan(83);
 
 -- ------------------------------------------------------------ fixtures
 CREATE TABLE orders (id text PRIMARY KEY, status order_flow.status NOT NULL, customer text, amount numeric);
@@ -228,6 +228,18 @@ SELECT is((SELECT last_seq FROM order_flow.tracked_order WHERE order_key = 'au-1
 SELECT * FROM pg_temp.refused($$SELECT order_flow.record('au-1', 'gossip', '{}')$$, '22023', 'record() of an unknown kind');
 SELECT * FROM pg_temp.refused($$SELECT order_flow.record('au-1', 'payment', '{"amount": "lots"}')$$, '22023',
                               'record(payment) without a numeric amount');
+SELECT * FROM pg_temp.refused($$SELECT order_flow.record('au-1', 'payment', '{"amount": -5}')$$, '22023',
+                              'record(payment) with a negative amount', '%must not be negative%');
+SELECT * FROM pg_temp.refused($$SELECT order_flow.record('au-1', 'payment', '{"amount": 5, "due_date": "2026-02-30"}')$$,
+                              '22007', 'record(payment) with an impossible due_date', '%due_date must be a date%');
+SELECT * FROM pg_temp.refused($$SELECT order_flow.record('au-1', 'payment', '{"amount": 5, "paid_date": 20261201}')$$,
+                              '22007', 'record(payment) with a paid_date that is not a date string',
+                              '%paid_date must be a date%');
+SELECT * FROM pg_temp.refused($$SELECT order_flow.record('au-1', 'payment', '{"amount": 5, "due_date": "soon"}')$$,
+                              '22007', 'record(payment) with a due_date that is not a date');
+SELECT lives_ok($$SELECT order_flow.record('au-1', 'payment',
+                    '{"amount": 0, "due_date": "2026-12-31", "paid_date": null}')$$,
+                'record(payment) takes a zero amount, a valid due_date and a null paid_date');
 SELECT * FROM pg_temp.refused($$SELECT order_flow.record('au-1', 'exception', '{"text": "broken pallet"}')$$, '22023',
                               'record(exception) without an exception_type');
 SELECT * FROM pg_temp.refused($$SELECT order_flow.record('au-1', 'note', '[1]')$$, '22023', 'record() with array details');

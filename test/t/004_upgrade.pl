@@ -1,0 +1,201 @@
+# 004_upgrade.pl -- the upgrade path: a database created at order_flow 1.0,
+# with orders, events, recorded facts and a customised catalogue, updated
+# with ALTER EXTENSION order_flow UPDATE.
+#
+#   - the update succeeds and the database reports the default version;
+#   - every extension object (functions with their bodies and settings,
+#     tables and columns, indexes, constraints, triggers, views, types,
+#     operators, aggregates, privileges, comments) is exactly what a fresh
+#     CREATE EXTENSION gives: a catalogue fingerprint compared object by
+#     object;
+#   - nothing is lost: orders, audit events, notifications, the metrics
+#     rollup, customised configuration; the audit chains still verify;
+#   - the new version's behaviour applies at once (record() refuses a
+#     malformed payment that 1.0 accepted) and the old data goes on:
+#     transitions continue the chains, the rollup stays equal to
+#     metrics_rebuild()'s.
+use strict;
+use warnings;
+
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('upgrade');
+$node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'order_flow'");
+$node->start;
+
+my $default = $node->safe_psql('postgres',
+	q{SELECT default_version FROM pg_available_extensions WHERE name = 'order_flow'});
+isnt($default, '1.0', "the default version ($default) is newer than 1.0");
+
+# ------------------------------------------------------------ a 1.0 database
+$node->safe_psql('postgres', 'CREATE DATABASE old');
+$node->safe_psql('old', q{CREATE EXTENSION order_flow VERSION '1.0'});
+is($node->safe_psql('old', q{SELECT extversion FROM pg_extension WHERE extname = 'order_flow'}),
+	'1.0', 'database created at 1.0');
+
+$node->safe_psql('old', q{
+CREATE TABLE orders (id int PRIMARY KEY, customer text, region text, grade text,
+                     status text NOT NULL DEFAULT 'inquiry');
+SELECT order_flow.manage('orders', customer_column => 'customer', attributes => '{region,grade}');
+INSERT INTO orders (id, customer, region, grade)
+SELECT g, 'C' || (g % 3), CASE WHEN g % 2 = 0 THEN 'east' ELSE 'west' END, 'A'
+  FROM generate_series(1, 6) g;
+UPDATE orders SET status = 'quoted';
+UPDATE orders SET status = 'contract_signed' WHERE id <= 4;
+UPDATE orders SET status = 'warehouse_confirmed' WHERE id <= 2;
+SELECT order_flow.transition('orders', '6', 'cancelled', 'customer withdrew');
+SELECT order_flow.record('1', 'payment', '{"amount": 100, "due_date": "2026-01-31", "paid_date": "2026-01-20"}');
+SELECT order_flow.record('2', 'exception', '{"exception_type": "pricing_error"}');
+SELECT order_flow.record('3', 'complaint', '{"text": "late quote"}');
+UPDATE order_flow.state SET max_dwell = interval '36 hours'
+ WHERE workflow = 'b2b_order' AND state = 'quoted';
+INSERT INTO order_flow.department (department, name) VALUES ('quality', 'Quality control');
+});
+
+# 1.0 accepted a payment with a date that is no date
+my ($rc, $out, $err) = $node->psql('old',
+	q{SELECT order_flow.record('4', 'payment', '{"amount": 5, "due_date": "soon"}')});
+is($rc, 0, '1.0 accepts a payment whose due_date is not a date') or diag($err);
+
+my $content = q{
+SELECT md5(string_agg(x, E'\n' ORDER BY x)) FROM (
+  SELECT format('a %s %s %s %s %s %s %s %s', order_key, seq, action, from_state, to_state, actor,
+                details, encode(hash, 'hex')) AS x FROM order_flow.audit_log
+  UNION ALL SELECT format('o %s %s', id, status) FROM orders
+  UNION ALL SELECT format('t %s %s %s %s', order_key, state, last_seq, customer_key) FROM order_flow.tracked_order
+  UNION ALL SELECT format('n %s %s %s %s %s', order_key, department, level, status, to_state)
+              FROM order_flow.notification
+  UNION ALL SELECT format('f %s', f) FROM order_flow.order_fact f
+  UNION ALL SELECT format('x %s %s %s', order_key, exception_type, occurred_at) FROM order_flow.exception_fact
+  UNION ALL SELECT format('s %s %s %s', workflow, state, max_dwell) FROM order_flow.state
+  UNION ALL SELECT format('d %s', department) FROM order_flow.department) q};
+my $before = $node->safe_psql('old', $content);
+my $events = $node->safe_psql('old', 'SELECT count(*) FROM order_flow.audit_log');
+cmp_ok($events, '>', 20, "the 1.0 database has $events audit events");
+
+# ------------------------------------------------------------------ update
+($rc, $out, $err) = $node->psql('old', 'ALTER EXTENSION order_flow UPDATE');
+is($rc, 0, 'ALTER EXTENSION order_flow UPDATE succeeds') or diag($err);
+is($node->safe_psql('old', q{SELECT extversion FROM pg_extension WHERE extname = 'order_flow'}),
+	$default, "the database is now at $default");
+is($node->safe_psql('old', $content), $before,
+	'orders, events, notifications, rollup and configuration are unchanged by the update');
+is($node->safe_psql('old', 'SELECT count(*) FROM order_flow.verify_audit()'), '0',
+	'the audit chains still verify');
+
+# ------------------------------------- the same objects as a fresh install
+$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+$node->safe_psql('fresh', 'CREATE EXTENSION order_flow');
+
+# One line per extension member (and per column, trigger, constraint,
+# index, privilege, comment of one), in a form that does not depend on OIDs.
+my $fingerprint = q{
+WITH m AS (
+    SELECT d.classid, d.objid FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
+     WHERE d.refclassid = 'pg_extension'::regclass AND e.extname = 'order_flow' AND d.deptype = 'e'
+), rels AS (
+    SELECT c.oid, c.relname FROM pg_class c JOIN m ON m.classid = 'pg_class'::regclass AND m.objid = c.oid
+)
+SELECT line FROM (
+    SELECT 'function ' || p.oid::regprocedure || ' returns ' || pg_get_function_result(p.oid)
+           || ' ' || p.prokind::text || p.provolatile::text || p.proparallel::text || p.prosecdef::text || p.proisstrict::text
+           || ' cost ' || p.procost || ' rows ' || p.prorows || ' config ' || coalesce(p.proconfig::text, '-')
+           || ' acl ' || coalesce(p.proacl::text, '-') || ' src ' || md5(p.prosrc || coalesce(p.probin, ''))
+           || ' comment ' || coalesce(obj_description(p.oid, 'pg_proc'), '-') AS line
+      FROM pg_proc p JOIN m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
+    UNION ALL
+    SELECT 'aggregate ' || a.aggfnoid::regprocedure || ' ' || a.aggtransfn::regproc || ' '
+           || a.aggfinalfn::regproc || ' ' || a.aggcombinefn::regproc || ' ' || a.aggserialfn::regproc || ' '
+           || a.aggdeserialfn::regproc || ' ' || a.aggtranstype::regtype || ' ' || a.aggtransspace
+      FROM pg_aggregate a JOIN m ON m.classid = 'pg_proc'::regclass AND m.objid = a.aggfnoid
+    UNION ALL
+    SELECT 'relation ' || c.oid::regclass || ' ' || c.relkind::text || ' ' || coalesce(c.reloptions::text, '-')
+           || ' acl ' || coalesce(c.relacl::text, '-') || ' rls ' || c.relrowsecurity::text
+           || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
+           || CASE WHEN c.relkind = 'v' THEN ' view ' || md5(pg_get_viewdef(c.oid)) ELSE '' END
+      FROM pg_class c JOIN rels r ON r.oid = c.oid
+    UNION ALL
+    SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' ' || a.attnum || ' '
+           || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text || ' '
+           || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '-') || ' acl ' || coalesce(a.attacl::text, '-')
+           || ' comment ' || coalesce(col_description(a.attrelid, a.attnum), '-')
+      FROM pg_attribute a JOIN rels r ON r.oid = a.attrelid
+      LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+     WHERE a.attnum > 0 AND NOT a.attisdropped
+    UNION ALL
+    SELECT 'index ' || pg_get_indexdef(i.indexrelid)
+      FROM pg_index i JOIN rels r ON r.oid = i.indrelid
+    UNION ALL
+    SELECT 'constraint ' || co.conrelid::regclass || ' ' || co.conname || ' ' || pg_get_constraintdef(co.oid)
+      FROM pg_constraint co JOIN rels r ON r.oid = co.conrelid
+    UNION ALL
+    SELECT 'trigger ' || pg_get_triggerdef(t.oid)
+      FROM pg_trigger t JOIN rels r ON r.oid = t.tgrelid WHERE NOT t.tgisinternal
+    UNION ALL
+    SELECT 'policy ' || po.polrelid::regclass || ' ' || po.polname || ' ' || po.polcmd::text || ' '
+           || coalesce(pg_get_expr(po.polqual, po.polrelid), '-')
+      FROM pg_policy po JOIN rels r ON r.oid = po.polrelid
+    UNION ALL
+    SELECT 'type ' || t.oid::regtype || ' ' || t.typtype::text || ' ' || t.typlen || ' '
+           || coalesce(obj_description(t.oid, 'pg_type'), '-')
+      FROM pg_type t JOIN m ON m.classid = 'pg_type'::regclass AND m.objid = t.oid
+    UNION ALL
+    SELECT 'operator ' || o.oid::regoperator || ' ' || o.oprcode::regproc
+      FROM pg_operator o JOIN m ON m.classid = 'pg_operator'::regclass AND m.objid = o.oid
+    UNION ALL
+    SELECT 'opclass ' || oc.opcname || ' ' || am.amname
+      FROM pg_opclass oc JOIN pg_am am ON am.oid = oc.opcmethod
+      JOIN m ON m.classid = 'pg_opclass'::regclass AND m.objid = oc.oid
+    UNION ALL
+    SELECT 'cast ' || c.castsource::regtype || ' -> ' || c.casttarget::regtype || ' ' || c.castcontext::text
+      FROM pg_cast c JOIN m ON m.classid = 'pg_cast'::regclass AND m.objid = c.oid
+    UNION ALL
+    SELECT 'member ' || pg_describe_object(m.classid, m.objid, 0) FROM m
+    UNION ALL
+    SELECT 'config ' || c.oid::regclass::text
+      FROM pg_extension e, unnest(e.extconfig) x(oid) JOIN pg_class c ON c.oid = x.oid
+     WHERE e.extname = 'order_flow'
+) q ORDER BY line};
+
+my $fp_old   = $node->safe_psql('old',   $fingerprint);
+my $fp_fresh = $node->safe_psql('fresh', $fingerprint);
+my @old   = split /\n/, $fp_old;
+my @fresh = split /\n/, $fp_fresh;
+cmp_ok(scalar(@fresh), '>', 300, 'the fingerprint covers the extension (' . scalar(@fresh) . ' lines)');
+my %in_old   = map { $_ => 1 } @old;
+my %in_fresh = map { $_ => 1 } @fresh;
+my @missing = grep { !$in_old{$_} } @fresh;
+my @extra   = grep { !$in_fresh{$_} } @old;
+is(scalar(@missing), 0, 'the updated database has every object of a fresh install')
+  or diag(join("\n", 'missing after update:', @missing[0 .. ($#missing < 9 ? $#missing : 9)]));
+is(scalar(@extra), 0, 'the updated database has no object a fresh install lacks')
+  or diag(join("\n", 'left over after update:', @extra[0 .. ($#extra < 9 ? $#extra : 9)]));
+
+# --------------------------------------------- the new version applies at once
+($rc, $out, $err) = $node->psql('old',
+	q{SELECT order_flow.record('4', 'payment', '{"amount": 5, "due_date": "soon"}')});
+isnt($rc, 0, 'after the update record() refuses a payment whose due_date is not a date');
+like($err, qr/due_date must be a date/, '... saying why');
+
+# ... and the old data goes on
+($rc, $out, $err) = $node->psql('old', q{
+UPDATE orders SET status = 'finance_approved' WHERE id = 1;
+SELECT order_flow.transition('orders', '3', 'warehouse_confirmed');
+SELECT order_flow.record('2', 'payment', '{"amount": 40, "due_date": "2026-03-01", "paid_date": "2026-03-05"}');
+});
+is($rc, 0, 'transitions and records continue after the update') or diag($err);
+is($node->safe_psql('old', 'SELECT count(*) FROM order_flow.verify_audit()'), '0',
+	'the continued chains verify');
+my $facts = q{SELECT md5(string_agg(f::text, ',' ORDER BY f.order_key)) FROM order_flow.order_fact f};
+my $rollup = $node->safe_psql('old', $facts);
+$node->safe_psql('old', 'SELECT order_flow.metrics_rebuild()');
+is($node->safe_psql('old', $facts), $rollup,
+	'the rollup kept across the update equals metrics_rebuild()');
+is($node->safe_psql('old', q{SELECT orders FROM order_flow.kpi('-infinity', 'infinity')}), '4',
+	'kpi() reads the updated database (4 orders signed)');
+
+$node->stop;
+done_testing();
