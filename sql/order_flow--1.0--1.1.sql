@@ -64,3 +64,267 @@ BEGIN
     RETURN order_flow._append_event(order_key, kind, st, st, details, NULL);
 END
 $$;
+COMMENT ON FUNCTION order_flow.record IS
+    'Record a business fact (payment, service_request, complaint, exception, note) in the order''s audit chain';
+
+/* ------------------------------------------------------------------ */
+/* The kpi() cache.                                                    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * kpi() over a long window reads every order_fact row in it.  Complete
+ * months change rarely, so their aggregate state is kept: one row per UTC
+ * calendar month of contract signing, built by kpi_cache_refresh() (the
+ * scheduler runs it once per naptime), used by kpi() for the whole months
+ * of its window, and combined with the raw rows of the rest -- the same
+ * aggregate, so the answer is the same to the last bit, cached or not.
+ *
+ * Exactness: the metrics trigger marks a month dirty (kpi_dirty) when an
+ * event changes an order signed in a month before its transaction's own;
+ * a cached month with a mark numbered after its state's watermark is not
+ * used.  A mark and the change it marks commit together, so every reader
+ * sees either both or neither.  The refresh builds only months that ended
+ * (with an hour's margin) before every running transaction began -- a
+ * transaction that began earlier would not mark them -- and first locks
+ * kpi_dirty in SHARE ROW EXCLUSIVE mode (against writers of marks and
+ * other refreshes; NOWAIT: it skips a turn rather than queue writers
+ * behind it), so a mark being written either commits before its snapshot
+ * or is numbered after its watermark.  The identity sequence is
+ * not cached (CACHE 1): numbers are handed out in time order.
+ *
+ * The on-time rate depends on the session time zone (promised dates end at
+ * local midnight): a state serves sessions in the time zone it was built
+ * in, the scheduler's, i.e. the database's default.
+ */
+CREATE TABLE order_flow.kpi_month (
+    month_start     timestamptz PRIMARY KEY,
+    month_end       timestamptz NOT NULL,
+    time_zone       text NOT NULL,
+    watermark       bigint NOT NULL,
+    orders          bigint NOT NULL,
+    state           bytea,
+    built_at        timestamptz NOT NULL DEFAULT now(),
+    CHECK (month_end > month_start)
+);
+COMMENT ON TABLE order_flow.kpi_month IS
+    'kpi() cache: the serialised kpi_summary state of the orders first signed in each complete UTC month (built by kpi_cache_refresh)';
+
+/* about 16 bytes an order: no use trying to compress it */
+ALTER TABLE order_flow.kpi_month ALTER COLUMN state SET STORAGE EXTERNAL;
+
+CREATE TABLE order_flow.kpi_dirty (
+    id              bigint GENERATED ALWAYS AS IDENTITY (CACHE 1),
+    month           timestamptz NOT NULL
+);
+CREATE INDEX kpi_dirty_month_idx ON order_flow.kpi_dirty (month, id);
+COMMENT ON TABLE order_flow.kpi_dirty IS
+    'kpi() cache: months changed since their state was built (written by the metrics trigger, cleared by kpi_cache_refresh)';
+
+/* _kpi_partial(...): kpi_summary's state, serialised; _kpi_merge(bytea): their sum, as kpi_values. */
+CREATE AGGREGATE order_flow._kpi_partial(contract_signed_at timestamptz, first_logistics_at timestamptz,
+                                         shipped_at timestamptz, promised_ship_date date,
+                                         delivered_at timestamptz, accepted_at timestamptz,
+                                         rework_return boolean, exceptions integer) (
+    SFUNC = order_flow._kpi_trans, STYPE = internal, SSPACE = 1024,
+    FINALFUNC = order_flow._kpi_serial,
+    COMBINEFUNC = order_flow._kpi_combine,
+    SERIALFUNC = order_flow._kpi_serial, DESERIALFUNC = order_flow._kpi_deserial,
+    PARALLEL = SAFE);
+CREATE FUNCTION order_flow._kpi_merge_trans(internal, bytea) RETURNS internal
+    AS 'MODULE_PATHNAME', 'order_flow_kpi_merge_trans' LANGUAGE C STABLE PARALLEL SAFE;
+CREATE AGGREGATE order_flow._kpi_merge(bytea) (
+    SFUNC = order_flow._kpi_merge_trans, STYPE = internal, SSPACE = 1024,
+    FINALFUNC = order_flow._kpi_final,
+    COMBINEFUNC = order_flow._kpi_combine,
+    SERIALFUNC = order_flow._kpi_serial, DESERIALFUNC = order_flow._kpi_deserial,
+    PARALLEL = SAFE);
+COMMENT ON AGGREGATE order_flow._kpi_partial(timestamptz, timestamptz, timestamptz, date, timestamptz,
+                                             timestamptz, boolean, integer) IS
+    'kpi_summary''s state over a group of order_fact rows, serialised (what the kpi() cache keeps)';
+COMMENT ON AGGREGATE order_flow._kpi_merge(bytea) IS
+    'kpi_summary''s result from serialised states (_kpi_partial, order_flow.kpi_month)';
+
+CREATE FUNCTION order_flow._kpi_marks_spent() RETURNS void
+    AS 'MODULE_PATHNAME', 'order_flow_kpi_marks_spent' LANGUAGE C VOLATILE PARALLEL UNSAFE;
+COMMENT ON FUNCTION order_flow._kpi_marks_spent() IS
+    'The dirty marks this transaction wrote were deleted: write them again on the next change (backend-local)';
+
+/*
+ * kpi_cache_refresh(max_months): build or rebuild up to max_months cached
+ * months (missing, dirty, or of another time zone), newest first; returns
+ * how many.  0 on a standby, while prepared transactions exist, or when a
+ * writer holds kpi_dirty.  Needs READ COMMITTED (each step sees what the
+ * lock waited for).
+ */
+CREATE FUNCTION order_flow.kpi_cache_refresh(max_months integer DEFAULT 12) RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    tz text := current_setting('TimeZone');
+    horizon timestamptz;
+    first_signed timestamptz;
+    wm bigint;
+    m record;
+    built integer := 0;
+BEGIN
+    IF max_months IS NULL OR max_months < 1 THEN
+        RAISE EXCEPTION 'max_months must be at least 1' USING ERRCODE = '22023';
+    END IF;
+    IF pg_is_in_recovery() THEN
+        RETURN 0;
+    END IF;
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'kpi_cache_refresh() needs a READ COMMITTED transaction, not %',
+                        current_setting('transaction_isolation')
+            USING ERRCODE = '25000';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_prepared_xacts p WHERE p.database = current_database()) THEN
+        RETURN 0;
+    END IF;
+    BEGIN
+        LOCK TABLE order_flow.kpi_dirty IN SHARE ROW EXCLUSIVE MODE NOWAIT;
+    EXCEPTION WHEN lock_not_available THEN
+        RETURN 0;
+    END;
+    SELECT least(now(), min(a.xact_start)) - interval '1 hour' INTO horizon
+      FROM pg_stat_activity a
+     WHERE a.datname = current_database() AND a.xact_start IS NOT NULL;
+    SELECT min(f.contract_signed_at) INTO first_signed FROM order_flow.order_fact f;
+    IF first_signed IS NULL OR horizon IS NULL THEN
+        RETURN 0;
+    END IF;
+    SELECT coalesce(max(d.id), 0) INTO wm FROM order_flow.kpi_dirty d;
+    FOR m IN
+        SELECT g AT TIME ZONE 'UTC' AS month_start, (g + interval '1 month') AT TIME ZONE 'UTC' AS month_end
+          FROM generate_series(date_trunc('month', first_signed AT TIME ZONE 'UTC'),
+                               date_trunc('month', horizon AT TIME ZONE 'UTC') - interval '1 month',
+                               interval '1 month') g
+         WHERE NOT EXISTS (
+                SELECT 1 FROM order_flow.kpi_month k
+                 WHERE k.month_start = g AT TIME ZONE 'UTC' AND k.time_zone = tz
+                   AND NOT EXISTS (SELECT 1 FROM order_flow.kpi_dirty d
+                                    WHERE d.month = k.month_start AND d.id > k.watermark))
+         ORDER BY g DESC
+         LIMIT max_months
+    LOOP
+        INSERT INTO order_flow.kpi_month AS k (month_start, month_end, time_zone, watermark, orders, state, built_at)
+        SELECT m.month_start, m.month_end, tz, wm, count(*),
+               order_flow._kpi_partial(f.contract_signed_at, f.first_logistics_at, f.shipped_at,
+                                       f.promised_ship_date, f.delivered_at, f.accepted_at,
+                                       f.rework_return, f.exceptions),
+               now()
+          FROM order_flow.order_fact f
+         WHERE f.contract_signed_at >= m.month_start AND f.contract_signed_at < m.month_end
+        ON CONFLICT (month_start) DO UPDATE
+           SET month_end = excluded.month_end, time_zone = excluded.time_zone, watermark = excluded.watermark,
+               orders = excluded.orders, state = excluded.state, built_at = excluded.built_at;
+        built := built + 1;
+    END LOOP;
+    -- marks at or below a month's watermark (or of a month without a state) are spent
+    DELETE FROM order_flow.kpi_dirty d
+     WHERE d.id <= wm
+       AND d.id <= coalesce((SELECT k.watermark FROM order_flow.kpi_month k WHERE k.month_start = d.month), wm);
+    -- this transaction's own changes after this point must mark again
+    PERFORM order_flow._kpi_marks_spent();
+    RETURN built;
+END
+$$;
+COMMENT ON FUNCTION order_flow.kpi_cache_refresh(integer) IS
+    'Build or rebuild up to max_months months of the kpi() cache (newest first); returns how many (run by the scheduler once per naptime)';
+
+/* A rebuilt rollup starts the cache afresh. */
+CREATE FUNCTION order_flow._kpi_cache_clear() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    TRUNCATE order_flow.kpi_month, order_flow.kpi_dirty;
+    PERFORM order_flow._kpi_marks_spent();
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER order_fact_truncate_kpi_cache AFTER TRUNCATE ON order_flow.order_fact
+    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._kpi_cache_clear();
+
+/*
+ * kpi(from, to): as in 1.0; the whole cached months inside the window come
+ * from order_flow.kpi_month, the rest from order_fact (planned for its
+ * actual ranges).  All reads share the function's snapshot.
+ */
+CREATE OR REPLACE FUNCTION order_flow.kpi("from" timestamptz, "to" timestamptz)
+RETURNS TABLE (orders bigint, median_hours_to_first_logistics float8, mean_processing_hours float8,
+               median_processing_hours float8, on_time_rate float8, first_time_right_rate float8,
+               exception_rate float8)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    c record;
+    lo timestamptz[] := '{}';
+    hi timestamptz[] := '{}';
+    cur timestamptz := $1;
+    conds text := '';
+    i integer;
+BEGIN
+    IF $1 IS NULL OR $2 IS NULL THEN
+        RAISE EXCEPTION 'kpi() window bounds must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF $1 > $2 THEN
+        RAISE EXCEPTION 'kpi() window starts after it ends' USING ERRCODE = '22023',
+            DETAIL = format('from %s is later than to %s.', $1, $2);
+    END IF;
+    -- the usable cached months (the statement below reads their states with
+    -- the same condition, under the same snapshot); the gaps are read raw
+    FOR c IN
+        SELECT k.month_start, k.month_end
+          FROM order_flow.kpi_month k
+         WHERE k.month_start >= $1 AND k.month_end <= $2
+           AND k.time_zone = current_setting('TimeZone')
+           AND NOT EXISTS (SELECT 1 FROM order_flow.kpi_dirty d
+                            WHERE d.month = k.month_start AND d.id > k.watermark)
+         ORDER BY k.month_start
+    LOOP
+        IF cur < c.month_start THEN
+            lo := lo || cur;
+            hi := hi || c.month_start;
+        END IF;
+        cur := c.month_end;
+    END LOOP;
+    IF cur < $2 THEN
+        lo := lo || cur;
+        hi := hi || $2;
+    END IF;
+    FOR i IN 1 .. coalesce(array_length(lo, 1), 0) LOOP
+        conds := conds || CASE WHEN i > 1 THEN ' OR ' ELSE '' END
+                 || format('(f.contract_signed_at >= $2[%s] AND f.contract_signed_at < $3[%s])', i, i);
+    END LOOP;
+    -- parameters are folded into the one-shot plan: each range gets its own index or seq scan choice
+    RETURN QUERY EXECUTE
+        'SELECT (k.v).* FROM (SELECT order_flow._kpi_merge(x.s) AS v FROM ('
+        || 'SELECT k.state AS s FROM order_flow.kpi_month k'
+        || ' WHERE k.month_start >= $1 AND k.month_end <= $4'
+        || ' AND k.time_zone = pg_catalog.current_setting(''TimeZone'')'
+        || ' AND NOT EXISTS (SELECT 1 FROM order_flow.kpi_dirty d'
+        || ' WHERE d.month = k.month_start AND d.id > k.watermark)'
+        || CASE WHEN conds = '' THEN ''
+                ELSE ' UNION ALL SELECT order_flow._kpi_partial(f.contract_signed_at, f.first_logistics_at,'
+                     || ' f.shipped_at, f.promised_ship_date, f.delivered_at, f.accepted_at, f.rework_return,'
+                     || ' f.exceptions) FROM order_flow.order_fact f WHERE ' || conds END
+        || ') x) k'
+        USING $1, lo, hi, $2;
+END
+$$;
+
+REVOKE ALL ON order_flow.kpi_month, order_flow.kpi_dirty FROM PUBLIC;
+GRANT SELECT ON order_flow.kpi_month TO order_flow_admin;
+REVOKE ALL ON FUNCTION order_flow.kpi_cache_refresh(integer), order_flow._kpi_cache_clear(),
+    order_flow._kpi_marks_spent() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION order_flow.kpi_cache_refresh(integer) TO order_flow_admin;
+GRANT EXECUTE ON FUNCTION order_flow._kpi_merge_trans(internal, bytea),
+    order_flow._kpi_partial(timestamptz, timestamptz, timestamptz, date, timestamptz, timestamptz,
+                            boolean, integer),
+    order_flow._kpi_merge(bytea)
+TO PUBLIC;

@@ -48,6 +48,8 @@
 #include <math.h>
 
 #include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/hashfn.h"
@@ -63,6 +65,7 @@
 #include "utils/date.h"
 #include "utils/datetime.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
@@ -315,7 +318,7 @@ static const Oid fold_types[F_COUNT] = {
  */
 static const char *const fold_sql[] = {
 	"UPDATE order_flow.order_fact f SET" FOLD_SET
-	" WHERE f.order_key OPERATOR(pg_catalog.=) $1 RETURNING f.customer_key IS NULL",
+	" WHERE f.order_key OPERATOR(pg_catalog.=) $1 RETURNING f.customer_key IS NULL, f.contract_signed_at",
 	"INSERT INTO order_flow.order_fact AS f"
 	"   (order_key, customer_key, attrs_seq, region, customer_class, category, amount,"
 	"    promised_ship_date, ordered_at, contract_signed_at, shipped_at, first_logistics_at,"
@@ -326,7 +329,8 @@ static const char *const fold_sql[] = {
 	"     WHERE t.order_key OPERATOR(pg_catalog.=) $1) END),"
 	"   CASE WHEN $5 THEN $3 ELSE -1 END, $7, $8, $9, $10, $11, $4, $12, $13, $14, $15, $16,"
 	"   $17, CASE WHEN $18 IS NULL THEN 0 ELSE 1 END, $20, $21, $22, $23, $24, $25)"
-	" ON CONFLICT (order_key) DO UPDATE SET" FOLD_SET,
+	" ON CONFLICT (order_key) DO UPDATE SET" FOLD_SET
+	" RETURNING f.customer_key IS NULL, f.contract_signed_at",
 	"INSERT INTO order_flow.exception_fact (order_key, event_id, exception_type, occurred_at, action)"
 	" VALUES ($1, $2, $18, $4, $19)",
 	"UPDATE order_flow.order_fact f SET customer_key ="
@@ -365,6 +369,146 @@ fold(int which, Datum *values, const char *nulls, const char *key, int64 event_i
 	if (ret < 0)
 		elog(ERROR, "could not fold event " INT64_FORMAT " of order %s into the metrics: %s",
 			 event_id, key, SPI_result_code_string(ret));
+}
+
+/*
+ * The kpi() cache (order_flow.kpi_month, from version 1.1) holds one
+ * aggregate state per complete UTC calendar month of contract signing.  An
+ * event that changes what kpi() sees of an order signed in a month before
+ * the transaction's own (now()) marks that month dirty in
+ * order_flow.kpi_dirty; kpi() ignores a cached month with a mark newer
+ * than the state, until order_flow.kpi_cache_refresh() rebuilds it.  The
+ * refresh only builds months that ended before every running transaction
+ * began, so a transaction that does not mark a month (its now() lies in
+ * that month or earlier) cannot be missed; it locks kpi_dirty against
+ * writers first, so marks being written are either committed before its
+ * snapshot or numbered after its watermark.  (See kpi_cache_refresh.)
+ */
+static SPIPlanPtr dirty_plan = NULL;
+
+/*
+ * Months this transaction has already marked, so that a batch (an import,
+ * an UPDATE of many old orders) writes one mark per month.  A mark made in
+ * a subtransaction that rolls back is gone, so is its memo entry: entries
+ * carry the subtransaction that made them, and subtransaction ids grow.
+ */
+#define MARK_MEMO	64
+typedef struct MarkMemo
+{
+	TimestampTz month;
+	SubTransactionId subid;
+} MarkMemo;
+static MarkMemo mark_memo[MARK_MEMO];
+static int	mark_memo_n = 0;
+static bool mark_callbacks = false;
+
+static void
+mark_memo_xact(XactEvent event, void *arg)
+{
+	mark_memo_n = 0;
+}
+
+static void
+mark_memo_subxact(SubXactEvent event, SubTransactionId mySubid,
+				  SubTransactionId parentSubid, void *arg)
+{
+	int			i,
+				keep = 0;
+
+	if (event != SUBXACT_EVENT_ABORT_SUB)
+		return;
+	for (i = 0; i < mark_memo_n; i++)
+		if (mark_memo[i].subid < mySubid)
+			mark_memo[keep++] = mark_memo[i];
+	mark_memo_n = keep;
+}
+
+/* The first instant of the UTC calendar month of t. */
+static TimestampTz
+utc_month_start(TimestampTz t)
+{
+	struct pg_tm tm;
+	fsec_t		fsec;
+	TimestampTz result;
+
+	if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	tm.tm_mday = 1;
+	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+	if (tm2timestamp(&tm, 0, NULL, &result) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	return result;
+}
+
+PG_FUNCTION_INFO_V1(order_flow_kpi_marks_spent);
+
+/*
+ * order_flow._kpi_marks_spent(): kpi_cache_refresh() (or a truncated
+ * rollup) has deleted this transaction's marks: forget them, so the next
+ * change to one of those months is marked again.
+ */
+Datum
+order_flow_kpi_marks_spent(PG_FUNCTION_ARGS)
+{
+	mark_memo_n = 0;
+	PG_RETURN_VOID();
+}
+
+static void
+kpi_mark_dirty(TimestampTz signed_at)
+{
+	TimestampTz month;
+	Oid			nsp;
+	Datum		v[1];
+	int			ret;
+	int			i;
+
+	if (TIMESTAMP_NOT_FINITE(signed_at))
+		return;
+	month = utc_month_start(signed_at);
+	if (month >= utc_month_start(GetCurrentTransactionStartTimestamp()))
+		return;					/* never cached while this transaction runs */
+	for (i = 0; i < mark_memo_n; i++)
+		if (mark_memo[i].month == month)
+			return;
+	/* a 1.0 schema under a newer library has no cache to keep */
+	nsp = get_namespace_oid("order_flow", true);
+	if (!OidIsValid(nsp) || !OidIsValid(get_relname_relid("kpi_dirty", nsp)))
+		return;
+	if (dirty_plan == NULL)
+	{
+		Oid			types[1] = {TIMESTAMPTZOID};
+		SPIPlanPtr	p = SPI_prepare("INSERT INTO order_flow.kpi_dirty (month) VALUES ($1)", 1, types);
+
+		if (p == NULL || SPI_keepplan(p))
+			elog(ERROR, "could not prepare order_flow kpi cache mark: %s",
+				 SPI_result_code_string(SPI_result));
+		dirty_plan = p;
+	}
+	v[0] = TimestampTzGetDatum(month);
+	ret = SPI_execute_plan(dirty_plan, v, NULL, false, 0);
+	if (ret != SPI_OK_INSERT)
+		elog(ERROR, "could not mark the kpi cache of month %s dirty: %s",
+			 timestamptz_to_str(month), SPI_result_code_string(ret));
+	if (!mark_callbacks)
+	{
+		RegisterXactCallback(mark_memo_xact, NULL);
+		RegisterSubXactCallback(mark_memo_subxact, NULL);
+		mark_callbacks = true;
+	}
+	/* full: forget the oldest entry (that month is simply marked again) */
+	if (mark_memo_n == MARK_MEMO)
+	{
+		memmove(mark_memo, mark_memo + 1, sizeof(MarkMemo) * (MARK_MEMO - 1));
+		mark_memo_n--;
+	}
+	mark_memo[mark_memo_n].month = month;
+	mark_memo[mark_memo_n].subid = GetCurrentSubTransactionId();
+	mark_memo_n++;
 }
 
 /* Exception types that mean the delivery was not right the first time. */
@@ -448,6 +592,10 @@ order_flow_metrics_capture(PG_FUNCTION_ARGS)
 	char		nulls[F_COUNT];
 	Oid			save_user;
 	int			save_sec;
+	bool		upserted;
+	bool		no_customer = false;
+	bool		has_signed = false;
+	TimestampTz signed_at = 0;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event))
@@ -591,17 +739,25 @@ order_flow_metrics_capture(PG_FUNCTION_ARGS)
 	if (ex_type != NULL)
 		fold(FOLD_EXCEPTION, values, nulls, key, event_id);
 	fold(FOLD_UPDATE, values, nulls, key, event_id);
-	if (SPI_processed == 0)
+	upserted = SPI_processed == 0;
+	if (upserted)
 		fold(FOLD_UPSERT, values, nulls, key, event_id);
-	else if (!state_change && nulls[F_CUSTOMER] == 'n')
+	if (SPI_processed == 1 && SPI_tuptable != NULL)
 	{
-		bool		isnull;
-		bool		no_customer = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
-															 SPI_tuptable->tupdesc, 1, &isnull));
+		HeapTuple	row = SPI_tuptable->vals[0];
 
-		if (no_customer)
-			fold(FOLD_CUSTOMER, values, nulls, key, event_id);
+		no_customer = DatumGetBool(SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
+		d = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &has_signed);
+		has_signed = !has_signed;
+		if (has_signed)
+			signed_at = DatumGetTimestampTz(d);
 	}
+	if (!upserted && !state_change && nulls[F_CUSTOMER] == 'n' && no_customer)
+		fold(FOLD_CUSTOMER, values, nulls, key, event_id);
+	/* payments, service requests, complaints and notes do not touch kpi() */
+	if (has_signed && strcmp(action, "payment") != 0 && strcmp(action, "service_request") != 0 &&
+		strcmp(action, "complaint") != 0 && strcmp(action, "note") != 0)
+		kpi_mark_dirty(signed_at);
 	SetUserIdAndSecContext(save_user, save_sec);
 	SPI_finish();
 	return PointerGetDatum(NULL);
@@ -2038,6 +2194,21 @@ order_flow_kpi_trans(PG_FUNCTION_ARGS)
 	PG_RETURN_POINTER(st);
 }
 
+/* a += b; b is only read (its values are copied into cxt). */
+static void
+kpi_state_add(KpiState *a, MemoryContext cxt, const KpiState *b)
+{
+	a->orders += b->orders;
+	a->shipped += b->shipped;
+	a->on_time += b->on_time;
+	a->delivered += b->delivered;
+	a->right_first_time += b->right_first_time;
+	a->with_exception += b->with_exception;
+	a->processing_usecs += b->processing_usecs;
+	values_append(&a->to_logistics, cxt, &b->to_logistics);
+	values_append(&a->processing, cxt, &b->processing);
+}
+
 PG_FUNCTION_INFO_V1(order_flow_kpi_combine);
 
 Datum
@@ -2056,17 +2227,16 @@ order_flow_kpi_combine(PG_FUNCTION_ARGS)
 	}
 	if (a == NULL)
 		a = (KpiState *) MemoryContextAllocZero(aggcxt, sizeof(KpiState));
-	a->orders += b->orders;
-	a->shipped += b->shipped;
-	a->on_time += b->on_time;
-	a->delivered += b->delivered;
-	a->right_first_time += b->right_first_time;
-	a->with_exception += b->with_exception;
-	a->processing_usecs += b->processing_usecs;
-	values_append(&a->to_logistics, aggcxt, &b->to_logistics);
-	values_append(&a->processing, aggcxt, &b->processing);
+	kpi_state_add(a, aggcxt, b);
 	PG_RETURN_POINTER(a);
 }
+
+/*
+ * The serialised state starts with a tag: besides travelling between
+ * parallel workers it is kept in order_flow.kpi_month (the kpi() cache),
+ * so a library that changes the layout must not misread an old one.
+ */
+#define KPI_STATE_TAG	((int32) 0x4B504931)	/* "KPI1" */
 
 PG_FUNCTION_INFO_V1(order_flow_kpi_serial);
 
@@ -2077,6 +2247,7 @@ order_flow_kpi_serial(PG_FUNCTION_ARGS)
 	StringInfoData buf;
 
 	pq_begintypsend(&buf);
+	pq_sendint32(&buf, KPI_STATE_TAG);
 	pq_sendint64(&buf, st->orders);
 	pq_sendint64(&buf, st->shipped);
 	pq_sendint64(&buf, st->on_time);
@@ -2090,26 +2261,63 @@ order_flow_kpi_serial(PG_FUNCTION_ARGS)
 	PG_RETURN_BYTEA_P(pq_endtypsend(&buf));
 }
 
+/* st += the serialised state b (values appended into cxt); returns st. */
+static KpiState *
+kpi_state_recv_add(KpiState *st, MemoryContext cxt, bytea *b)
+{
+	StringInfoData buf;
+	int128		usecs;
+
+	init_recv(&buf, b);
+	if (buf.len < (int) sizeof(int32) || pq_getmsgint(&buf, 4) != KPI_STATE_TAG)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("not a kpi state of this version of order_flow"),
+				 errhint("Empty the kpi() cache with TRUNCATE order_flow.kpi_month; "
+						 "order_flow.kpi_cache_refresh() rebuilds it.")));
+	st->orders += pq_getmsgint64(&buf);
+	st->shipped += pq_getmsgint64(&buf);
+	st->on_time += pq_getmsgint64(&buf);
+	st->delivered += pq_getmsgint64(&buf);
+	st->right_first_time += pq_getmsgint64(&buf);
+	st->with_exception += pq_getmsgint64(&buf);
+	usecs = (int128) pq_getmsgint64(&buf) << 64;
+	usecs |= (int128) (uint64) pq_getmsgint64(&buf);
+	st->processing_usecs += usecs;
+	values_recv(&buf, &st->to_logistics, cxt);
+	values_recv(&buf, &st->processing, cxt);
+	pq_getmsgend(&buf);
+	return st;
+}
+
 PG_FUNCTION_INFO_V1(order_flow_kpi_deserial);
 
 Datum
 order_flow_kpi_deserial(PG_FUNCTION_ARGS)
 {
 	KpiState   *st = (KpiState *) palloc0(sizeof(KpiState));
-	StringInfoData buf;
 
-	init_recv(&buf, PG_GETARG_BYTEA_PP(0));
-	st->orders = pq_getmsgint64(&buf);
-	st->shipped = pq_getmsgint64(&buf);
-	st->on_time = pq_getmsgint64(&buf);
-	st->delivered = pq_getmsgint64(&buf);
-	st->right_first_time = pq_getmsgint64(&buf);
-	st->with_exception = pq_getmsgint64(&buf);
-	st->processing_usecs = (int128) pq_getmsgint64(&buf) << 64;
-	st->processing_usecs |= (int128) (uint64) pq_getmsgint64(&buf);
-	values_recv(&buf, &st->to_logistics, CurrentMemoryContext);
-	values_recv(&buf, &st->processing, CurrentMemoryContext);
-	pq_getmsgend(&buf);
+	PG_RETURN_POINTER(kpi_state_recv_add(st, CurrentMemoryContext, PG_GETARG_BYTEA_PP(0)));
+}
+
+PG_FUNCTION_INFO_V1(order_flow_kpi_merge_trans);
+
+/*
+ * order_flow._kpi_merge(bytea): transition function folding serialised
+ * kpi states (from order_flow.kpi_month, or _kpi_partial over raw rows)
+ * into one; NULL states (months without orders) add nothing.
+ */
+Datum
+order_flow_kpi_merge_trans(PG_FUNCTION_ARGS)
+{
+	MemoryContext aggcxt;
+	KpiState   *st = PG_ARGISNULL(0) ? NULL : (KpiState *) PG_GETARG_POINTER(0);
+
+	agg_context(fcinfo, &aggcxt, "order_flow._kpi_merge()");
+	if (st == NULL)
+		st = (KpiState *) MemoryContextAllocZero(aggcxt, sizeof(KpiState));
+	if (!PG_ARGISNULL(1))
+		(void) kpi_state_recv_add(st, aggcxt, PG_GETARG_BYTEA_PP(1));
 	PG_RETURN_POINTER(st);
 }
 

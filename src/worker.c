@@ -21,7 +21,8 @@
  * is a scan), drains the refused-attempt queue into the table, and reads the
  * next due time; then it sleeps exactly until then (capped by
  * order_flow.naptime), woken early by a transaction that creates a nearer
- * deadline.  All state is in tables, so a crash loses nothing: what was
+ * deadline.  Once per naptime it also builds what the kpi() cache lacks
+ * (order_flow.kpi_cache_refresh, a month per transaction).  All state is in tables, so a crash loses nothing: what was
  * not committed is simply done again by the next pass.
  *
  * Both start only after recovery has finished, so nothing runs on a hot
@@ -38,10 +39,13 @@
 #include "access/xact.h"
 #include "catalog/pg_database.h"
 #include "commands/dbcommands.h"
+#include "catalog/pg_type.h"
 #include "commands/extension.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -63,6 +67,7 @@
 #define RESTART_DELAY_MS	5000
 #define ABSENT_RECHECK_MS	(5 * 60 * 1000)
 #define LAUNCHER_NAP_MS		10000
+#define KPI_MONTHS_PER_PASS	48
 
 PGDLLEXPORT void of_launcher_main(Datum arg);
 PGDLLEXPORT void of_scheduler_main(Datum arg);
@@ -491,11 +496,63 @@ drain_refusals(void)
 	}
 }
 
+/*
+ * Keep the kpi() cache (order_flow.kpi_month, from 1.1) built: one month
+ * per transaction, so the lock on kpi_dirty it takes is brief; READ
+ * COMMITTED whatever default_transaction_isolation says, as the refresh
+ * needs.  A failure is logged and leaves escalation alone.
+ */
+static void
+refresh_kpi_cache(void)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			argtypes[1] = {INT4OID};
+	int			round;
+
+	for (round = 0; round < KPI_MONTHS_PER_PASS; round++)
+	{
+		volatile bool built = false;
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		XactIsoLevel = XACT_READ_COMMITTED;
+		PG_TRY();
+		{
+			if (OidIsValid(LookupFuncName(list_make2(makeString("order_flow"),
+													 makeString("kpi_cache_refresh")),
+										  1, argtypes, true)))
+			{
+				SPI_connect();
+				PushActiveSnapshot(GetTransactionSnapshot());
+				pgstat_report_activity(STATE_RUNNING, "order_flow: kpi cache refresh");
+				built = spi_int("SELECT order_flow.kpi_cache_refresh(1)", 0, NULL, NULL) > 0;
+				SPI_finish();
+				PopActiveSnapshot();
+			}
+			CommitTransactionCommand();
+		}
+		PG_CATCH();
+		{
+			MemoryContextSwitchTo(cxt);
+			EmitErrorReport();
+			FlushErrorState();
+			AbortCurrentTransaction();
+			built = false;
+		}
+		PG_END_TRY();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		if (!built)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
 void
 of_scheduler_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
 	TimestampTz remind_due = 0;
+	TimestampTz kpi_due = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -577,6 +634,12 @@ of_scheduler_main(Datum arg)
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		/* the kpi() cache is month-scale: looked after with the reminders */
+		if (of_enabled && kpi_due <= pass_start)
+		{
+			refresh_kpi_cache();
+			kpi_due = TimestampTzPlusMilliseconds(pass_start, (int64) of_naptime * 1000);
+		}
 		pgstat_report_stat(true);
 		pgstat_report_activity(STATE_IDLE, NULL);
 
