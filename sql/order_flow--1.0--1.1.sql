@@ -324,6 +324,7 @@ DECLARE
     hi timestamptz[] := '{}';
     cur timestamptz := $1;
     conds text := '';
+    cached boolean := false;
     i integer;
 BEGIN
     IF $1 IS NULL OR $2 IS NULL THEN
@@ -349,6 +350,7 @@ BEGIN
             hi := hi || c.month_start;
         END IF;
         cur := c.month_end;
+        cached := true;
     END LOOP;
     IF cur < $2 THEN
         lo := lo || cur;
@@ -359,6 +361,16 @@ BEGIN
                  || format('(f.contract_signed_at >= $2[%s] AND f.contract_signed_at < $3[%s])', i, i);
     END LOOP;
     -- parameters are folded into the one-shot plan: each range gets its own index or seq scan choice
+    IF NOT cached THEN
+        -- nothing cached in the window: aggregate the rows directly (no state to serialise)
+        RETURN QUERY EXECUTE
+            'SELECT (k.v).* FROM (SELECT order_flow.kpi_summary(f.contract_signed_at, f.first_logistics_at,'
+            || ' f.shipped_at, f.promised_ship_date, f.delivered_at, f.accepted_at, f.rework_return,'
+            || ' f.exceptions) AS v FROM order_flow.order_fact f WHERE '
+            || CASE WHEN conds = '' THEN 'false' ELSE conds END || ') k'
+            USING $1, lo, hi, $2;
+        RETURN;
+    END IF;
     RETURN QUERY EXECUTE
         'SELECT (k.v).* FROM (SELECT order_flow._kpi_merge(x.s) AS v FROM ('
         || 'SELECT k.state AS s FROM order_flow.kpi_month k'

@@ -1,14 +1,7 @@
 -- test/pgtap/audit.sql -- the audit log (SPEC 3.5): append-only for every
 -- role, tamper evidence through per-order hash chains, verify_audit(),
 -- event_hash(), record(), indexes and dump registration.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 \ir include/helpers.psql
 

@@ -8,14 +8,7 @@
 -- opens >= closes 23514).
 --
 -- One transaction, rolled back at the end.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 \ir include/helpers.psql
 

@@ -9,14 +9,7 @@
 -- Deadlines are real (now + 15 min) and sweeps are driven with explicit
 -- as_of values in the future, all inside one transaction that is rolled
 -- back: the background worker of the test database never sees these rows.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 \ir include/helpers.psql
 

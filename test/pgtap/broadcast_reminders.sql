@@ -10,14 +10,7 @@
 -- Orders are put into a state long ago with import_transition() (adopted
 -- rows have no events, so their history may be imported).  One transaction,
 -- rolled back at the end: the background worker never sees these rows.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 \ir include/helpers.psql
 

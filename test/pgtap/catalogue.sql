@@ -1,14 +1,7 @@
 -- test/pgtap/catalogue.sql -- the workflow catalogue (SPEC 3.2): structural
 -- validation at commit, auditing of every configuration edit, rights to
 -- edit it, and the shape of the shipped b2b_order workflow.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 \ir include/helpers.psql
 

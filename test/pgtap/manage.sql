@@ -1,14 +1,7 @@
 -- test/pgtap/manage.sql -- attaching tables (SPEC 3.3): manage() and
 -- unmanage(), every bad input, hostile identifiers, the four kinds of status
 -- column, adoption of existing rows, order keys unique across tables.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 \ir include/helpers.psql
 

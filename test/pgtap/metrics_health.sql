@@ -4,14 +4,7 @@
 -- current-month orders, the score from configurable weights (NULL
 -- dimensions left out, reversed scales, clamping), the red/yellow/green
 -- cut-offs, and the validation of weights and thresholds (23514 at commit).
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 \ir include/helpers.psql
 SET LOCAL TimeZone = 'UTC';

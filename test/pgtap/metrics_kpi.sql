@@ -4,14 +4,7 @@
 -- (wall and business hours, visits, route), business_hours(), delay_events
 -- and top_delay_reasons(), bad input, privileges, and the rollup equal to
 -- metrics_rebuild().
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 \ir include/helpers.psql
 SET LOCAL TimeZone = 'UTC';

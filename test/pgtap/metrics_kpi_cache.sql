@@ -11,14 +11,7 @@
 -- The cache is shown to be used (not merely harmless) by planting a wrong
 -- state in it: kpi() then answers wrongly for exactly the windows that
 -- cover that month, until a dirty mark or another time zone bypasses it.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 
 -- a REPEATABLE READ transaction cannot refresh: its snapshot predates the lock
 CREATE TEMP TABLE rr_outcome (state text);

@@ -11,14 +11,7 @@
 -- sums may differ in the last bit between plans, so floating dimensions are
 -- compared rounded to 9 decimals; counts, medians and distinct counts
 -- exactly.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 SET LOCAL TimeZone = 'UTC';
 

@@ -1,14 +1,7 @@
 -- test/pgtap/privileges.sql -- what PUBLIC and order_flow_admin may do
 -- (SPEC 5): PUBLIC gets nothing it does not need; every SECURITY DEFINER
 -- function pins its search_path.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 \ir include/helpers.psql
 

@@ -9,14 +9,7 @@
 -- managed table's triggers, the stock source view) must not run with
 -- superuser rights inside the station functions.  The roles are created
 -- inside the test's transaction and vanish with its ROLLBACK.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 
 SELECT plan(73);

@@ -5,14 +5,7 @@
 -- is NOT counted and is recorded as an 'error' station event; stock short is
 -- counted and lists substitutes (in stock, not prohibited, enough for the
 -- line); refused input (22023, 22004, P0002, 55000) writes nothing at all.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 
 SELECT plan(94);

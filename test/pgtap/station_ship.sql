@@ -12,14 +12,7 @@
 -- comments); every refused call is checked for its SQLSTATE and for
 -- leaving stock, scanned counts, waybill pools, shipments, order state,
 -- audit, notifications and station events exactly as they were.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 
 SELECT plan(114);

@@ -1,14 +1,7 @@
 -- test/pgtap/status_type.sql -- the order_flow.status type (SPEC 3.1):
 -- text I/O by name, unknown names, process ordering, casts, placing new
 -- names, immutable positions, btree and hash opclasses.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 \ir include/helpers.psql
 

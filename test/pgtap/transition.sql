@@ -2,14 +2,7 @@
 -- path behind INSERT, UPDATE, transition() and import_transition();
 -- validation, rights, reasons, stamps, notifications, holds, imports, the
 -- catalogue cache, and the out-of-band log of refused attempts.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS order_flow;
+\ir include/preamble.psql
 BEGIN;
 \ir include/helpers.psql
 

@@ -24,6 +24,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use OrderFlowTest;
 use Time::HiRes qw(usleep time);
 
 my $node = PostgreSQL::Test::Cluster->new('worker');
@@ -34,19 +35,11 @@ max_worker_processes = 16
 });
 $node->start;
 
-# wait_until(db, query, seconds): poll every 50 ms; returns the seconds
-# waited, or undef on timeout
+# wait_until(db, query, seconds): poll every 50 ms; the seconds waited, or undef
 sub wait_until
 {
 	my ($db, $query, $limit) = @_;
-	my $t0 = time;
-	while (time - $t0 < $limit)
-	{
-		my ($rc, $out) = $node->psql($db, $query);
-		return time - $t0 if $rc == 0 && $out eq 't';
-		usleep(50_000);
-	}
-	return undef;
+	return poll_until($node, $db, $query, $limit, 50);
 }
 
 # schedulers(db): how many schedulers serve database db

@@ -20,7 +20,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep time);
+use OrderFlowTest;
 
 my $primary = PostgreSQL::Test::Cluster->new('primary');
 $primary->init(allows_streaming => 1);
@@ -47,19 +47,11 @@ $standby->init_from_backup($primary, 'bk', has_streaming => 1);
 $standby->start;
 $primary->wait_for_catchup($standby);
 
-# wait_until(node, query, seconds): poll every 100 ms; true when the query
-# returned t in time
+# wait_until(node, query, seconds): true when the query returned t in time
 sub wait_until
 {
 	my ($node, $query, $limit) = @_;
-	my $t0 = time;
-	while (time - $t0 < $limit)
-	{
-		my ($rc, $out) = $node->psql('app', $query);
-		return 1 if $rc == 0 && $out eq 't';
-		usleep(100_000);
-	}
-	return 0;
+	return defined poll_until($node, 'app', $query, $limit);
 }
 
 my $workers_q = q{SELECT count(*) FROM pg_stat_activity WHERE backend_type LIKE 'order_flow%'};

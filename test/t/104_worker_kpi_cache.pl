@@ -15,7 +15,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep time);
+use OrderFlowTest;
 
 my $node = PostgreSQL::Test::Cluster->new('kpi_cache');
 $node->init;
@@ -28,14 +28,7 @@ $node->start;
 sub wait_until
 {
 	my ($db, $query, $limit) = @_;
-	my $t0 = time;
-	while (time - $t0 < $limit)
-	{
-		my ($rc, $out) = $node->psql($db, $query);
-		return time - $t0 if $rc == 0 && $out eq 't';
-		usleep(100_000);
-	}
-	return undef;
+	return poll_until($node, $db, $query, $limit);
 }
 
 my $exact = q{SELECT (SELECT k::text FROM order_flow.kpi('-infinity', 'infinity') k)
@@ -96,7 +89,7 @@ UPDATE orders SET status = 'contract_signed' WHERE id = 'o7';
 $waited = wait_until('app', q{SELECT count(*) > 0 FROM order_flow.notification
                               WHERE order_key = 'o7' AND status = 'escalated'}, 20);
 ok(defined $waited, 'with the refresh failing, the scheduler still escalates');
-ok(wait_until('postgres', 'SELECT true', 1), 'the server is up');
+ok(defined wait_until('postgres', 'SELECT true', 1), 'the server is up');
 my $log = slurp_file($node->logfile, $log_offset);
 like($log, qr/kpi_month_broken/, 'the failing refresh is logged');
 $node->safe_psql('app', q{ALTER TABLE order_flow.kpi_month DROP CONSTRAINT kpi_month_broken});

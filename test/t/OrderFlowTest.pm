@@ -1,0 +1,30 @@
+# test/t/OrderFlowTest.pm -- helpers shared by the TAP tests (found through
+# the -I test/t that the harness gives prove).
+package OrderFlowTest;
+
+use strict;
+use warnings;
+
+use Exporter 'import';
+use Time::HiRes qw(usleep time);
+
+our @EXPORT = qw(poll_until);
+
+# poll_until(node, db, query, seconds, [interval_ms]): run query in db every
+# interval_ms (100) until it returns 't'; the seconds waited, or undef when
+# seconds passed first.  (0 is a defined answer: test with defined.)
+sub poll_until
+{
+	my ($node, $db, $query, $limit, $interval_ms) = @_;
+	$interval_ms //= 100;
+	my $t0 = time;
+	while (time - $t0 < $limit)
+	{
+		my ($rc, $out) = $node->psql($db, $query);
+		return time - $t0 if $rc == 0 && $out eq 't';
+		usleep($interval_ms * 1000);
+	}
+	return undef;
+}
+
+1;
