@@ -7,7 +7,7 @@
  * The audit log is the single source of truth, but reading a million
  * orders' events for every report is far too slow.  An AFTER INSERT row
  * trigger on order_flow.audit_log (order_flow._metrics_capture), filtered
- * by a WHEN clause to the few events a metric depends on, folds each such
+ * to the few events a metric depends on (metric_event), folds each such
  * event into one row per order in order_flow.order_fact and each exception
  * event into order_flow.exception_fact.
  *
@@ -555,12 +555,45 @@ utc_date(TimestampTz t)
 	return (DateADT) days;
 }
 
+/*
+ * Does a metric depend on this event?  The order's first event, created,
+ * business facts and carrier traces, and state changes into the states a
+ * metric stamps or carrying an exception type.  (1.0 asked this in the
+ * trigger's WHEN clause, which PostgreSQL parses and compiles again for
+ * every statement that inserts into the log -- once per transition; asked
+ * here it costs a few string compares.)
+ */
+static bool
+metric_event(int64 seq, const char *action, bool state_change, const char *to,
+			 JsonbContainer *root)
+{
+	static const char *const facts[] = {
+		"created", "payment", "service_request", "complaint", "exception", "logistics"
+	};
+	static const char *const stamped[] = {
+		"contract_signed", "shipped", "delivered", "accepted", "rework", "returned"
+	};
+	int			i;
+
+	if (seq == 1)
+		return true;
+	for (i = 0; i < lengthof(facts); i++)
+		if (strcmp(action, facts[i]) == 0)
+			return true;
+	if (!state_change)
+		return false;
+	for (i = 0; i < lengthof(stamped); i++)
+		if (strcmp(to, stamped[i]) == 0)
+			return true;
+	return jb_get(root, "exception_type") != NULL;
+}
+
 PG_FUNCTION_INFO_V1(order_flow_metrics_capture);
 
 /*
  * order_flow._metrics_capture(): AFTER INSERT row trigger on audit_log.
  *
- * The trigger's WHEN clause lets through only what a metric needs: the
+ * metric_event() lets through only what a metric needs: the
  * order's first event, created, carrier traces ('logistics'), business
  * facts (payment, service_request, complaint, exception), and state changes
  * into contract_signed, shipped, delivered, accepted, rework, returned or
@@ -629,6 +662,8 @@ order_flow_metrics_capture(PG_FUNCTION_ARGS)
 	if (action == NULL)
 		action = "";
 	state_change = to != NULL && (from == NULL || strcmp(from, to) != 0);
+	if (!metric_event(seq, action, state_change, to, root))
+		return PointerGetDatum(NULL);
 
 	memset(nulls, 'n', sizeof(nulls));
 	values[F_KEY] = CStringGetTextDatum(key);
