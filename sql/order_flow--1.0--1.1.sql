@@ -259,7 +259,9 @@ BEGIN
     SELECT least(now(), min(a.xact_start)) - interval '1 hour' INTO horizon
       FROM pg_stat_activity a
      WHERE a.datname = current_database() AND a.xact_start IS NOT NULL;
-    SELECT min(f.contract_signed_at) INTO first_signed FROM order_flow.order_fact f;
+    -- (an order signed at -infinity stays in the raw part of every window)
+    SELECT min(f.contract_signed_at) INTO first_signed FROM order_flow.order_fact f
+     WHERE f.contract_signed_at > '-infinity';
     IF first_signed IS NULL OR horizon IS NULL THEN
         RETURN 0;
     END IF;

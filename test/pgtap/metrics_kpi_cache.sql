@@ -29,7 +29,7 @@ COMMIT;
 BEGIN;
 SET LOCAL TimeZone = 'UTC';
 
-SELECT plan(35);
+SELECT plan(37);
 SELECT is((SELECT state FROM rr_outcome), '25000', 'kpi_cache_refresh() refuses a REPEATABLE READ transaction');
 
 -- ------------------------------------------------------------ data
@@ -173,6 +173,17 @@ SELECT pg_temp.fact((SELECT order_key FROM cur_order), 'exception',
 SELECT is((SELECT count(*)::int FROM order_flow.kpi_dirty), 0,
           'a change to an order signed this month writes no mark');
 SELECT is(pg_temp.mismatches(), '', 'kpi() counts it (the current month is always read raw)');
+
+-- an order signed at -infinity (import_transition accepts it) is never
+-- cached and does not send the refresh counting months from -infinity
+INSERT INTO order_flow.audit_log (order_key, seq, action, from_state, to_state, actor, db_user,
+                                  occurred_at, recorded_at, details)
+VALUES ('KINF', 1, 'created', NULL, 'inquiry', 'test', 'test', '-infinity', now(), '{}'),
+       ('KINF', 2, 'transition', 'inquiry', 'contract_signed', 'test', 'test', '-infinity', now(), '{}');
+SET LOCAL statement_timeout = '20s';
+SELECT lives_ok('SELECT order_flow.kpi_cache_refresh(1000)', 'the refresh copes with an order signed at -infinity');
+RESET statement_timeout;
+SELECT is(pg_temp.mismatches(), '', 'kpi() counts it in every window that starts at -infinity');
 
 -- ------------------------------------------------------------ bad calls
 SELECT throws_ok('SELECT order_flow.kpi_cache_refresh(0)', '22023', NULL, 'kpi_cache_refresh(0) is refused');
