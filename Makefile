@@ -27,6 +27,10 @@ all:
 	$(MAKE) all
 endif
 
+# every object is rebuilt when a header changes (shared-memory layouts live
+# there); after the include, so that the default goal stays PGXS's "all"
+$(OBJS): $(wildcard src/*.h)
+
 .PHONY: test demo bench deps
 deps:
 	bash test/scripts/deps.sh

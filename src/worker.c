@@ -68,6 +68,7 @@
 #define ABSENT_RECHECK_MS	(5 * 60 * 1000)
 #define LAUNCHER_NAP_MS		10000
 #define KPI_MONTHS_PER_PASS	48
+#define REMINDER_RESCAN_MS	(60 * 60 * 1000)
 
 PGDLLEXPORT void of_launcher_main(Datum arg);
 PGDLLEXPORT void of_scheduler_main(Datum arg);
@@ -428,6 +429,7 @@ scheduler_register(Oid dboid)
 	my_slot->latch = MyLatch;
 	my_slot->absent = false;
 	my_slot->next_wake = DT_NOEND;
+	my_slot->reminders_changed = GetCurrentTimestamp();
 	LWLockRelease(of_shared->lock);
 }
 
@@ -497,6 +499,47 @@ drain_refusals(void)
 }
 
 /*
+ * Whether to look for due reminders now (see the caller); takes the
+ * slot's "order tracking changed" mark.  *quiet: nothing changed since the
+ * last look, so the earliest stale_after found now stays right until a
+ * change is marked.  Without the 1.1 trigger that marks changes, always
+ * look.
+ */
+static bool
+reminders_wanted(TimestampTz now, TimestampTz next_stale, TimestampTz last_look, bool *quiet)
+{
+	TimestampTz changed;
+
+	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+	changed = my_slot->reminders_changed;
+	my_slot->reminders_changed = DT_NOEND;
+	LWLockRelease(of_shared->lock);
+	*quiet = changed == DT_NOEND;
+	if (!OidIsValid(LookupFuncName(list_make2(makeString("order_flow"), makeString("_tracking_changed")),
+								   0, NULL, true)))
+	{
+		*quiet = false;
+		return true;
+	}
+	return !*quiet || next_stale <= now ||
+		now >= TimestampTzPlusMilliseconds(last_look, REMINDER_RESCAN_MS);
+}
+
+/* The earliest stale_after of any tracked order (DT_NOEND: none). */
+static TimestampTz
+earliest_stale(void)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute("SELECT pg_catalog.min(stale_after) FROM order_flow.tracked_order", false, 1)
+		!= SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "order_flow scheduler could not read the earliest stale_after");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? DT_NOEND : DatumGetTimestampTz(d);
+}
+
+/*
  * Keep the kpi() cache (order_flow.kpi_month, from 1.1) built: one month
  * per transaction, so the lock on kpi_dirty it takes is brief; READ
  * COMMITTED whatever default_transaction_isolation says, as the refresh
@@ -553,12 +596,15 @@ of_scheduler_main(Datum arg)
 	Oid			dboid = DatumGetObjectId(arg);
 	TimestampTz remind_due = 0;
 	TimestampTz kpi_due = 0;
+	TimestampTz next_stale = DT_NOBEGIN;
+	TimestampTz last_look = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("order_flow scheduler");
+	of_is_scheduler = true;
 	SetConfigOption("order_flow.actor", "order_flow.scheduler", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("application_name", "order_flow scheduler", PGC_USERSET, PGC_S_SESSION);
 	scheduler_register(dboid);
@@ -609,16 +655,34 @@ of_scheduler_main(Datum arg)
 						1, types, v);
 			more = n >= of_batch_size;
 			done = n;
-			/* reminders are hours-scale: looked for once per naptime */
+			/*
+			 * Reminders are hours-scale: looked for at most once per naptime,
+			 * and only when order tracking changed since the last look, the
+			 * earliest stale_after then seen has come, or an hour passed.
+			 */
 			if (remind_due <= pass_start)
 			{
-				n = spi_int("SELECT order_flow._raise_reminders(pg_catalog.clock_timestamp(), $1)",
-							1, types, v);
-				if (n >= of_batch_size)
-					more = true;
+				bool		quiet;
+
+				if (reminders_wanted(pass_start, next_stale, last_look, &quiet))
+				{
+					n = spi_int("SELECT order_flow._raise_reminders(pg_catalog.clock_timestamp(), $1)",
+								1, types, v);
+					next_stale = DT_NOBEGIN;
+					if (n >= of_batch_size)
+						more = true;
+					else
+					{
+						remind_due = TimestampTzPlusMilliseconds(pass_start, (int64) of_naptime * 1000);
+						last_look = pass_start;
+						/* nothing changed since the last look: sleep until the next one is due */
+						if (quiet)
+							next_stale = earliest_stale();
+					}
+					done += n;
+				}
 				else
 					remind_due = TimestampTzPlusMilliseconds(pass_start, (int64) of_naptime * 1000);
-				done += n;
 			}
 		}
 		drain_refusals();
