@@ -9,8 +9,6 @@
  *     malformed date was accepted and silently ignored by the metrics;
  *   - top_delay_reasons(): a plan that does not depend on statistics;
  *   - the metrics trigger filters in C instead of a WHEN clause;
- *   - the scheduler looks for stale-order reminders only when order
- *     tracking changed, when one comes due, or hourly;
  *   - the kpi() cache: kpi_month, kpi_dirty, kpi_cache_refresh(), and
  *     kpi() reading whole cached months from it.
  */
@@ -413,22 +411,3 @@ GRANT EXECUTE ON FUNCTION order_flow._kpi_merge_trans(internal, bytea),
     order_flow._kpi_merge(bytea)
 TO PUBLIC;
 
-/* ------------------------------------------------------------------ */
-/* Reminders: the scheduler looks only when something changed.         */
-/* ------------------------------------------------------------------ */
-
-/*
- * Looking for stale orders is a scan of tracked_order (no index on
- * stale_after, so that a transition's update of the chain head stays HOT).
- * 1.0's scheduler scanned once per naptime even with nothing to do.  Now
- * every statement that changes tracked_order marks the database's
- * scheduler at commit; it scans only when marked, when the earliest
- * stale_after it saw at its last quiet look has come, or hourly.
- */
-CREATE FUNCTION order_flow._tracking_changed() RETURNS trigger
-    AS 'MODULE_PATHNAME', 'order_flow_tracking_changed' LANGUAGE C;
-COMMENT ON FUNCTION order_flow._tracking_changed() IS
-    'Statement trigger on tracked_order: at commit, tell the scheduler to look for due reminders again';
-CREATE TRIGGER tracked_order_changed AFTER INSERT OR UPDATE OR DELETE ON order_flow.tracked_order
-    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._tracking_changed();
-REVOKE ALL ON FUNCTION order_flow._tracking_changed() FROM PUBLIC;

@@ -15,11 +15,6 @@
  * the scheduler's latch to be set.  CREATE EXTENSION asks the launcher to
  * serve its database the same way.
  *
- * Reminders: any transaction that changes order_flow.tracked_order (from
- * 1.1, through a statement trigger) marks its scheduler's slot at commit;
- * the scheduler looks for due reminders only when marked, when the
- * earliest stale_after it saw last time has come, or hourly.
- *
  * Refusals: a refused transition rolls back with its transaction, so the
  * trigger copies it here first; the database's scheduler drains the queue
  * into order_flow.refused_attempt.  When the queue is full the attempt is
@@ -29,9 +24,6 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
-
-#include "commands/trigger.h"
-#include "fmgr.h"
 
 #include "access/xact.h"
 #include "miscadmin.h"
@@ -52,10 +44,6 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static bool wake_pending = false;
 static TimestampTz wake_at = 0;
-static bool tracking_changed = false;
-
-/* set in the scheduler process, whose own changes it accounts for itself */
-bool		of_is_scheduler = false;
 static bool launcher_request_pending = false;
 static bool xact_callback_registered = false;
 
@@ -105,26 +93,6 @@ wake_xact_callback(XactEvent event, void *arg)
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
 		return;
-	if (event == XACT_EVENT_COMMIT && of_shared && tracking_changed)
-	{
-		bool		needed = false;
-
-		/* the common case under load: already marked since the last look */
-		LWLockAcquire(of_shared->lock, LW_SHARED);
-		for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
-			if (of_shared->sched[i].dboid == MyDatabaseId && of_shared->sched[i].pid != 0 &&
-				of_shared->sched[i].reminders_changed == DT_NOEND)
-				needed = true;
-		LWLockRelease(of_shared->lock);
-		if (needed)
-		{
-			LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
-			for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
-				if (of_shared->sched[i].dboid == MyDatabaseId && of_shared->sched[i].pid != 0)
-					of_shared->sched[i].reminders_changed = GetCurrentTimestamp();
-			LWLockRelease(of_shared->lock);
-		}
-	}
 	if (event == XACT_EVENT_COMMIT && of_shared && wake_pending && !launcher_request_pending)
 	{
 		bool		needed = false;
@@ -176,7 +144,6 @@ wake_xact_callback(XactEvent event, void *arg)
 	wake_pending = false;
 	launcher_request_pending = false;
 	wake_at = 0;
-	tracking_changed = false;
 }
 
 static void
@@ -201,39 +168,6 @@ of_note_deadline(TimestampTz dl)
 	if (!wake_pending || dl < wake_at)
 		wake_at = dl;
 	wake_pending = true;
-}
-
-/*
- * of_note_tracking_changed: this transaction changed order tracking (a stale
- * order's reminder may have become due, or stopped being): at commit, tell
- * the scheduler to look for reminders again.  It then skips its reminder
- * scan only while nothing has changed since its last look and no row's
- * stale_after has come (see worker.c).
- */
-void
-of_note_tracking_changed(void)
-{
-	if (of_shared == NULL || of_is_scheduler)
-		return;
-	ensure_callback();
-	tracking_changed = true;
-}
-
-PG_FUNCTION_INFO_V1(order_flow_tracking_changed);
-
-/*
- * order_flow._tracking_changed(): AFTER ... FOR EACH STATEMENT trigger on
- * order_flow.tracked_order.
- */
-Datum
-order_flow_tracking_changed(PG_FUNCTION_ARGS)
-{
-	if (!CALLED_AS_TRIGGER(fcinfo))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("order_flow._tracking_changed() must be called as a trigger")));
-	of_note_tracking_changed();
-	return PointerGetDatum(NULL);
 }
 
 /*

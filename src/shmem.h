@@ -39,8 +39,6 @@ typedef struct OfSchedSlot
 	bool		absent;			/* exited: extension not installed */
 	TimestampTz absent_since;
 	uint64		sweeps;
-	TimestampTz reminders_changed;	/* DT_NOEND: order tracking untouched since
-									 * the scheduler last looked for reminders */
 } OfSchedSlot;
 
 typedef struct OfShared
@@ -61,8 +59,6 @@ extern OfShared *of_shared;
 
 extern void of_shmem_init(void);
 extern void of_note_deadline(TimestampTz dl);
-extern void of_note_tracking_changed(void);
-extern bool of_is_scheduler;
 extern void of_request_service(void);
 extern void of_refusal_push(const OfRefusal *r);
 extern int	of_refusal_take(Oid dboid, OfRefusal *out, int max);

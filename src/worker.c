@@ -429,7 +429,6 @@ scheduler_register(Oid dboid)
 	my_slot->latch = MyLatch;
 	my_slot->absent = false;
 	my_slot->next_wake = DT_NOEND;
-	my_slot->reminders_changed = GetCurrentTimestamp();
 	LWLockRelease(of_shared->lock);
 }
 
@@ -499,30 +498,47 @@ drain_refusals(void)
 }
 
 /*
- * Whether to look for due reminders now (see the caller); takes the
- * slot's "order tracking changed" mark.  *quiet: nothing changed since the
- * last look, so the earliest stale_after found now stays right until a
- * change is marked.  Without the 1.1 trigger that marks changes, always
- * look.
+ * How much order tracking has changed, as the cumulative statistics count
+ * it: rows of order_flow.tracked_order inserted, updated and deleted by
+ * committed (and aborted) transactions, as flushed so far.  -1 when
+ * counting is off (track_counts), so every look must scan.  Reading the
+ * counts takes no lock and costs the transition path nothing; a change
+ * shows up once its backend has flushed its statistics (within seconds).
  */
-static bool
-reminders_wanted(TimestampTz now, TimestampTz next_stale, TimestampTz last_look, bool *quiet)
+static int64
+tracking_changes(void)
 {
-	TimestampTz changed;
+	bool		isnull;
+	Datum		d;
 
-	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
-	changed = my_slot->reminders_changed;
-	my_slot->reminders_changed = DT_NOEND;
-	LWLockRelease(of_shared->lock);
-	*quiet = changed == DT_NOEND;
-	if (!OidIsValid(LookupFuncName(list_make2(makeString("order_flow"), makeString("_tracking_changed")),
-								   0, NULL, true)))
-	{
-		*quiet = false;
-		return true;
-	}
-	return !*quiet || next_stale <= now ||
-		now >= TimestampTzPlusMilliseconds(last_look, REMINDER_RESCAN_MS);
+	if (SPI_execute("SELECT CASE WHEN pg_catalog.current_setting('track_counts')::boolean"
+					" THEN pg_catalog.pg_stat_get_tuples_inserted(c.oid)"
+					"    + pg_catalog.pg_stat_get_tuples_updated(c.oid)"
+					"    + pg_catalog.pg_stat_get_tuples_deleted(c.oid) END"
+					" FROM pg_catalog.pg_class c"
+					" WHERE c.oid = 'order_flow.tracked_order'::pg_catalog.regclass", true, 1)
+		!= SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "order_flow scheduler could not read the statistics of tracked_order");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? -1 : DatumGetInt64(d);
+}
+
+/* This transaction's own changes to tracked_order (not flushed yet). */
+static int64
+own_tracking_changes(void)
+{
+	bool		isnull;
+	Datum		d;
+
+	if (SPI_execute("SELECT pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)"
+					"    + pg_catalog.pg_stat_get_xact_tuples_updated(c.oid)"
+					"    + pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)"
+					" FROM pg_catalog.pg_class c"
+					" WHERE c.oid = 'order_flow.tracked_order'::pg_catalog.regclass", true, 1)
+		!= SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "order_flow scheduler could not read its own changes to tracked_order");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	return isnull ? 0 : DatumGetInt64(d);
 }
 
 /* The earliest stale_after of any tracked order (DT_NOEND: none). */
@@ -598,13 +614,13 @@ of_scheduler_main(Datum arg)
 	TimestampTz kpi_due = 0;
 	TimestampTz next_stale = DT_NOBEGIN;
 	TimestampTz last_look = 0;
+	int64		seen_changes = -1;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
 	BackgroundWorkerUnblockSignals();
 	BackgroundWorkerInitializeConnectionByOid(dboid, InvalidOid, 0);
 	pgstat_report_appname("order_flow scheduler");
-	of_is_scheduler = true;
 	SetConfigOption("order_flow.actor", "order_flow.scheduler", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("application_name", "order_flow scheduler", PGC_USERSET, PGC_S_SESSION);
 	scheduler_register(dboid);
@@ -630,6 +646,8 @@ of_scheduler_main(Datum arg)
 		pass_start = GetCurrentTimestamp();
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
+		/* each statement its own snapshot, whatever default_transaction_isolation says */
+		XactIsoLevel = XACT_READ_COMMITTED;
 		present = OidIsValid(get_extension_oid("order_flow", true));
 		if (!present)
 		{
@@ -657,27 +675,34 @@ of_scheduler_main(Datum arg)
 			done = n;
 			/*
 			 * Reminders are hours-scale: looked for at most once per naptime,
-			 * and only when order tracking changed since the last look, the
-			 * earliest stale_after then seen has come, or an hour passed.
+			 * and only when order tracking changed since the last look (by
+			 * its statistics), the earliest stale_after then seen has come,
+			 * or an hour passed.  The counts are read before the scan's
+			 * snapshot, so a change they miss is seen by the scan or counted
+			 * at the next look; the scheduler's own changes are added in.
 			 */
 			if (remind_due <= pass_start)
 			{
-				bool		quiet;
+				int64		changes = tracking_changes();
 
-				if (reminders_wanted(pass_start, next_stale, last_look, &quiet))
+				if (changes < 0 || changes != seen_changes || next_stale <= pass_start ||
+					pass_start >= TimestampTzPlusMilliseconds(last_look, REMINDER_RESCAN_MS))
 				{
 					n = spi_int("SELECT order_flow._raise_reminders(pg_catalog.clock_timestamp(), $1)",
 								1, types, v);
 					next_stale = DT_NOBEGIN;
+					seen_changes = -1;
 					if (n >= of_batch_size)
 						more = true;
 					else
 					{
 						remind_due = TimestampTzPlusMilliseconds(pass_start, (int64) of_naptime * 1000);
 						last_look = pass_start;
-						/* nothing changed since the last look: sleep until the next one is due */
-						if (quiet)
+						if (changes >= 0)
+						{
 							next_stale = earliest_stale();
+							seen_changes = changes + own_tracking_changes();
+						}
 					}
 					done += n;
 				}

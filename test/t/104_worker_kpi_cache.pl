@@ -17,13 +17,7 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use OrderFlowTest;
 
-my $node = PostgreSQL::Test::Cluster->new('kpi_cache');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'order_flow'
-order_flow.naptime = 1s
-});
-$node->start;
+my $node = fast_worker_node('kpi_cache');
 
 sub wait_until
 {
@@ -36,9 +30,7 @@ my $exact = q{SELECT (SELECT k::text FROM order_flow.kpi('-infinity', 'infinity'
                                     delivered_at, accepted_at, rework_return, exceptions))::text
        FROM order_flow.order_fact WHERE contract_signed_at IS NOT NULL)};
 
-$node->safe_psql('postgres', 'CREATE DATABASE app');
 $node->safe_psql('app', q{
-CREATE EXTENSION order_flow;
 CREATE TABLE orders (id text PRIMARY KEY, status text NOT NULL);
 INSERT INTO orders SELECT 'o' || g, 'inquiry' FROM generate_series(1, 6) g;
 SELECT order_flow.manage('orders');

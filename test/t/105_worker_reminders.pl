@@ -1,5 +1,6 @@
 # 105_worker_reminders.pl -- the scheduler looks for stale-order reminders
-# only when it has a reason to (1.1).
+# only when it has a reason to: tracked_order's statistics show a change,
+# the earliest stale_after it saw has come, or an hour passed.
 #
 # With order_flow preloaded and order_flow.naptime = 1s:
 #   - an order imported with a back-dated history, already past its
@@ -19,17 +20,9 @@ use PostgreSQL::Test::Utils;
 use Test::More;
 use OrderFlowTest;
 
-my $node = PostgreSQL::Test::Cluster->new('reminders');
-$node->init;
-$node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'order_flow'
-order_flow.naptime = 1s
-});
-$node->start;
+my $node = fast_worker_node('reminders');
 
-$node->safe_psql('postgres', 'CREATE DATABASE app');
 $node->safe_psql('app', q{
-CREATE EXTENSION order_flow;
 CREATE TABLE orders (id text PRIMARY KEY, status text NOT NULL);
 INSERT INTO orders SELECT 'o' || g, 'inquiry' FROM generate_series(1, 4) g;
 SELECT order_flow.manage('orders');

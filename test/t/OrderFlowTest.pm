@@ -6,9 +6,28 @@ use strict;
 use warnings;
 
 use Exporter 'import';
+use PostgreSQL::Test::Cluster;
 use Time::HiRes qw(usleep time);
 
-our @EXPORT = qw(poll_until);
+our @EXPORT = qw(poll_until fast_worker_node);
+
+# fast_worker_node(name): a started cluster with order_flow preloaded and
+# a scheduler naptime of one second, and a database "app" with the
+# extension.
+sub fast_worker_node
+{
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init;
+	$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'order_flow'
+order_flow.naptime = 1s
+});
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE DATABASE app');
+	$node->safe_psql('app', 'CREATE EXTENSION order_flow');
+	return $node;
+}
 
 # poll_until(node, db, query, seconds, [interval_ms]): run query in db every
 # interval_ms (100) until it returns 't'; the seconds waited, or undef when
