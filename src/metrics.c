@@ -399,6 +399,8 @@ typedef struct MarkMemo
 	SubTransactionId subid;
 } MarkMemo;
 static MarkMemo mark_memo[MARK_MEMO];
+static TimestampTz xact_month_for = 0;	/* transaction start xact_month is of */
+static TimestampTz xact_month = 0;
 static int	mark_memo_n = 0;
 static bool mark_callbacks = false;
 
@@ -467,11 +469,19 @@ kpi_mark_dirty(TimestampTz signed_at)
 	int			ret;
 	int			i;
 
-	if (TIMESTAMP_NOT_FINITE(signed_at))
-		return;
-	month = utc_month_start(signed_at);
-	if (month >= utc_month_start(GetCurrentTransactionStartTimestamp()))
+	/*
+	 * Nearly every fold lands here (signed orders): answer "this month or
+	 * later" with one comparison against the transaction's month, worked
+	 * out once per transaction.
+	 */
+	if (xact_month_for != GetCurrentTransactionStartTimestamp())
+	{
+		xact_month_for = GetCurrentTransactionStartTimestamp();
+		xact_month = utc_month_start(xact_month_for);
+	}
+	if (TIMESTAMP_NOT_FINITE(signed_at) || signed_at >= xact_month)
 		return;					/* never cached while this transaction runs */
+	month = utc_month_start(signed_at);
 	for (i = 0; i < mark_memo_n; i++)
 		if (mark_memo[i].month == month)
 			return;

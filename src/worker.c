@@ -443,16 +443,23 @@ scheduler_unregister(int code, Datum arg)
 	LWLockRelease(of_shared->lock);
 }
 
+/* The one value of a one-row query (not read-only: a fresh snapshot). */
+static Datum
+spi_value(const char *sql, int nargs, Oid *types, Datum *values, bool *isnull)
+{
+	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 1) != SPI_OK_SELECT ||
+		SPI_processed != 1)
+		elog(ERROR, "order_flow scheduler query failed: %s", sql);
+	return SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, isnull);
+}
+
+/* An integer query's value; NULL counts as 0. */
 static int64
 spi_int(const char *sql, int nargs, Oid *types, Datum *values)
 {
 	bool		isnull;
-	Datum		d;
+	Datum		d = spi_value(sql, nargs, types, values, &isnull);
 
-	if (SPI_execute_with_args(sql, nargs, types, values, NULL, false, 1) != SPI_OK_SELECT ||
-		SPI_processed != 1)
-		elog(ERROR, "order_flow scheduler query failed: %s", sql);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? 0 : DatumGetInt32(d);
 }
 
@@ -499,46 +506,32 @@ drain_refusals(void)
 
 /*
  * How much order tracking has changed, as the cumulative statistics count
- * it: rows of order_flow.tracked_order inserted, updated and deleted by
- * committed (and aborted) transactions, as flushed so far.  -1 when
+ * it: rows of order_flow.tracked_order inserted, updated and deleted, as
+ * flushed so far; own: this transaction's not yet flushed.  -1 when
  * counting is off (track_counts), so every look must scan.  Reading the
  * counts takes no lock and costs the transition path nothing; a change
  * shows up once its backend has flushed its statistics (within seconds).
  */
 static int64
-tracking_changes(void)
+tracking_changes(bool own)
 {
 	bool		isnull;
 	Datum		d;
 
-	if (SPI_execute("SELECT CASE WHEN pg_catalog.current_setting('track_counts')::boolean"
-					" THEN pg_catalog.pg_stat_get_tuples_inserted(c.oid)"
-					"    + pg_catalog.pg_stat_get_tuples_updated(c.oid)"
-					"    + pg_catalog.pg_stat_get_tuples_deleted(c.oid) END"
-					" FROM pg_catalog.pg_class c"
-					" WHERE c.oid = 'order_flow.tracked_order'::pg_catalog.regclass", true, 1)
-		!= SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "order_flow scheduler could not read the statistics of tracked_order");
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? -1 : DatumGetInt64(d);
-}
-
-/* This transaction's own changes to tracked_order (not flushed yet). */
-static int64
-own_tracking_changes(void)
-{
-	bool		isnull;
-	Datum		d;
-
-	if (SPI_execute("SELECT pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)"
-					"    + pg_catalog.pg_stat_get_xact_tuples_updated(c.oid)"
-					"    + pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)"
-					" FROM pg_catalog.pg_class c"
-					" WHERE c.oid = 'order_flow.tracked_order'::pg_catalog.regclass", true, 1)
-		!= SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "order_flow scheduler could not read its own changes to tracked_order");
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? 0 : DatumGetInt64(d);
+	d = spi_value(own ?
+				  "SELECT pg_catalog.pg_stat_get_xact_tuples_inserted(c.oid)"
+				  "    + pg_catalog.pg_stat_get_xact_tuples_updated(c.oid)"
+				  "    + pg_catalog.pg_stat_get_xact_tuples_deleted(c.oid)"
+				  " FROM pg_catalog.pg_class c"
+				  " WHERE c.oid = 'order_flow.tracked_order'::pg_catalog.regclass" :
+				  "SELECT CASE WHEN pg_catalog.current_setting('track_counts')::boolean"
+				  " THEN pg_catalog.pg_stat_get_tuples_inserted(c.oid)"
+				  "    + pg_catalog.pg_stat_get_tuples_updated(c.oid)"
+				  "    + pg_catalog.pg_stat_get_tuples_deleted(c.oid) END"
+				  " FROM pg_catalog.pg_class c"
+				  " WHERE c.oid = 'order_flow.tracked_order'::pg_catalog.regclass",
+				  0, NULL, NULL, &isnull);
+	return isnull ? (own ? 0 : -1) : DatumGetInt64(d);
 }
 
 /* The earliest stale_after of any tracked order (DT_NOEND: none). */
@@ -546,12 +539,9 @@ static TimestampTz
 earliest_stale(void)
 {
 	bool		isnull;
-	Datum		d;
+	Datum		d = spi_value("SELECT pg_catalog.min(stale_after) FROM order_flow.tracked_order",
+							  0, NULL, NULL, &isnull);
 
-	if (SPI_execute("SELECT pg_catalog.min(stale_after) FROM order_flow.tracked_order", false, 1)
-		!= SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "order_flow scheduler could not read the earliest stale_after");
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? DT_NOEND : DatumGetTimestampTz(d);
 }
 
@@ -683,7 +673,7 @@ of_scheduler_main(Datum arg)
 			 */
 			if (remind_due <= pass_start)
 			{
-				int64		changes = tracking_changes();
+				int64		changes = tracking_changes(false);
 
 				if (changes < 0 || changes != seen_changes || next_stale <= pass_start ||
 					pass_start >= TimestampTzPlusMilliseconds(last_look, REMINDER_RESCAN_MS))
@@ -701,7 +691,7 @@ of_scheduler_main(Datum arg)
 						if (changes >= 0)
 						{
 							next_stale = earliest_stale();
-							seen_changes = changes + own_tracking_changes();
+							seen_changes = changes + tracking_changes(true);
 						}
 					}
 					done += n;
@@ -712,10 +702,9 @@ of_scheduler_main(Datum arg)
 		}
 		drain_refusals();
 		/* not read-only: a fresh snapshot, which sees this pass's own escalations */
-		if (SPI_execute("SELECT order_flow._next_due()", false, 1) == SPI_OK_SELECT && SPI_processed == 1)
 		{
 			bool		isnull;
-			Datum		d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+			Datum		d = spi_value("SELECT order_flow._next_due()", 0, NULL, NULL, &isnull);
 
 			if (!isnull)
 				next = DatumGetTimestampTz(d);
