@@ -15,69 +15,7 @@ BEGIN;
 SELECT plan(73);
 
 -- ------------------------------------------------------------ helpers
--- st_snapshot(): digest of everything a station call could write
-CREATE FUNCTION pg_temp.st_snapshot() RETURNS text LANGUAGE plpgsql AS $f$
-DECLARE
-    s text;
-BEGIN
-    SELECT concat_ws(' ',
-        'lines=' || (SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x.order_key, x.sku), ''))
-                       FROM order_flow.order_line x),
-        'stock=' || (SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x.sku), '')) FROM order_flow.stock x),
-        'sku=' || (SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x.sku), '')) FROM order_flow.sku x),
-        'pool=' || (SELECT coalesce(string_agg(x::text, '|' ORDER BY x.carrier), '') FROM order_flow.waybill_pool x),
-        'shipment=' || (SELECT count(*) FROM order_flow.shipment),
-        'trace=' || (SELECT count(*) FROM order_flow.logistics_trace),
-        'tracked=' || (SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x.order_key), ''))
-                         FROM order_flow.tracked_order x),
-        'orders=' || (SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x.id), '')) FROM orders x),
-        'managed=' || (SELECT count(*) FROM order_flow.managed_table),
-        'audit=' || (SELECT count(*) FROM order_flow.audit_log),
-        'notification=' || (SELECT count(*) FROM order_flow.notification),
-        'outbox=' || (SELECT count(*) FROM order_flow.outbox),
-        'station_event=' || (SELECT count(*) FROM order_flow.station_event))
-      INTO s;
-    RETURN s;
-END
-$f$;
--- st_outcome(cmd, [as_role]): run cmd with that role as session user and
--- roll it back; SQLSTATE ('00000' if it worked) and message
-CREATE FUNCTION pg_temp.st_outcome(cmd text, as_role text DEFAULT NULL, OUT state text, OUT message text)
-LANGUAGE plpgsql AS $f$
-BEGIN
-    BEGIN
-        IF as_role IS NOT NULL THEN
-            EXECUTE format('SET LOCAL SESSION AUTHORIZATION %I', as_role);
-        END IF;
-        EXECUTE cmd;
-        RAISE EXCEPTION USING ERRCODE = 'P0001', MESSAGE = '__station_test_no_error__';
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS state = RETURNED_SQLSTATE, message = MESSAGE_TEXT;
-        IF message = '__station_test_no_error__' THEN
-            state := '00000';
-            message := 'no error';
-        END IF;
-    END;
-END
-$f$;
--- st_refused(cmd, state, descr, [as_role], [msg LIKE]): the SQLSTATE and nothing written
-CREATE FUNCTION pg_temp.st_refused(cmd text, want_state text, descr text, as_role text DEFAULT NULL,
-                                   want_msg text DEFAULT '%')
-RETURNS SETOF text LANGUAGE plpgsql AS $f$
-DECLARE
-    before text := pg_temp.st_snapshot();
-    o record;
-    have text;
-BEGIN
-    o := pg_temp.st_outcome(cmd, as_role);
-    have := o.state;
-    IF o.state IS DISTINCT FROM want_state OR o.message NOT LIKE want_msg THEN
-        have := o.state || ': ' || o.message;
-    END IF;
-    RETURN NEXT is(have, want_state, descr || ' -> ' || want_state);
-    RETURN NEXT is(pg_temp.st_snapshot(), before, descr || ': nothing written');
-END
-$f$;
+\ir include/station_helpers.psql
 -- as_op(role, label, cmd): run cmd (returning jsonb) with role as session
 -- user, keep its effects and its answer in op_results
 CREATE TEMP TABLE op_results (label text PRIMARY KEY, who text, res jsonb);
@@ -96,8 +34,8 @@ $f$;
 -- denied(role, relation): SELECT from it as role fails with 42501, nothing written
 CREATE FUNCTION pg_temp.denied(as_role text, rel text, what text) RETURNS SETOF text LANGUAGE sql AS $f$
     SELECT * FROM pg_temp.st_refused(format('SELECT * FROM %s LIMIT 1', rel), '42501',
-                                     'operator reads ' || rel || ' (' || what || ')', as_role,
-                                     '%permission denied%')
+                                     'operator reads ' || rel || ' (' || what || ')', as_role => as_role,
+                                     want_msg => '%permission denied%')
 $f$;
 
 -- ------------------------------------------------------------ fixtures
@@ -139,7 +77,7 @@ INSERT INTO order_flow.member (actor, department) VALUES ('tw_st_operator', 'war
 
 -- ------------------------------------------------------------ the grant
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_scan('pv-1', '6901234500017')$$, '42501',
-                                 'an ungranted role scans', 'tw_st_nobody');
+                                 'an ungranted role scans', as_role => 'tw_st_nobody');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.grant_station_operator(NULL)$$, '22004',
                                  'grant_station_operator(NULL)');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.grant_station_operator('tw_st_no_such_role')$$, '42704',
@@ -205,12 +143,12 @@ SELECT lives_ok($$SELECT pg_temp.as_op('tw_st Op "quoted"; --', 'quoted scan',
 -- not warehouse staff: the edge's rights still apply inside station_ship
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('pv-2', 'BOX')$$, '42501',
                                  'an operator who is no warehouse or logistics member ships',
-                                 'tw_st Op "quoted"; --', '%may not move%');
+                                 as_role => 'tw_st Op "quoted"; --', want_msg => '%may not move%');
 
 -- ------------------------------------------------------------ nothing else
 SELECT * FROM pg_temp.denied('tw_st_operator', 'order_flow.sku', 'unit costs and prices');
 SELECT * FROM pg_temp.st_refused($$SELECT unit_cost FROM order_flow.sku$$, '42501',
-                                 'operator reads unit costs', 'tw_st_operator');
+                                 'operator reads unit costs', as_role => 'tw_st_operator');
 SELECT * FROM pg_temp.denied('tw_st_operator', 'order_flow.stock', 'stock levels');
 SELECT * FROM pg_temp.denied('tw_st_operator', 'order_flow.order_line', 'line prices');
 SELECT * FROM pg_temp.denied('tw_st_operator', 'order_flow.shipment', 'freight charged');
@@ -221,27 +159,27 @@ SELECT * FROM pg_temp.denied('tw_st_operator', 'public.orders', 'the managed ord
 SELECT * FROM pg_temp.denied('tw_st_operator', 'order_flow.notification', 'notifications');
 SELECT * FROM pg_temp.denied('tw_st_operator', 'order_flow.station_heatmap', 'the colleagues'' heat map');
 SELECT * FROM pg_temp.st_refused($$UPDATE order_flow.stock SET available = 1000$$, '42501',
-                                 'operator writes stock', 'tw_st_operator');
+                                 'operator writes stock', as_role => 'tw_st_operator');
 SELECT * FROM pg_temp.st_refused($$UPDATE order_flow.order_line SET scanned = qty$$, '42501',
-                                 'operator marks lines scanned by hand', 'tw_st_operator');
+                                 'operator marks lines scanned by hand', as_role => 'tw_st_operator');
 SELECT * FROM pg_temp.st_refused($$UPDATE order_flow.waybill_pool SET next_no = 1$$, '42501',
-                                 'operator rewinds a waybill pool', 'tw_st_operator');
+                                 'operator rewinds a waybill pool', as_role => 'tw_st_operator');
 SELECT * FROM pg_temp.st_refused($$UPDATE orders SET status = 'shipped' WHERE id = 'pv-3'$$, '42501',
-                                 'operator updates the order table', 'tw_st_operator');
+                                 'operator updates the order table', as_role => 'tw_st_operator');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.transition('orders', 'pv-3', 'shipped')$$, '42501',
-                                 'operator moves an order to shipped around the station', 'tw_st_operator');
+                                 'operator moves an order to shipped around the station', as_role => 'tw_st_operator');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.record('pv-1', 'note', '{"text": "hi"}')$$, '42501',
-                                 'operator calls record()', 'tw_st_operator');
+                                 'operator calls record()', as_role => 'tw_st_operator');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.manage('orders')$$, '42501',
-                                 'operator calls manage()', 'tw_st_operator');
+                                 'operator calls manage()', as_role => 'tw_st_operator');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.logistics_update('YT000000011', 'delivered', now())$$, '42501',
-                                 'operator calls logistics_update()', 'tw_st_operator');
+                                 'operator calls logistics_update()', as_role => 'tw_st_operator');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.grant_station_operator('tw_st_nobody')$$, '42501',
-                                 'operator grants the station to another role', 'tw_st_operator');
+                                 'operator grants the station to another role', as_role => 'tw_st_operator');
 SELECT * FROM pg_temp.st_refused($$SELECT * FROM order_flow.verify_audit()$$, '42501',
-                                 'operator calls verify_audit()', 'tw_st_operator');
+                                 'operator calls verify_audit()', as_role => 'tw_st_operator');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow._available('SKU-A')$$, '42501',
-                                 'operator calls the stock lookup helper', 'tw_st_operator');
+                                 'operator calls the stock lookup helper', as_role => 'tw_st_operator');
 
 -- ------------------------------------------------------------ no superuser code paths
 -- BUG (reported): station_scan/station_ship run SECURITY DEFINER as the
