@@ -31,20 +31,9 @@ $f$;
 -- assertions: the SQLSTATE (and message), and nothing written at all.
 CREATE FUNCTION pg_temp.hub_refused(cmd text, want_state text, descr text, want_msg text DEFAULT '%',
                                     as_role text DEFAULT NULL, actor text DEFAULT NULL)
-RETURNS SETOF text LANGUAGE plpgsql AS $f$
-DECLARE
-    before text := pg_temp.hub_snapshot();
-    o record;
-    have text;
-BEGIN
-    o := pg_temp.outcome(cmd, as_role, actor);
-    have := o.state;
-    IF o.state IS DISTINCT FROM want_state OR o.message NOT LIKE want_msg THEN
-        have := o.state || ': ' || o.message;
-    END IF;
-    RETURN NEXT is(have, want_state, descr || ' -> ' || want_state);
-    RETURN NEXT is(pg_temp.hub_snapshot(), before, descr || ': nothing written');
-END
+RETURNS SETOF text LANGUAGE sql AS $f$
+    SELECT * FROM pg_temp.refused_in('SELECT pg_temp.hub_snapshot()', cmd, want_state, descr, want_msg,
+                                     as_role, actor)
 $f$;
 
 -- nid(order, department, [level]): the notification of that order for that

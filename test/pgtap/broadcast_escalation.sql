@@ -30,43 +30,16 @@ $f$;
 
 CREATE FUNCTION pg_temp.hub_refused(cmd text, want_state text, descr text, want_msg text DEFAULT '%',
                                     as_role text DEFAULT NULL)
-RETURNS SETOF text LANGUAGE plpgsql AS $f$
-DECLARE
-    before text := pg_temp.hub_snapshot();
-    o record;
-    have text;
-BEGIN
-    o := pg_temp.outcome(cmd, as_role);
-    have := o.state;
-    IF o.state IS DISTINCT FROM want_state OR o.message NOT LIKE want_msg THEN
-        have := o.state || ': ' || o.message;
-    END IF;
-    RETURN NEXT is(have, want_state, descr || ' -> ' || want_state);
-    RETURN NEXT is(pg_temp.hub_snapshot(), before, descr || ': nothing written');
-END
+RETURNS SETOF text LANGUAGE sql AS $f$
+    SELECT * FROM pg_temp.refused_in('SELECT pg_temp.hub_snapshot()', cmd, want_state, descr, want_msg, as_role)
 $f$;
 
 -- config_check(cmd, want_state, descr, [want_msg]): an edit that is only
 -- judged at commit: accepted when made, refused by the commit-time checks
 -- (SET CONSTRAINTS ALL IMMEDIATE runs them as COMMIT would), nothing left.
 CREATE FUNCTION pg_temp.config_check(cmd text, want_state text, descr text, want_msg text DEFAULT '%')
-RETURNS SETOF text LANGUAGE plpgsql AS $f$
-DECLARE
-    before text := pg_temp.hub_snapshot();
-    o record;
-    have text;
-BEGIN
-    o := pg_temp.outcome(cmd);
-    RETURN NEXT is(o.state || CASE WHEN o.state <> '00000' THEN ': ' || o.message ELSE '' END, '00000',
-                   descr || ': accepted when made (checked at commit)');
-    o := pg_temp.outcome(cmd || '; SET CONSTRAINTS ALL IMMEDIATE');
-    have := o.state;
-    IF o.state IS DISTINCT FROM want_state OR o.message NOT LIKE want_msg THEN
-        have := o.state || ': ' || o.message;
-    END IF;
-    RETURN NEXT is(have, want_state, descr || ': at commit -> ' || want_state);
-    RETURN NEXT is(pg_temp.hub_snapshot(), before, descr || ': nothing written');
-END
+RETURNS SETOF text LANGUAGE sql AS $f$
+    SELECT * FROM pg_temp.config_check_in('SELECT pg_temp.hub_snapshot()', cmd, want_state, descr, want_msg)
 $f$;
 
 -- n(order, department, level): that notification's id

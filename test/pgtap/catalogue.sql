@@ -13,29 +13,8 @@ SELECT plan(80);
 -- SQLSTATE and message, and leaves nothing behind.  Three assertions; both
 -- runs are rolled back by pg_temp.outcome().
 CREATE FUNCTION pg_temp.config_check(cmd text, want_state text, descr text, want_msg text DEFAULT '%')
-RETURNS SETOF text LANGUAGE plpgsql AS $f$
-DECLARE
-    before text := pg_temp.snapshot();
-    o record;
-    first_state text;
-    first_msg text;
-    have text;
-BEGIN
-    -- 1. the edit alone: accepted when made
-    o := pg_temp.outcome(cmd);
-    first_state := o.state;
-    first_msg := o.message;
-    RETURN NEXT is(first_state || CASE WHEN first_state <> '00000' THEN ': ' || first_msg ELSE '' END, '00000',
-                   descr || ': accepted when made (checked at commit)');
-    -- 2. the edit followed by the commit-time checks
-    o := pg_temp.outcome(cmd || '; SET CONSTRAINTS ALL IMMEDIATE');
-    have := o.state;
-    IF o.state IS DISTINCT FROM want_state OR o.message NOT LIKE want_msg THEN
-        have := o.state || ': ' || o.message;
-    END IF;
-    RETURN NEXT is(have, want_state, descr || ': refused at commit -> ' || want_state);
-    RETURN NEXT is(pg_temp.snapshot(), before, descr || ': nothing written');
-END
+RETURNS SETOF text LANGUAGE sql AS $f$
+    SELECT * FROM pg_temp.config_check_in('SELECT pg_temp.snapshot()', cmd, want_state, descr, want_msg)
 $f$;
 
 -- ---------------------------------------------- the shipped workflow shape
