@@ -20,6 +20,7 @@
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/syscache.h"
 
 #include "order_flow.h"
@@ -63,22 +64,38 @@ of_is_admin(void)
 /*
  * of_extension_owner: owner of the order_flow schema.  The C write paths
  * switch to it, since ordinary roles have no write access to the log.
+ * Asked on every transition and every metrics fold, so it is remembered
+ * until pg_namespace changes (a schema renamed, dropped, given away).
  */
+static Oid	owner_cached = InvalidOid;
+static bool owner_callback = false;
+
+static void
+owner_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	owner_cached = InvalidOid;
+}
+
 Oid
 of_extension_owner(void)
 {
 	Oid			nsp;
 	HeapTuple	tup;
-	Oid			owner;
 
+	if (OidIsValid(owner_cached))
+		return owner_cached;
+	if (!owner_callback)
+	{
+		CacheRegisterSyscacheCallback(NAMESPACEOID, owner_invalidate, (Datum) 0);
+		owner_callback = true;
+	}
 	nsp = get_namespace_oid(OF_SCHEMA, false);
-
 	tup = SearchSysCache1(NAMESPACEOID, ObjectIdGetDatum(nsp));
 	if (!HeapTupleIsValid(tup))
 		elog(ERROR, "cache lookup failed for namespace %u", nsp);
-	owner = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
+	owner_cached = ((Form_pg_namespace) GETSTRUCT(tup))->nspowner;
 	ReleaseSysCache(tup);
-	return owner;
+	return owner_cached;
 }
 
 PG_FUNCTION_INFO_V1(order_flow_current_actor);

@@ -36,7 +36,10 @@
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_func.h"
 #include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/datetime.h"
@@ -259,18 +262,12 @@ order_flow_set_context(PG_FUNCTION_ARGS)
 				 errdetail("Live transitions occur at the server clock.")));
 	if (strcmp(action, "import") == 0)
 	{
-		bool		ok;
-		bool		isnull;
+		/* the caller may run order_flow.import_transition (looked up, not parsed, per import) */
+		Oid			argtypes[5] = {REGCLASSOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, JSONBOID};
+		Oid			fn = LookupFuncName(list_make2(makeString(OF_SCHEMA), makeString("import_transition")),
+										5, argtypes, true);
 
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute("SELECT pg_catalog.has_function_privilege("
-						"'order_flow.import_transition(regclass,text,text,timestamptz,jsonb)', 'EXECUTE')",
-						true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not check import privilege");
-		ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		SPI_finish();
-		if (!ok)
+		if (!OidIsValid(fn) || pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to import transitions"),
