@@ -337,7 +337,9 @@ DECLARE
     hi timestamptz[] := '{}';
     cur timestamptz := $1;
     conds text := '';
-    cached boolean := false;
+    months timestamptz[] := '{}';
+    cols constant text := 'f.contract_signed_at, f.first_logistics_at, f.shipped_at, f.promised_ship_date,'
+                          ' f.delivered_at, f.accepted_at, f.rework_return, f.exceptions';
     i integer;
 BEGIN
     IF $1 IS NULL OR $2 IS NULL THEN
@@ -347,8 +349,8 @@ BEGIN
         RAISE EXCEPTION 'kpi() window starts after it ends' USING ERRCODE = '22023',
             DETAIL = format('from %s is later than to %s.', $1, $2);
     END IF;
-    -- the usable cached months (the statement below reads their states with
-    -- the same condition, under the same snapshot); the gaps are read raw
+    -- the usable cached months (the statement below reads the states of
+    -- exactly these, under the same snapshot); the gaps are read raw
     FOR c IN
         SELECT k.month_start, k.month_end
           FROM order_flow.kpi_month k
@@ -363,7 +365,7 @@ BEGIN
             hi := hi || c.month_start;
         END IF;
         cur := c.month_end;
-        cached := true;
+        months := months || c.month_start;
     END LOOP;
     IF cur < $2 THEN
         lo := lo || cur;
@@ -374,29 +376,22 @@ BEGIN
                  || format('(f.contract_signed_at >= $2[%s] AND f.contract_signed_at < $3[%s])', i, i);
     END LOOP;
     -- parameters are folded into the one-shot plan: each range gets its own index or seq scan choice
-    IF NOT cached THEN
+    IF months = '{}' THEN
         -- nothing cached in the window: aggregate the rows directly (no state to serialise)
         RETURN QUERY EXECUTE
-            'SELECT (k.v).* FROM (SELECT order_flow.kpi_summary(f.contract_signed_at, f.first_logistics_at,'
-            || ' f.shipped_at, f.promised_ship_date, f.delivered_at, f.accepted_at, f.rework_return,'
-            || ' f.exceptions) AS v FROM order_flow.order_fact f WHERE '
-            || CASE WHEN conds = '' THEN 'false' ELSE conds END || ') k'
-            USING $1, lo, hi, $2;
+            'SELECT (k.v).* FROM (SELECT order_flow.kpi_summary(' || cols || ') AS v'
+            || ' FROM order_flow.order_fact f WHERE ' || CASE WHEN conds = '' THEN 'false' ELSE conds END || ') k'
+            USING months, lo, hi;
         RETURN;
     END IF;
     RETURN QUERY EXECUTE
         'SELECT (k.v).* FROM (SELECT order_flow._kpi_merge(x.s) AS v FROM ('
-        || 'SELECT k.state AS s FROM order_flow.kpi_month k'
-        || ' WHERE k.month_start >= $1 AND k.month_end <= $4'
-        || ' AND k.time_zone = pg_catalog.current_setting(''TimeZone'')'
-        || ' AND NOT EXISTS (SELECT 1 FROM order_flow.kpi_dirty d'
-        || ' WHERE d.month = k.month_start AND d.id > k.watermark)'
+        || 'SELECT k.state AS s FROM order_flow.kpi_month k WHERE k.month_start = ANY ($1)'
         || CASE WHEN conds = '' THEN ''
-                ELSE ' UNION ALL SELECT order_flow._kpi_partial(f.contract_signed_at, f.first_logistics_at,'
-                     || ' f.shipped_at, f.promised_ship_date, f.delivered_at, f.accepted_at, f.rework_return,'
-                     || ' f.exceptions) FROM order_flow.order_fact f WHERE ' || conds END
+                ELSE ' UNION ALL SELECT order_flow._kpi_partial(' || cols || ') FROM order_flow.order_fact f'
+                     || ' WHERE ' || conds END
         || ') x) k'
-        USING $1, lo, hi, $2;
+        USING months, lo, hi;
 END
 $$;
 
