@@ -13,6 +13,18 @@
  * relcache callback below and marks the cache stale; the next use rebuilds
  * it.  The changing backend sees its own change at the next command.
  *
+ * Cache invariants (the callback may run inside any table_open, so also in
+ * the middle of a rebuild):
+ *  - the callback only marks: it clears cache_valid and counts the
+ *    invalidation; nothing is freed or rebuilt inside it;
+ *  - a rebuild reads into a fresh memory context and publishes it when
+ *    complete; it is marked valid only if no invalidation arrived since it
+ *    began (the count is unchanged), so a change committed while it was
+ *    reading is picked up by the next use;
+ *  - the context replaced by a rebuild lives until the end of the
+ *    transaction, so an OfState or OfEdge pointer taken earlier in the
+ *    transaction stays readable (it may describe the older rules).
+ *
  * Keys are "workflow\x1fstate" and "workflow\x1ffrom\x1fto"; configuration
  * names are restricted to [a-z0-9_] so the separator cannot occur in them.
  *
@@ -47,6 +59,7 @@ typedef struct OfMember
 
 static MemoryContext cache_cxt = NULL;
 static bool cache_valid = false;
+static uint64 inval_count = 0;	/* invalidations seen, see load_cache */
 static Oid	sentinel_relid = InvalidOid;
 static HTAB *workflows = NULL;
 static HTAB *states = NULL;
@@ -75,10 +88,12 @@ invalidate_callback(Datum arg, Oid relid)
 {
 	if (relid == InvalidOid || relid == sentinel_relid)
 	{
-		/* looked up again on next use: DROP/CREATE EXTENSION gives it a new OID */
+		/* only mark: the next use rebuilds (see the file header) */
 		cache_valid = false;
+		inval_count++;
+		/* looked up again on next use: DROP/CREATE EXTENSION gives it a new OID */
 		sentinel_relid = InvalidOid;
-		of_status_cache_reset();
+		of_status_cache_invalidate();
 	}
 }
 
@@ -163,11 +178,12 @@ col_text_array(HeapTuple tup, TupleDesc desc, int col, char ***out)
 }
 
 /*
- * load_cache: read the catalogue through SPI.  Called inside a transaction;
- * runs its own SPI connection so it can be called from anywhere.
+ * read_catalogue: fill the hashes (in cache_cxt) through SPI.  Called inside
+ * a transaction; runs its own SPI connection so it can be called from
+ * anywhere.
  */
 static void
-load_cache(void)
+read_catalogue(void)
 {
 	MemoryContext old;
 	int			ret;
@@ -175,14 +191,6 @@ load_cache(void)
 	Oid			save_user;
 	int			save_sec;
 	bool		pushed = false;
-
-	if (cache_cxt == NULL)
-		cache_cxt = AllocSetContextCreate(CacheMemoryContext, "order_flow catalogue",
-										  ALLOCSET_DEFAULT_SIZES);
-	cache_valid = false;
-	MemoryContextReset(cache_cxt);
-	workflows = states = edges = members = departments = NULL;
-	(void) of_sentinel_relid();
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
@@ -359,7 +367,53 @@ load_cache(void)
 		PopActiveSnapshot();
 	SetUserIdAndSecContext(save_user, save_sec);
 	SPI_finish();
-	cache_valid = true;
+}
+
+/*
+ * load_cache: rebuild the cache (see the invariants in the file header).
+ */
+static void
+load_cache(void)
+{
+	uint64		inval_at_start;
+	MemoryContext build_cxt;
+	MemoryContext prev_cxt = cache_cxt;
+	HTAB	   *prev[5] = {workflows, states, edges, members, departments};
+
+	/*
+	 * Built under the transaction, so an error on the way frees it; moved
+	 * under CacheMemoryContext once complete.  cache_cxt names it while
+	 * building, since new_hash() allocates there.
+	 */
+	build_cxt = AllocSetContextCreate(TopTransactionContext, "order_flow catalogue",
+									  ALLOCSET_DEFAULT_SIZES);
+	cache_valid = false;
+	(void) of_sentinel_relid();
+	/* counted before the snapshot is taken: a later commit shows as an invalidation */
+	inval_at_start = inval_count;
+	cache_cxt = build_cxt;
+	PG_TRY();
+	{
+		read_catalogue();
+	}
+	PG_CATCH();
+	{
+		cache_cxt = prev_cxt;
+		workflows = prev[0];
+		states = prev[1];
+		edges = prev[2];
+		members = prev[3];
+		departments = prev[4];
+		cache_valid = false;
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
+
+	/* publish; the replaced cache lives until the end of the transaction */
+	if (prev_cxt != NULL)
+		MemoryContextSetParent(prev_cxt, TopTransactionContext);
+	MemoryContextSetParent(build_cxt, CacheMemoryContext);
+	cache_valid = (inval_count == inval_at_start);
 }
 
 static inline void
@@ -476,6 +530,7 @@ order_flow_config_changed(PG_FUNCTION_ARGS)
 	if (OidIsValid(sentinel))
 		CacheInvalidateRelcacheByRelid(sentinel);
 	cache_valid = false;
+	inval_count++;
 	return PointerGetDatum(NULL);
 }
 

@@ -96,7 +96,7 @@ extern void of_catalog_init(void);
 
 /* status.c */
 extern char *of_closest_states(const char *name, const char *workflow);
-extern void of_status_cache_reset(void);
+extern void of_status_cache_invalidate(void);
 
 /* audit.c */
 typedef struct OfEvent

@@ -9,8 +9,16 @@
  * no lookup at all.  Positions never change once created (a trigger on the
  * dictionary refuses it), which also means the backend-local name <->
  * position cache never goes stale: it is only extended, and it is reloaded
- * on a miss.  It is reset when the extension's configuration sentinel is
- * invalidated (a DROP/CREATE EXTENSION in another session).
+ * on a miss.  It is also reloaded after the extension's configuration
+ * sentinel is invalidated (a DROP/CREATE EXTENSION in another session).
+ *
+ * Cache invariants: the relcache callback only marks the cache stale
+ * (of_status_cache_invalidate); the hashes are replaced at the next lookup,
+ * never inside a callback.  A reload builds new hashes in a fresh memory
+ * context and publishes them only when complete, so an invalidation that
+ * arrives while the dictionary is being read (table_open accepts them)
+ * cannot free what the reload is filling.  A reload overtaken by an
+ * invalidation stays marked stale, so the next lookup reads again.
  *
  * The dictionary is read with a plain heap scan under a fresh catalog
  * snapshot rather than SPI, so I/O works wherever type I/O is called
@@ -36,6 +44,7 @@
 #include "utils/memutils.h"
 #include "utils/snapmgr.h"
 #include "utils/varlena.h"
+#include "mb/pg_wchar.h"
 
 #include "order_flow.h"
 
@@ -51,18 +60,21 @@ typedef struct LabelByPos
 	char		name[OF_NAME_MAX];
 } LabelByPos;
 
+static MemoryContext labels_cxt = NULL;
 static HTAB *by_name = NULL;
 static HTAB *by_pos = NULL;
+static bool labels_stale = true;
+static uint64 labels_inval_count = 0;
 
+/*
+ * of_status_cache_invalidate: called from a relcache callback.  Marks only;
+ * the next lookup reloads.
+ */
 void
-of_status_cache_reset(void)
+of_status_cache_invalidate(void)
 {
-	if (by_name)
-		hash_destroy(by_name);
-	if (by_pos)
-		hash_destroy(by_pos);
-	by_name = NULL;
-	by_pos = NULL;
+	labels_stale = true;
+	labels_inval_count++;
 }
 
 /*
@@ -78,8 +90,10 @@ load_labels(void)
 	TableScanDesc scan;
 	HeapTuple	tup;
 	Snapshot	snap;
-
-	of_status_cache_reset();
+	MemoryContext cxt;
+	HTAB	   *new_by_name;
+	HTAB	   *new_by_pos;
+	uint64		inval_at_start = labels_inval_count;
 
 	nsp = get_namespace_oid(OF_SCHEMA, true);
 	relid = OidIsValid(nsp) ? get_relname_relid("status_label", nsp) : InvalidOid;
@@ -89,18 +103,21 @@ load_labels(void)
 				 errmsg("the order_flow status dictionary is missing"),
 				 errhint("Run CREATE EXTENSION order_flow in this database.")));
 
+	/* built under the transaction: an error on the way frees it */
+	cxt = AllocSetContextCreate(TopTransactionContext, "order_flow status labels",
+								ALLOCSET_SMALL_SIZES);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = OF_NAME_MAX;
 	ctl.entrysize = sizeof(LabelByName);
-	ctl.hcxt = CacheMemoryContext;
-	by_name = hash_create("order_flow status by name", 64, &ctl,
-						  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	ctl.hcxt = cxt;
+	new_by_name = hash_create("order_flow status by name", 64, &ctl,
+							  HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(int32);
 	ctl.entrysize = sizeof(LabelByPos);
-	ctl.hcxt = CacheMemoryContext;
-	by_pos = hash_create("order_flow status by position", 64, &ctl,
-						 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	ctl.hcxt = cxt;
+	new_by_pos = hash_create("order_flow status by position", 64, &ctl,
+							 HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 
 	InvalidateCatalogSnapshot();
 	snap = RegisterSnapshot(GetCatalogSnapshot(relid));
@@ -122,14 +139,34 @@ load_labels(void)
 		pos = DatumGetInt32(values[1]);
 		if (strlen(name) >= OF_NAME_MAX)
 			continue;
-		n = hash_search(by_name, name, HASH_ENTER, NULL);
+		n = hash_search(new_by_name, name, HASH_ENTER, NULL);
 		n->position = pos;
-		p = hash_search(by_pos, &pos, HASH_ENTER, NULL);
+		p = hash_search(new_by_pos, &pos, HASH_ENTER, NULL);
 		strlcpy(p->name, name, OF_NAME_MAX);
 	}
 	table_endscan(scan);
 	table_close(rel, AccessShareLock);
 	UnregisterSnapshot(snap);
+
+	/*
+	 * Publish.  The previous hashes go with the transaction: a caller of
+	 * this transaction may still hold a name it returned.
+	 */
+	if (labels_cxt != NULL)
+		MemoryContextSetParent(labels_cxt, TopTransactionContext);
+	MemoryContextSetParent(cxt, CacheMemoryContext);
+	labels_cxt = cxt;
+	by_name = new_by_name;
+	by_pos = new_by_pos;
+	labels_stale = (labels_inval_count != inval_at_start);
+}
+
+/* The dictionary as of the latest invalidation processed. */
+static inline void
+ensure_labels(void)
+{
+	if (labels_stale || by_name == NULL)
+		load_labels();
 }
 
 static bool
@@ -139,10 +176,11 @@ lookup_name(const char *name, int32 *pos)
 
 	if (strlen(name) >= OF_NAME_MAX)
 		return false;
-	n = by_name ? hash_search(by_name, name, HASH_FIND, NULL) : NULL;
+	ensure_labels();
+	n = hash_search(by_name, name, HASH_FIND, NULL);
 	if (n == NULL)
 	{
-		load_labels();
+		load_labels();			/* a label created since */
 		n = hash_search(by_name, name, HASH_FIND, NULL);
 	}
 	if (n == NULL)
@@ -160,29 +198,41 @@ of_closest_states(const char *name, const char *workflow)
 {
 	HASH_SEQ_STATUS seq;
 	LabelByName *n;
+	List	   *names = NIL;
+	ListCell   *lc;
 	const char *best[3] = {NULL, NULL, NULL};
 	int			bestd[3] = {INT_MAX, INT_MAX, INT_MAX};
 	StringInfoData buf;
-	int			len = strlen(name);
+	int			len;
 
-	if (by_name == NULL)
-		load_labels();
+	/* levenshtein takes at most 255 bytes; state names are far shorter */
+	len = pg_mbcliplen(name, strlen(name), 255);
+
+	/*
+	 * Copy the names first: of_state() below may rebuild the catalogue, and
+	 * an invalidation taken in then must not touch what is being iterated.
+	 */
+	ensure_labels();
 	hash_seq_init(&seq, by_name);
 	while ((n = hash_seq_search(&seq)) != NULL)
+		names = lappend(names, pstrdup(n->name));
+
+	foreach(lc, names)
 	{
+		const char *cand = lfirst(lc);
 		int			d;
 		int			i;
 
-		if (workflow && of_state(workflow, n->name) == NULL)
+		if (workflow && of_state(workflow, cand) == NULL)
 			continue;
-		d = varstr_levenshtein(name, len, n->name, strlen(n->name), 1, 1, 1, false);
+		d = varstr_levenshtein(name, len, cand, strlen(cand), 1, 1, 1, false);
 		for (i = 0; i < 3; i++)
 		{
-			if (d < bestd[i] || (d == bestd[i] && best[i] && strcmp(n->name, best[i]) < 0))
+			if (d < bestd[i] || (d == bestd[i] && best[i] && strcmp(cand, best[i]) < 0))
 			{
 				memmove(&best[i + 1], &best[i], sizeof(best[0]) * (2 - i));
 				memmove(&bestd[i + 1], &bestd[i], sizeof(bestd[0]) * (2 - i));
-				best[i] = n->name;
+				best[i] = cand;
 				bestd[i] = d;
 				break;
 			}
@@ -214,8 +264,10 @@ status_from_cstring(const char *name)
 static const char *
 status_to_cstring(int32 pos)
 {
-	LabelByPos *p = by_pos ? hash_search(by_pos, &pos, HASH_FIND, NULL) : NULL;
+	LabelByPos *p;
 
+	ensure_labels();
+	p = hash_search(by_pos, &pos, HASH_FIND, NULL);
 	if (p == NULL)
 	{
 		load_labels();
