@@ -271,9 +271,12 @@ order_flow_append_event(PG_FUNCTION_ARGS)
  * order_flow.verify_audit(order_key DEFAULT NULL)
  *
  * Walks every chain (or one) in (order_key, seq) order with a cursor,
- * recomputes each hash and checks each link; then checks that each chain
- * ends where its head in tracked_order says it does (a deleted tail is a
- * problem too).  Returns one row per problem.
+ * recomputes each hash and checks each link and the continuity of states
+ * (each state-bearing event starts where the previous one ended); then
+ * checks that each chain ends where its head in tracked_order says it does
+ * (a deleted tail is a problem too) and that the head's state is the
+ * chain's.  Returns one row per problem.  (SQL's verify_audit() adds the
+ * managed rows that drifted from their chains.)
  */
 PG_FUNCTION_INFO_V1(order_flow_verify_audit);
 
@@ -309,6 +312,9 @@ order_flow_verify_audit(PG_FUNCTION_ARGS)
 	bool		have_last = false;
 	int64		expect_seq = 1;
 	int			ret;
+	char		last_state[256] = "";
+	bool		have_state = false;	/* a state-bearing event was seen */
+	bool		last_state_null = false;	/* ... and it ended the order */
 
 	InitMaterializedSRF(fcinfo, 0);
 	ts = rsinfo->setResult;
@@ -361,6 +367,7 @@ order_flow_verify_audit(PG_FUNCTION_ARGS)
 				cur_key_long = strlen(key) >= sizeof(cur_key);
 				have_last = false;
 				expect_seq = 1;
+				have_state = false;
 			}
 			d = SPI_getbinval(tup, td, 3, &seq_null);
 			ev.seq = seq_null ? 0 : DatumGetInt64(d);
@@ -405,6 +412,24 @@ order_flow_verify_audit(PG_FUNCTION_ARGS)
 			}
 			else
 				have_last = false;
+			/*
+			 * State continuity.  Events that carry no state (notify,
+			 * acknowledge, escalate, logistics...) have neither; an adopted
+			 * order's first state-bearing event may start anywhere.
+			 */
+			if (ev.from_state != NULL || ev.to_state != NULL)
+			{
+				if (have_state &&
+					(last_state_null ? ev.from_state != NULL :
+					 (ev.from_state == NULL || strcmp(ev.from_state, last_state) != 0)))
+					emit(ts, desc, key, id, true,
+						 psprintf("state discontinuity: the event starts from %s but the previous event ended in %s",
+								  ev.from_state ? quote_identifier(ev.from_state) : "nothing",
+								  last_state_null ? "nothing (deleted)" : quote_identifier(last_state)));
+				have_state = true;
+				last_state_null = (ev.to_state == NULL);
+				strlcpy(last_state, ev.to_state ? ev.to_state : "", sizeof(last_state));
+			}
 			expect_seq = (seq_null ? expect_seq : ev.seq) + 1;
 			MemoryContextSwitchTo(oldcxt);
 			MemoryContextReset(per_row);
@@ -415,14 +440,20 @@ order_flow_verify_audit(PG_FUNCTION_ARGS)
 
 	/* chain heads: the last event must be where tracked_order says */
 	ret = SPI_execute_with_args(
-								"SELECT t.order_key, t.last_seq, a.seq, t.last_hash IS NOT DISTINCT FROM a.hash"
+								"SELECT t.order_key, t.last_seq, a.seq, t.last_hash IS NOT DISTINCT FROM a.hash,"
+								"       t.state, s.to_state, s.seq IS NOT NULL"
 								"  FROM order_flow.tracked_order t"
 								"  LEFT JOIN LATERAL (SELECT seq, hash FROM order_flow.audit_log l"
 								"        WHERE l.order_key OPERATOR(pg_catalog.=) t.order_key"
 								"        ORDER BY seq DESC NULLS LAST LIMIT 1) a ON true"
+								"  LEFT JOIN LATERAL (SELECT seq, to_state FROM order_flow.audit_log l"
+								"        WHERE l.order_key OPERATOR(pg_catalog.=) t.order_key"
+								"          AND (l.from_state IS NOT NULL OR l.to_state IS NOT NULL)"
+								"        ORDER BY seq DESC NULLS LAST LIMIT 1) s ON t.tbl IS NOT NULL"
 								" WHERE ($1 IS NULL OR t.order_key OPERATOR(pg_catalog.=) $1)"
 								"   AND (t.last_seq OPERATOR(pg_catalog.<>) COALESCE(a.seq, 0)"
-								"        OR t.last_hash IS DISTINCT FROM a.hash)"
+								"        OR t.last_hash IS DISTINCT FROM a.hash"
+								"        OR (s.seq IS NOT NULL AND t.state IS DISTINCT FROM s.to_state))"
 								" ORDER BY 1",
 								1, argt, argv, argn, true, 0);
 	if (ret != SPI_OK_SELECT)
@@ -434,10 +465,26 @@ order_flow_verify_audit(PG_FUNCTION_ARGS)
 		bool		isnull;
 		char	   *key = TextDatumGetCString(SPI_getbinval(tup, td, 1, &isnull));
 		int64		head = DatumGetInt64(SPI_getbinval(tup, td, 2, &isnull));
+		bool		seq_null;
+		Datum		tail = SPI_getbinval(tup, td, 3, &seq_null);
+		bool		hash_same = DatumGetBool(SPI_getbinval(tup, td, 4, &isnull));
 
-		emit(ts, desc, key, 0, false,
-			 psprintf("chain head says %lld events; the log ends elsewhere (events missing or added at the end)",
-					  (long long) head));
+		if (seq_null || DatumGetInt64(tail) != head || !hash_same)
+			emit(ts, desc, key, 0, false,
+				 psprintf("chain head says %lld events; the log ends elsewhere (events missing or added at the end)",
+						  (long long) head));
+		else
+		{
+			Datum		hs = SPI_getbinval(tup, td, 5, &isnull);
+			char	   *head_state = isnull ? NULL : TextDatumGetCString(hs);
+			Datum		cs = SPI_getbinval(tup, td, 6, &isnull);
+			char	   *chain_state = isnull ? NULL : TextDatumGetCString(cs);
+
+			emit(ts, desc, key, 0, false,
+				 psprintf("chain head says the order is in state %s but its last event left it in %s",
+						  head_state ? quote_identifier(head_state) : "none (deleted)",
+						  chain_state ? quote_identifier(chain_state) : "none (deleted)"));
+		}
 	}
 	SPI_finish();
 	return (Datum) 0;

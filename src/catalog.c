@@ -550,11 +550,13 @@ Datum
 order_flow_loading(PG_FUNCTION_ARGS)
 {
 	/*
+	 * Only a superuser's session restores: anyone else's COPY is an edit,
+	 * validated and audited (a superuser can bypass anything anyway).
 	 * pg_restore and the scripts of pg_dump turn row_security off before
 	 * loading data (search_path, which they empty too, is pinned inside our
 	 * functions and so cannot tell); an application's own COPY into the
 	 * configuration is a normal, validated and audited edit.
 	 */
 	PG_RETURN_BOOL(ActivePortal != NULL && ActivePortal->commandTag == CMDTAG_COPY &&
-				   !row_security);
+				   !row_security && superuser_arg(GetOuterUserId()));
 }

@@ -4,6 +4,11 @@
  *	  The station's reach into objects that users own, run with those
  *	  users' rights.
  *
+ * order_flow._read_as_owner() does the same for manage(), repair_drift()
+ * and verify_audit(), which read a managed table's rows (and so evaluate
+ * its columns' casts and output functions, which the table's owner may
+ * have written) on behalf of an administrator or superuser.
+ *
  * The station functions are SECURITY DEFINER so that an operator needs
  * EXECUTE on them and nothing else.  Their owner is the superuser who
  * created the extension, so any user code they reach -- triggers on the
@@ -27,6 +32,11 @@
 #include "utils/syscache.h"
 #include "access/htup_details.h"
 #include "catalog/pg_class.h"
+#include "funcapi.h"
+#include "utils/tuplestore.h"
+#include "utils/acl.h"
+#include "utils/array.h"
+#include "catalog/pg_type_d.h"
 
 #include "order_flow.h"
 
@@ -132,4 +142,94 @@ order_flow_stock(PG_FUNCTION_ARGS)
 	if (isnull)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(result);
+}
+
+PG_FUNCTION_INFO_V1(order_flow_read_as_owner);
+
+/*
+ * order_flow._read_as_owner(tbl, key_column, status_column, customer_column,
+ * attributes) RETURNS TABLE (k text, s text, c text, a jsonb): every row of
+ * a table to be managed, as the trigger will see it, read as the table's
+ * owner under SECURITY_RESTRICTED_OPERATION.  The query is built here from
+ * the column names alone, and the caller must be allowed to read the
+ * table: no more is read, and no other code runs, than the owner's own.
+ */
+Datum
+order_flow_read_as_owner(PG_FUNCTION_ARGS)
+{
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
+	Oid			relid;
+	StringInfoData sql;
+	Oid			save_user;
+	int			save_sec;
+	Portal		portal;
+	char	   *rel;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("table, key column and status column must not be null")));
+	relid = PG_GETARG_OID(0);
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table %s", get_rel_name(relid))));
+	rel = DatumGetCString(DirectFunctionCall1(regclassout, ObjectIdGetDatum(relid)));
+
+	initStringInfo(&sql);
+	appendStringInfo(&sql, "SELECT t.%s::pg_catalog.text, t.%s::pg_catalog.text, ",
+					 quote_identifier(NameStr(*PG_GETARG_NAME(1))),
+					 quote_identifier(NameStr(*PG_GETARG_NAME(2))));
+	if (PG_ARGISNULL(3))
+		appendStringInfoString(&sql, "NULL::pg_catalog.text, ");
+	else
+		appendStringInfo(&sql, "t.%s::pg_catalog.text, ", quote_identifier(NameStr(*PG_GETARG_NAME(3))));
+	if (PG_ARGISNULL(4) || ArrayGetNItems(ARR_NDIM(PG_GETARG_ARRAYTYPE_P(4)),
+										  ARR_DIMS(PG_GETARG_ARRAYTYPE_P(4))) == 0)
+		appendStringInfoString(&sql, "'{}'::pg_catalog.jsonb");
+	else
+	{
+		Datum	   *elems;
+		bool	   *nulls;
+		int			n;
+
+		deconstruct_array(PG_GETARG_ARRAYTYPE_P(4), NAMEOID, NAMEDATALEN, false, TYPALIGN_CHAR,
+						  &elems, &nulls, &n);
+		appendStringInfoString(&sql, "pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(");
+		for (int i = 0; i < n; i++)
+		{
+			const char *col;
+
+			if (nulls[i])
+				ereport(ERROR,
+						(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+						 errmsg("attribute names must not be null")));
+			col = NameStr(*DatumGetName(elems[i]));
+			appendStringInfo(&sql, "%s%s, t.%s", i ? ", " : "", quote_literal_cstr(col),
+							 quote_identifier(col));
+		}
+		appendStringInfoString(&sql, "))");
+	}
+	appendStringInfo(&sql, " FROM %s t", rel);
+
+	InitMaterializedSRF(fcinfo, 0);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(relation_owner(relid),
+						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, 0);
+	for (;;)
+	{
+		SPI_cursor_fetch(portal, true, 1000);
+		if (SPI_processed == 0)
+			break;
+		for (uint64 i = 0; i < SPI_processed; i++)
+			tuplestore_puttuple(rsinfo->setResult, SPI_tuptable->vals[i]);
+		SPI_freetuptable(SPI_tuptable);
+	}
+	SPI_cursor_close(portal);
+	SetUserIdAndSecContext(save_user, save_sec);
+	SPI_finish();
+	return (Datum) 0;
 }

@@ -4,8 +4,8 @@
  *	  The C transition trigger: validate, stamp, audit, open notifications,
  *	  NOTIFY -- one path for plain UPDATEs, transition() and imports.
  *
- * The trigger is BEFORE INSERT OR UPDATE OF <key>, <status> FOR EACH ROW on
- * a managed table.  Everything it needs arrives in its arguments (logical
+ * The trigger is BEFORE INSERT OR UPDATE OF <key>, <status> OR DELETE FOR
+ * EACH ROW on a managed table.  Everything it needs arrives in its arguments (logical
  * table name, workflow, key, status and customer columns, attribute
  * columns), never looked up by the table's OID, so the same trigger works
  * on a distributed table's shards.  Every row it writes is keyed by order
@@ -18,6 +18,13 @@
  * the chain head, then one statement that inserts the event (and the
  * notifications and outbox rows) and moves the head.  They run as the
  * extension owner, since ordinary roles cannot write the log.
+ *
+ * The chain is the truth: a move is checked against the state of the
+ * order's chain head (order_flow.tracked_order.state), locked first, and a
+ * row whose status differs from it (changed while the trigger was
+ * disabled) is refused until order_flow.repair_drift() records the drift.
+ * A deleted order keeps its chain, ended by a 'deleted' event, with a NULL
+ * state in its head; its key cannot be inserted again.
  *
  * transition() and import_transition() pass their note, details and
  * business time through a backend-local context naming the one order it is
@@ -300,7 +307,18 @@ order_flow_set_context(PG_FUNCTION_ARGS)
 	}
 	ctx.has_occurred = !PG_ARGISNULL(4);
 	if (ctx.has_occurred)
+	{
 		ctx.occurred_at = PG_GETARG_TIMESTAMPTZ(4);
+		if (TIMESTAMP_NOT_FINITE(ctx.occurred_at))
+		{
+			clear_context();
+			ereport(ERROR,
+					(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+					 errmsg("occurred_at must be a finite time, not %s",
+							TIMESTAMP_IS_NOBEGIN(PG_GETARG_TIMESTAMPTZ(4)) ? "-infinity" : "infinity"),
+					 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "order_flow_business_time")));
+		}
+	}
 	PG_RETURN_VOID();
 }
 
@@ -371,7 +389,7 @@ static const Oid param_types[P_COUNT] = {
 
 static const char *const plan_sql[] = {
 	/* 0: lock the chain head */
-	"SELECT last_seq, last_hash, held_from, last_occurred_at, tbl"
+	"SELECT last_seq, last_hash, held_from, last_occurred_at, tbl, state"
 	" FROM order_flow.tracked_order WHERE order_key OPERATOR(pg_catalog.=) $1"
 	" FOR UPDATE",
 	/* 1: move, no notifications */
@@ -398,14 +416,24 @@ static const char *const plan_sql[] = {
 	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'contract_signed' THEN $8 END,"
 	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'warehouse_confirmed' THEN $8 END,"
 	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'finance_approved' THEN $8 END,"
-	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'shipped' THEN $8 END, $22"
+	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'shipped' THEN $8 END, $22",
+	/* 4: deleted: end the chain, close open notifications, stop reminders */
+	"WITH a AS (" AUDIT_INSERT "),"
+	" n AS (UPDATE order_flow.notification SET status = 'closed', answered_at = $9,"
+	"   answered_by = $6 WHERE order_key OPERATOR(pg_catalog.=) $1"
+	"   AND status OPERATOR(pg_catalog.=) 'pending')"
+	" UPDATE order_flow.tracked_order SET last_seq = $2, last_hash = $12,"
+	" last_occurred_at = $8, state = NULL, held_from = NULL, entered_at = $8,"
+	" reminder_level = 0, stale_after = NULL"
+	" WHERE order_key OPERATOR(pg_catalog.=) $1"
 };
 
 #define PLAN_LOCK 0
 #define PLAN_MOVE 1
 #define PLAN_MOVE_NOTIFY 2
 #define PLAN_CREATE 3
-#define NPLANS 4
+#define PLAN_DELETE 4
+#define NPLANS 5
 
 static SPIPlanPtr plans[NPLANS];
 
@@ -427,11 +455,13 @@ get_plan(int which)
 }
 
 /*
- * refuse: raise a refusal with the given SQLSTATE.  Kept in one place so
- * every refusal of the transition path is reported alike.
+ * refuse: raise a refusal with the given SQLSTATE and constraint name (the
+ * name a client tells refusals apart by; the schema and table are those of
+ * the managed table).  Kept in one place so every refusal of the
+ * transition path is reported alike.
  */
-#define refuse(code, ...) \
-	ereport(ERROR, (errcode(code), __VA_ARGS__))
+#define refuse(rel, code, conname, ...) \
+	ereport(ERROR, (errcode(code), errtableconstraint(rel, conname), __VA_ARGS__))
 
 static char *
 allowed_next_text(OfState *from, const char *held_from)
@@ -513,6 +543,7 @@ is_refusal(int sqlerrcode)
 }
 
 static Datum transition_row(FunctionCallInfo fcinfo);
+static Datum delete_row(TriggerData *td);
 
 PG_FUNCTION_INFO_V1(order_flow_transition_trigger);
 
@@ -564,6 +595,126 @@ order_flow_transition_trigger(PG_FUNCTION_ARGS)
 	return result;
 }
 
+/*
+ * delete_row: a managed order is deleted.  Its chain is ended by a
+ * 'deleted' event (from its last state, by the acting person), its open
+ * notifications are closed and its reminders stop; the head keeps a NULL
+ * state, which refuses the key's reuse.  A row the extension never tracked
+ * goes without a trace, as it came.
+ */
+static Datum
+delete_row(TriggerData *td)
+{
+	Relation	rel = td->tg_relation;
+	TupleDesc	desc = RelationGetDescr(rel);
+	HeapTuple	oldtup = td->tg_trigtuple;
+	RelInfo    *ri = get_relinfo(rel, td->tg_trigger);
+	bool		isnull;
+	char	   *key;
+	char	   *chain_state = NULL;
+	bytea	   *prev = NULL;
+	bytea	   *hash;
+	OfEvent		ev;
+	uint8		h[OF_HASH_LEN];
+	StringInfoData det;
+	Jsonb	   *details;
+	Datum		values[P_COUNT];
+	char		nulls[P_COUNT];
+	Oid			save_user;
+	int			save_sec;
+	int			ret;
+	TimestampTz now = GetCurrentTimestamp();
+	const char *note = of_reason_setting && of_reason_setting[0] ? of_reason_setting : NULL;
+
+	key = column_text(&ri->key, oldtup, desc, &isnull);
+	if (isnull)
+		return PointerGetDatum(oldtup);
+	note_attempt(ri->tbl, key, NULL, NULL);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	GetUserIdAndSecContext(&save_user, &save_sec);
+	SetUserIdAndSecContext(of_extension_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+
+	memset(nulls, 'n', sizeof(nulls));
+	values[P_KEY] = CStringGetTextDatum(key);
+	nulls[P_KEY] = ' ';
+	ret = SPI_execute_plan(get_plan(PLAN_LOCK), values, nulls, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not lock order %s: %s", key, SPI_result_code_string(ret));
+	if (SPI_processed == 1)
+	{
+		HeapTuple	t = SPI_tuptable->vals[0];
+		TupleDesc	tdesc = SPI_tuptable->tupdesc;
+		Datum		d;
+
+		ev.seq = DatumGetInt64(SPI_getbinval(t, tdesc, 1, &isnull)) + 1;
+		d = SPI_getbinval(t, tdesc, 2, &isnull);
+		if (!isnull)
+			prev = DatumGetByteaPCopy(d);
+		d = SPI_getbinval(t, tdesc, 6, &isnull);
+		chain_state = isnull ? NULL : TextDatumGetCString(d);
+	}
+	if (chain_state == NULL)
+	{
+		/* not tracked, or its deletion already recorded */
+		SetUserIdAndSecContext(save_user, save_sec);
+		SPI_finish();
+		return PointerGetDatum(oldtup);
+	}
+
+	initStringInfo(&det);
+	appendStringInfo(&det, "{\"table\":");
+	escape_json(&det, ri->tbl);
+	if (note)
+	{
+		appendStringInfoString(&det, ",\"note\":");
+		escape_json(&det, note);
+	}
+	appendStringInfoChar(&det, '}');
+	details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(det.data)));
+
+	ev.order_key = key;
+	ev.action = "deleted";
+	ev.from_state = chain_state;
+	ev.to_state = NULL;
+	ev.actor = of_current_actor();
+	ev.db_user = of_db_user();
+	ev.occurred_at = now;
+	ev.recorded_at = now;
+	ev.details = JsonbToCString(NULL, &details->root, VARSIZE(details));
+	ev.prev_hash = prev ? (uint8 *) VARDATA_ANY(prev) : NULL;
+	ev.prev_hash_len = prev ? VARSIZE_ANY_EXHDR(prev) : 0;
+	of_event_hash(&ev, h);
+	hash = palloc(VARHDRSZ + OF_HASH_LEN);
+	SET_VARSIZE(hash, VARHDRSZ + OF_HASH_LEN);
+	memcpy(VARDATA(hash), h, OF_HASH_LEN);
+
+	values[P_SEQ] = Int64GetDatum(ev.seq);
+	values[P_ACTION] = CStringGetTextDatum(ev.action);
+	values[P_FROM] = CStringGetTextDatum(chain_state);
+	values[P_ACTOR] = CStringGetTextDatum(ev.actor);
+	values[P_DBUSER] = CStringGetTextDatum(ev.db_user);
+	values[P_OCCURRED] = TimestampTzGetDatum(now);
+	values[P_RECORDED] = TimestampTzGetDatum(now);
+	values[P_DETAILS] = JsonbPGetDatum(details);
+	values[P_HASH] = PointerGetDatum(hash);
+	nulls[P_SEQ] = nulls[P_ACTION] = nulls[P_FROM] = nulls[P_ACTOR] = nulls[P_DBUSER] = ' ';
+	nulls[P_OCCURRED] = nulls[P_RECORDED] = nulls[P_DETAILS] = nulls[P_HASH] = ' ';
+	if (prev)
+	{
+		values[P_PREV] = PointerGetDatum(prev);
+		nulls[P_PREV] = ' ';
+	}
+	ret = SPI_execute_plan(get_plan(PLAN_DELETE), values, nulls, false, 0);
+	if (ret < 0 || SPI_processed != 1)
+		elog(ERROR, "could not record deletion of order %s: %s", key, SPI_result_code_string(ret));
+
+	SetUserIdAndSecContext(save_user, save_sec);
+	SPI_finish();
+	return PointerGetDatum(oldtup);
+}
+
 static Datum
 transition_row(FunctionCallInfo fcinfo)
 {
@@ -609,11 +760,16 @@ transition_row(FunctionCallInfo fcinfo)
 	int			ret;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!TRIGGER_FIRED_BEFORE(td->tg_event) ||
-		!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
+		!TRIGGER_FIRED_BEFORE(td->tg_event))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("order_flow._transition_trigger() must be a BEFORE INSERT OR UPDATE row trigger")));
+				 errmsg("order_flow._transition_trigger() must be a BEFORE INSERT OR UPDATE OR DELETE row trigger")));
+	if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
+		return delete_row(td);
+	if (!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("order_flow._transition_trigger() must be a BEFORE INSERT OR UPDATE OR DELETE row trigger")));
 
 	rel = td->tg_relation;
 	desc = RelationGetDescr(rel);
@@ -626,15 +782,15 @@ transition_row(FunctionCallInfo fcinfo)
 
 	key = column_text(&ri->key, newtup, desc, &isnull);
 	if (isnull)
-		refuse(ERRCODE_NOT_NULL_VIOLATION,
+		refuse(rel, ERRCODE_NOT_NULL_VIOLATION, "order_flow_key_required",
 			   errmsg("order key of %s must not be null", ri->tbl));
 	if (strncmp(key, "order_flow:", 11) == 0)
-		refuse(ERRCODE_UNIQUE_VIOLATION,
+		refuse(rel, ERRCODE_UNIQUE_VIOLATION, "order_flow_key_reserved",
 			   errmsg("order key \"%s\" is reserved", key),
 			   errdetail("Keys beginning with \"order_flow:\" name the extension's own audit chains."));
 	to = column_text(&ri->status, newtup, desc, &isnull);
 	if (isnull)
-		refuse(ERRCODE_NOT_NULL_VIOLATION,
+		refuse(rel, ERRCODE_NOT_NULL_VIOLATION, "order_flow_status_required",
 			   errmsg("status of order %s must not be null", key),
 			   errdetail("Column \"%s\" of %s is managed by order_flow.", ri->status.name, ri->tbl));
 
@@ -644,7 +800,7 @@ transition_row(FunctionCallInfo fcinfo)
 		char	   *oldkey = column_text(&ri->key, oldtup, desc, &isnull);
 
 		if (isnull || strcmp(oldkey, key) != 0)
-			refuse(ERRCODE_FEATURE_NOT_SUPPORTED,
+			refuse(rel, ERRCODE_FEATURE_NOT_SUPPORTED, "order_flow_key_immutable",
 				   errmsg("order key of a managed order cannot change (%s to %s)",
 						  isnull ? "NULL" : oldkey, key),
 				   errdetail("The audit trail of an order is keyed by its order key."));
@@ -657,11 +813,11 @@ transition_row(FunctionCallInfo fcinfo)
 	note_attempt(ri->tbl, key, from, to);
 
 	if (of_workflow(ri->workflow) == NULL)
-		refuse(ERRCODE_UNDEFINED_OBJECT,
+		refuse(rel, ERRCODE_UNDEFINED_OBJECT, "order_flow_workflow",
 			   errmsg("workflow \"%s\" of managed table %s does not exist", ri->workflow, ri->tbl));
 	to_st = of_state(ri->workflow, to);
 	if (to_st == NULL)
-		refuse(ERRCODE_INVALID_TEXT_REPRESENTATION,
+		refuse(rel, ERRCODE_INVALID_TEXT_REPRESENTATION, "order_flow_unknown_state",
 			   errmsg("\"%s\" is not a state of workflow \"%s\"", to, ri->workflow),
 			   errhint("The closest states are %s.", of_closest_states(to, ri->workflow)));
 
@@ -673,28 +829,14 @@ transition_row(FunctionCallInfo fcinfo)
 	actor = of_current_actor();
 	db_user = of_db_user();
 
-	/* validate the edge (a resume from a holding state is checked below) */
 	if (is_insert)
 	{
 		OfWorkflow *wf = of_workflow(ri->workflow);
 
 		if (strcmp(wf->initial, to) != 0 && !admin)
-			refuse(ERRCODE_CHECK_VIOLATION,
+			refuse(rel, ERRCODE_CHECK_VIOLATION, "order_flow_initial_state",
 				   errmsg("new order %s must start in state \"%s\", not \"%s\"", key, wf->initial, to),
 				   errhint("Only order_flow administrators may insert orders in later states."));
-	}
-	else
-	{
-		from_st = from ? of_state(ri->workflow, from) : NULL;
-		if (from_st == NULL)
-			refuse(ERRCODE_CHECK_VIOLATION,
-				   errmsg("order %s is in state \"%s\", which workflow \"%s\" does not know",
-						  key, from ? from : "NULL", ri->workflow));
-		edge = of_edge(ri->workflow, from, to);
-		if (edge == NULL && !from_st->resumes_to_origin)
-			refuse(ERRCODE_CHECK_VIOLATION,
-				   errmsg("invalid transition of order %s from \"%s\" to \"%s\"", key, from, to),
-				   errdetail("Allowed next states: %s.", allowed_next_text(from_st, NULL)));
 	}
 
 	/* lock the chain head: serialises everything appended to this order */
@@ -715,6 +857,7 @@ transition_row(FunctionCallInfo fcinfo)
 		TupleDesc	tdesc = SPI_tuptable->tupdesc;
 		Datum		d;
 		char	   *owner_tbl;
+		char	   *chain_state;
 
 		ev.seq = DatumGetInt64(SPI_getbinval(t, tdesc, 1, &isnull)) + 1;
 		d = SPI_getbinval(t, tdesc, 2, &isnull);
@@ -726,16 +869,45 @@ transition_row(FunctionCallInfo fcinfo)
 		occurred = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
 		d = SPI_getbinval(t, tdesc, 5, &isnull);
 		owner_tbl = isnull ? NULL : TextDatumGetCString(d);
-		if (is_insert && owner_tbl && strcmp(owner_tbl, ri->tbl) != 0)
-			refuse(ERRCODE_UNIQUE_VIOLATION,
-				   errmsg("order key %s is already used by an order of %s", key, owner_tbl),
-				   errdetail("Order keys identify an order across the database."));
+		d = SPI_getbinval(t, tdesc, 6, &isnull);
+		chain_state = isnull ? NULL : TextDatumGetCString(d);
+		if (is_insert)
+		{
+			if (owner_tbl && strcmp(owner_tbl, ri->tbl) != 0)
+				refuse(rel, ERRCODE_UNIQUE_VIOLATION, "order_flow_key_taken",
+					   errmsg("order key %s is already used by an order of %s", key, owner_tbl),
+					   errdetail("Order keys identify an order across the database."));
+			if (chain_state == NULL)
+				refuse(rel, ERRCODE_UNIQUE_VIOLATION, "order_flow_key_deleted",
+					   errmsg("order %s of %s was deleted; its key cannot be used again", key, ri->tbl),
+					   errdetail("Its audit chain has " INT64_FORMAT " events and ends with its deletion.",
+								 ev.seq - 1),
+					   errhint("Give the new order a new key."));
+
+			/*
+			 * The key is live: this INSERT will meet the table's unique key
+			 * (an error, or an upsert's UPDATE, which this trigger then
+			 * checks).  Nothing is recorded for it.
+			 */
+			SetUserIdAndSecContext(save_user, save_sec);
+			SPI_finish();
+			return PointerGetDatum(newtup);
+		}
+		if (chain_state == NULL || from == NULL || strcmp(chain_state, from) != 0)
+			refuse(rel, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "order_flow_chain_drift",
+				   errmsg("order %s is \"%s\" in %s but \"%s\" in its audit chain",
+						  key, from ? from : "NULL", ri->tbl, chain_state ? chain_state : "deleted"),
+				   errdetail("The row was changed while the order_flow trigger was not running; "
+							 "moves are checked against the audit chain."),
+				   errhint("An order_flow administrator can record the drift with "
+						   "order_flow.repair_drift('%s', '%s', 'reason'), or set the row back to \"%s\".",
+						   ri->tbl, key, chain_state ? chain_state : "deleted"));
 		which = PLAN_MOVE;
 	}
 	else
 	{
 		if (!is_insert)
-			refuse(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+			refuse(rel, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "order_flow_untracked",
 				   errmsg("order %s of %s is not tracked by order_flow", key, ri->tbl),
 				   errhint("Rows written while the trigger was disabled are not tracked; "
 						   "call order_flow.unmanage() and order_flow.manage() to adopt them."));
@@ -744,22 +916,34 @@ transition_row(FunctionCallInfo fcinfo)
 		which = PLAN_CREATE;
 	}
 
-	if (!is_insert && edge == NULL)
+	/* validate the edge against the chain's state (equal to the row's) */
+	if (!is_insert)
 	{
-		/* leaving a holding state: only back where the order came from */
-		if (held_from_old == NULL || strcmp(held_from_old, to) != 0)
-			refuse(ERRCODE_CHECK_VIOLATION,
-				   errmsg("invalid transition of order %s from \"%s\" to \"%s\"", key, from, to),
-				   errdetail("Allowed next states: %s.", allowed_next_text(from_st, held_from_old)));
-		resume = true;
-		edge = of_edge(ri->workflow, to, from);		/* rights of the edge that held it */
+		from_st = of_state(ri->workflow, from);
+		if (from_st == NULL)
+			refuse(rel, ERRCODE_CHECK_VIOLATION, "order_flow_transition",
+				   errmsg("order %s is in state \"%s\", which workflow \"%s\" does not know",
+						  key, from, ri->workflow));
+		edge = of_edge(ri->workflow, from, to);
+		if (edge == NULL)
+		{
+			/* leaving a holding state: only back where the order came from */
+			if (!from_st->resumes_to_origin || held_from_old == NULL ||
+				strcmp(held_from_old, to) != 0)
+				refuse(rel, ERRCODE_CHECK_VIOLATION, "order_flow_transition",
+					   errmsg("invalid transition of order %s from \"%s\" to \"%s\"", key, from, to),
+					   errdetail("Allowed next states: %s.",
+								 allowed_next_text(from_st, from_st->resumes_to_origin ? held_from_old : NULL)));
+			resume = true;
+			edge = of_edge(ri->workflow, to, from);		/* rights of the edge that held it */
+		}
 	}
 
 	/* rights */
 	if (!admin && edge && edge->nperformers > 0 &&
 		!(use_ctx && strcmp(action, "import") == 0) &&
 		!of_actor_in(actor, edge->performed_by, edge->nperformers))
-		refuse(ERRCODE_INSUFFICIENT_PRIVILEGE,
+		refuse(rel, ERRCODE_INSUFFICIENT_PRIVILEGE, "order_flow_not_authorised",
 			   errmsg("actor \"%s\" may not move order %s from \"%s\" to \"%s\"", actor, key, from, to),
 			   errdetail("This edge is taken by members of: %s.",
 						 of_string_array_text(edge->performed_by, edge->nperformers)),
@@ -767,7 +951,7 @@ transition_row(FunctionCallInfo fcinfo)
 	if (note != NULL && note[0] == '\0')
 		note = NULL;
 	if (edge && !resume && edge->reason_required && note == NULL)
-		refuse(ERRCODE_CHECK_VIOLATION,
+		refuse(rel, ERRCODE_CHECK_VIOLATION, "order_flow_reason_required",
 			   errmsg("moving order %s from \"%s\" to \"%s\" requires a reason", key, from, to),
 			   errhint("Pass a note to order_flow.transition(), or SET order_flow.reason before the UPDATE."));
 
@@ -776,11 +960,11 @@ transition_row(FunctionCallInfo fcinfo)
 	if (use_ctx && ctx.has_occurred)
 	{
 		if (ctx.occurred_at > now)
-			refuse(ERRCODE_INVALID_PARAMETER_VALUE,
+			refuse(rel, ERRCODE_INVALID_PARAMETER_VALUE, "order_flow_business_time",
 				   errmsg("occurred_at %s of order %s lies in the future",
 						  timestamptz_to_str(ctx.occurred_at), key));
 		if (occurred != DT_NOBEGIN && ctx.occurred_at < occurred)
-			refuse(ERRCODE_INVALID_PARAMETER_VALUE,
+			refuse(rel, ERRCODE_INVALID_PARAMETER_VALUE, "order_flow_business_time",
 				   errmsg("occurred_at %s of order %s runs backwards", timestamptz_to_str(ctx.occurred_at), key),
 				   errdetail("The order's last event occurred at %s; import each order's history in time order.",
 							 timestamptz_to_str(occurred)));
@@ -830,11 +1014,18 @@ transition_row(FunctionCallInfo fcinfo)
 		appendStringInfoString(&det, ",\"resumed\":true");
 	appendStringInfoChar(&det, '}');
 	details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(det.data)));
-	/* the caller's details first: recorded facts (attributes, customer, note...) win */
+	/*
+	 * The caller's details first: recorded facts (attributes, customer,
+	 * note...) win.  An exception type comes from the rule only: a caller's
+	 * own "exception_type" is dropped, so it cannot reach the metrics.
+	 */
 	if (use_ctx && ctx.details)
-		details = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat,
-													 DirectFunctionCall1(jsonb_in, CStringGetDatum(ctx.details)),
-													 JsonbPGetDatum(details)));
+	{
+		Datum		caller = DirectFunctionCall1(jsonb_in, CStringGetDatum(ctx.details));
+
+		caller = DirectFunctionCall2(jsonb_delete, caller, CStringGetTextDatum("exception_type"));
+		details = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, caller, JsonbPGetDatum(details)));
+	}
 	attrs_j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(attrs.data)));
 
 	/* the event and its hash */

@@ -54,6 +54,7 @@
 #include "storage/proc.h"
 #include "tcop/tcopprot.h"
 #include "tcop/utility.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
@@ -757,37 +758,55 @@ static ProcessUtility_hook_type prev_process_utility = NULL;
 
 /*
  * A scheduler connected to a database would make DROP DATABASE fail with
- * "being accessed by other users".  Before a DROP DATABASE runs, its
- * scheduler is marked absent (so the launcher does not restart it) and
- * asked to exit; we wait for it briefly, as DROP DATABASE itself does for
- * other sessions.
+ * "being accessed by other users".  Before a DROP DATABASE that will go
+ * ahead -- run at top level outside a transaction block, by the owner (or
+ * a superuser), of a database that exists -- its scheduler is marked
+ * absent (so the launcher does not restart it) and asked to exit; we wait
+ * for it briefly, as DROP DATABASE itself does for other sessions.  A DROP
+ * that is refused anyway (no right, inside a transaction block) leaves the
+ * scheduler alone; one that fails later (other sessions connected) gives
+ * the database back to the launcher, which starts a scheduler again.
  */
+static void
+set_absent(Oid dboid, bool absent, pid_t *pid)
+{
+	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
+	{
+		OfSchedSlot *s = &of_shared->sched[i];
+
+		if (s->dboid == dboid)
+		{
+			s->absent = absent;
+			s->absent_since = absent ? GetCurrentTimestamp() : 0;
+			if (pid)
+				*pid = s->pid;
+		}
+	}
+	if (!absent && of_shared->launcher_latch)
+		SetLatch(of_shared->launcher_latch);
+	LWLockRelease(of_shared->lock);
+}
+
 static void
 of_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				   ProcessUtilityContext context, ParamListInfo params,
 				   QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
-	if (of_shared != NULL && IsA(pstmt->utilityStmt, DropdbStmt))
+	Oid			dropping = InvalidOid;
+
+	if (of_shared != NULL && IsA(pstmt->utilityStmt, DropdbStmt) &&
+		!IsInTransactionBlock(context == PROCESS_UTILITY_TOPLEVEL))
 	{
 		DropdbStmt *stmt = (DropdbStmt *) pstmt->utilityStmt;
 		Oid			dboid = get_database_oid(stmt->dbname, true);
 		pid_t		pid = 0;
 
-		if (OidIsValid(dboid))
+		if (OidIsValid(dboid) && dboid != MyDatabaseId &&
+			pg_database_ownercheck(dboid, GetUserId()))
 		{
-			LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
-			for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
-			{
-				OfSchedSlot *s = &of_shared->sched[i];
-
-				if (s->dboid == dboid)
-				{
-					s->absent = true;
-					s->absent_since = GetCurrentTimestamp();
-					pid = s->pid;
-				}
-			}
-			LWLockRelease(of_shared->lock);
+			dropping = dboid;
+			set_absent(dboid, true, &pid);
 			if (pid != 0 && kill(pid, SIGTERM) == 0)
 			{
 				for (int i = 0; i < 50 && kill(pid, 0) == 0; i++)
@@ -798,12 +817,23 @@ of_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 			}
 		}
 	}
-	if (prev_process_utility)
-		prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
-							 queryEnv, dest, qc);
-	else
-		standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
-								queryEnv, dest, qc);
+	PG_TRY();
+	{
+		if (prev_process_utility)
+			prev_process_utility(pstmt, queryString, readOnlyTree, context, params,
+								 queryEnv, dest, qc);
+		else
+			standard_ProcessUtility(pstmt, queryString, readOnlyTree, context, params,
+									queryEnv, dest, qc);
+	}
+	PG_CATCH();
+	{
+		/* the database is still there: serve it again */
+		if (OidIsValid(dropping))
+			set_absent(dropping, false, NULL);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 }
 
 void
