@@ -395,7 +395,12 @@ BEGIN
                     ELSE format('drift: %s says %s, the chain says %s', m.tbl, quote_ident(r.s), quote_ident(t.state))
                END
           FROM order_flow._read_as_owner(m.relid, m.key_column, m.status_column) r
-          FULL JOIN (SELECT * FROM order_flow.tracked_order o WHERE o.tbl = m.tbl) t ON t.order_key = r.k
+          /* the chains of this table since it was (last) managed: rows deleted
+             while it was not managed, or before a table of the same name was
+             dropped, are history, not drift */
+          FULL JOIN (SELECT * FROM order_flow.tracked_order o
+                      WHERE o.tbl = m.tbl
+                        AND greatest(o.adopted_at, o.created_at) >= m.managed_at) t ON t.order_key = r.k
          WHERE (only_key IS NULL OR coalesce(r.k, t.order_key) = only_key)
            AND (r.k IS NULL AND t.state IS NOT NULL
                 OR t.order_key IS NULL
@@ -611,6 +616,82 @@ BEGIN
     RETURN id_;
 END
 $$;
+
+
+/*
+ * Non-finite times already stored (1.1 accepted an import at -infinity)
+ * give no duration instead of an error that would break the metrics views
+ * for everyone: _hours() is NULL unless both ends are finite.
+ */
+CREATE FUNCTION order_flow._hours(start timestamptz, stop timestamptz) RETURNS float8
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$ SELECT CASE WHEN isfinite(start) AND isfinite(stop) THEN date_part('epoch', stop - start) / 3600 END $$;
+COMMENT ON FUNCTION order_flow._hours(timestamptz, timestamptz) IS
+    'Internal: hours from start to stop; NULL when either is NULL or not finite';
+/* pure, reads nothing: whoever may read the views may call it */
+GRANT EXECUTE ON FUNCTION order_flow._hours(timestamptz, timestamptz) TO PUBLIC;
+
+CREATE OR REPLACE VIEW order_flow.order_timeline AS
+SELECT t.order_key,
+       coalesce(f.customer_key, t.customer_key) AS customer_key,
+       t.workflow,
+       t.state,
+       coalesce(t.created_at, f.ordered_at) AS created_at,
+       t.contract_signed_at,
+       t.warehouse_confirmed_at,
+       t.finance_approved_at,
+       t.shipped_at,
+       f.first_logistics_at,
+       f.delivered_at,
+       f.accepted_at,
+       order_flow._hours(coalesce(t.created_at, f.ordered_at), t.contract_signed_at)
+           AS hours_created_to_contract,
+       order_flow._hours(t.contract_signed_at, t.warehouse_confirmed_at)
+           AS hours_contract_to_warehouse,
+       order_flow._hours(t.warehouse_confirmed_at, t.finance_approved_at)
+           AS hours_warehouse_to_finance,
+       order_flow._hours(t.finance_approved_at, t.shipped_at)
+           AS hours_finance_to_shipped,
+       order_flow._hours(t.contract_signed_at, f.first_logistics_at)
+           AS hours_to_first_logistics,
+       order_flow._hours(t.contract_signed_at, t.shipped_at)
+           AS processing_hours
+  FROM order_flow.tracked_order t
+  LEFT JOIN order_flow.order_fact f ON f.order_key = t.order_key
+ WHERE t.tbl IS NOT NULL;
+
+CREATE OR REPLACE VIEW order_flow.state_durations AS
+SELECT v.order_key,
+       v.state,
+       v.visit,
+       v.seq,
+       v.entered_at,
+       v.left_at,
+       order_flow._hours(v.entered_at, u.until) AS wall_hours,
+       CASE WHEN u.until IS NULL OR NOT isfinite(u.until) OR NOT isfinite(v.entered_at) THEN NULL
+            WHEN cal.always_open IS NOT FALSE THEN order_flow._hours(v.entered_at, u.until)
+            ELSE order_flow.business_hours(cal.calendar, v.entered_at, u.until) END AS business_hours,
+       s.owner_department,
+       coalesce(cal.calendar, '24x7') AS calendar,
+       s.category,
+       s.max_dwell,
+       v.exception_type,
+       v.route
+  FROM (SELECT e.order_key, e.seq, e.to_state AS state, e.occurred_at AS entered_at,
+               lead(e.occurred_at) OVER w AS left_at,
+               row_number() OVER (PARTITION BY e.order_key, e.to_state ORDER BY e.seq) AS visit,
+               string_agg(e.to_state, '>') OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
+                   AS route,
+               nullif(e.details->>'exception_type', '') AS exception_type
+          FROM order_flow.audit_log e
+         WHERE e.to_state IS NOT NULL AND e.from_state IS DISTINCT FROM e.to_state
+        WINDOW w AS (PARTITION BY e.order_key ORDER BY e.seq)) v
+  LEFT JOIN order_flow.tracked_order t ON t.order_key = v.order_key
+  LEFT JOIN order_flow.state s ON s.workflow = t.workflow AND s.state = v.state
+  LEFT JOIN order_flow.department d ON d.department = s.owner_department
+  LEFT JOIN order_flow.calendar cal ON cal.calendar = coalesce(d.calendar, '24x7')
+ CROSS JOIN LATERAL (
+        SELECT coalesce(v.left_at, CASE WHEN s.category IS DISTINCT FROM 'terminal' THEN now() END) AS until) u;
 
 /* ------------------------------------------------------------------ */
 /* Privileges.                                                         */

@@ -159,8 +159,8 @@ SELECT pg_temp.tamper_is(
     'a back-dated event is found', prefix => 8);
 SELECT pg_temp.tamper_is(
     $t$UPDATE order_flow.audit_log SET to_state = 'cancelled' WHERE order_key = 'au-3' AND seq = 2$t$,
-    $w$SELECT 'au-3 #' || pg_temp.ev_id('au-3', 2) || ' bad hash'$w$,
-    'an altered target state is found', prefix => 8);
+    $w$VALUES ('au-3 #' || pg_temp.ev_id('au-3', 2) || ' bad hash'), ('au-3 #- chain he')$w$,
+    'an altered target state is found (and the head no longer agrees with the chain)', prefix => 8);
 SELECT pg_temp.tamper_is(
     $t$UPDATE order_flow.audit_log SET details = jsonb_set(details, '{amount}', '99999') WHERE order_key = 'au-1' AND action = 'payment'$t$,
     $w$SELECT 'au-1 #' || id || ' bad hash' FROM order_flow.audit_log WHERE order_key = 'au-1' AND action = 'payment'$w$,
@@ -168,8 +168,9 @@ SELECT pg_temp.tamper_is(
 SELECT pg_temp.tamper_is(
     $t$DELETE FROM order_flow.audit_log WHERE order_key = 'au-1' AND seq = 2$t$,
     $w$VALUES ('au-1 #' || pg_temp.ev_id('au-1', 3) || ' sequence 3 where 2 was expected'),
-              ('au-1 #' || pg_temp.ev_id('au-1', 3) || ' broken link: prev_hash does not match the previous event''s hash')$w$,
-    'a deleted middle event is found at the next event: sequence gap and broken link');
+              ('au-1 #' || pg_temp.ev_id('au-1', 3) || ' broken link: prev_hash does not match the previous event''s hash'),
+              ('au-1 #' || pg_temp.ev_id('au-1', 3) || ' state discontinuity: the event starts from quoted but the previous event ended in inquiry')$w$,
+    'a deleted middle event is found at the next event: sequence gap, broken link and state discontinuity');
 SELECT pg_temp.tamper_is(
     $t$DELETE FROM order_flow.audit_log WHERE order_key = 'au-2'
           AND seq = (SELECT max(seq) FROM order_flow.audit_log WHERE order_key = 'au-2')$t$,
@@ -194,8 +195,10 @@ SELECT pg_temp.tamper_is(
        UPDATE order_flow.audit_log SET seq = CASE seq WHEN -2 THEN 3 ELSE 2 END WHERE order_key = 'au-1' AND seq IN (-2, -3)$t$,
     $w$VALUES ('au-1 #' || pg_temp.ev_id('au-1', 2) || ' bad hash'), ('au-1 #' || pg_temp.ev_id('au-1', 3) || ' bad hash'),
               ('au-1 #' || pg_temp.ev_id('au-1', 2) || ' broken l'), ('au-1 #' || pg_temp.ev_id('au-1', 3) || ' broken l'),
-              ('au-1 #' || pg_temp.ev_id('au-1', 4) || ' broken l')$w$,
-    'two events swapped in order are found (and the link of the event after them)', prefix => 8);
+              ('au-1 #' || pg_temp.ev_id('au-1', 4) || ' broken l'),
+              ('au-1 #' || pg_temp.ev_id('au-1', 2) || ' state di'), ('au-1 #' || pg_temp.ev_id('au-1', 3) || ' state di'),
+              ('au-1 #' || pg_temp.ev_id('au-1', 4) || ' state di')$w$,
+    'two events swapped in order are found (links, hashes and the state continuity around them)', prefix => 8);
 SELECT pg_temp.tamper_is(
     $t$UPDATE order_flow.audit_log SET details = details || '{"tw": 1}' WHERE order_key = 'order_flow:config' AND seq = 1$t$,
     $w$SELECT 'order_flow:config #' || pg_temp.ev_id('order_flow:config', 1) || ' bad hash'$w$,
