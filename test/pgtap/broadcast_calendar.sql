@@ -170,14 +170,15 @@ SELECT ok((SELECT extract(isodow FROM deadline AT TIME ZONE 'Asia/Shanghai') <> 
           'the warehouse deadline falls into office hours');
 
 -- escalation deadlines count in the calendar too: a sweep on a Friday at 17:45 Shanghai
-SELECT is(order_flow.escalate_due('2031-01-10 17:45+08'), 3, 'the sweep escalates the three notifications');
+-- (far ahead, so that every level-1 deadline, counted from now(), is behind it)
+SELECT is(order_flow.escalate_due('2099-01-09 17:45+08'), 3, 'the sweep escalates the three notifications');
 SELECT results_eq(
     $$SELECT department, to_char(deadline AT TIME ZONE 'Asia/Shanghai', 'Dy HH24:MI')
         FROM order_flow.notification WHERE order_key = 'bk-1' AND level = 2 ORDER BY department$$,
     $$VALUES ('finance', 'Fri 18:15'), ('logistics', 'Fri 18:15'), ('warehouse', 'Sat 09:15')$$,
     'level 2 (30 min): warehouse due Saturday 09:15 (15 min Friday + 15 min Saturday), the others Friday 18:15');
-SELECT is(order_flow.escalate_due('2031-01-10 18:16+08'), 2, 'at Friday 18:16 only finance and logistics are overdue');
-SELECT is(order_flow.escalate_due('2031-01-11 09:15+08'), 1, 'at Saturday 09:15 warehouse is');
+SELECT is(order_flow.escalate_due('2099-01-09 18:16+08'), 2, 'at Friday 18:16 only finance and logistics are overdue');
+SELECT is(order_flow.escalate_due('2099-01-10 09:15+08'), 1, 'at Saturday 09:15 warehouse is');
 SELECT is((SELECT to_char(deadline AT TIME ZONE 'Asia/Shanghai', 'Dy HH24:MI') FROM order_flow.notification
             WHERE order_key = 'bk-1' AND department = 'warehouse' AND level = 3),
           'Sat 10:15', 'warehouse level 3 (1 h) from Saturday 09:15 -> Saturday 10:15');
