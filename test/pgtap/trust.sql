@@ -22,7 +22,7 @@
 BEGIN;
 \ir include/helpers.psql
 
-SELECT plan(80);
+SELECT plan(84);
 
 CREATE ROLE tw_tr_nobody NOLOGIN;              -- only what PUBLIC has
 CREATE ROLE tw_tr_admin NOLOGIN IN ROLE order_flow_admin;
@@ -273,6 +273,27 @@ SELECT pg_temp.behind($$DELETE FROM order_flow.audit_checkpoint_head WHERE order
 SELECT ok(EXISTS (SELECT FROM order_flow.verify_audit(:'cp'::jsonb) v
                    WHERE v.problem LIKE '%do not match the digest given%'),
           'heads deleted from audit_checkpoint_head do not match the digest kept outside');
+-- (e) what a checkpoint cannot see: events written after it, rewritten and
+-- re-hashed consistently; a well-hashed event appended that continues the
+-- states (the README's table says so)
+UPDATE orders SET status = 'contract_signed' WHERE id = 'tr-4';
+SELECT pg_temp.behind($$UPDATE order_flow.audit_log SET actor = 'someone_else'
+                         WHERE order_key = 'tr-4' AND to_state = 'contract_signed'$$);
+SELECT pg_temp.rehash('tr-4');
+SELECT pg_temp.behind($$
+    INSERT INTO order_flow.audit_log (order_key, seq, action, from_state, to_state, actor, db_user,
+                                      occurred_at, recorded_at, details, prev_hash, hash)
+    SELECT order_key, last_seq + 1, 'transition', 'contract_signed', 'warehouse_confirmed', 'forger', 'postgres',
+           '2030-01-01', '2030-01-01', '{}', last_hash,
+           order_flow.event_hash(last_hash, order_key, last_seq + 1, 'transition', 'contract_signed', 'warehouse_confirmed',
+                                 'forger', 'postgres', '2030-01-01', '2030-01-01', '{}')
+      FROM order_flow.tracked_order WHERE order_key = 'tr-4';
+    UPDATE order_flow.tracked_order SET last_seq = last_seq + 1, state = 'warehouse_confirmed',
+           last_hash = (SELECT hash FROM order_flow.audit_log WHERE order_key = 'tr-4' ORDER BY seq DESC LIMIT 1)
+     WHERE order_key = 'tr-4';
+    UPDATE orders SET status = 'warehouse_confirmed' WHERE id = 'tr-4'$$);
+SELECT is(ARRAY(SELECT problem FROM order_flow.verify_audit(:'cp'::jsonb) WHERE order_key = 'tr-4'), '{}',
+          'not seen, even with a checkpoint: events after it rewritten and re-hashed, a forged event that continues the states');
 SELECT * FROM pg_temp.refused($$SELECT * FROM order_flow.verify_audit('{"checkpoint": "x"}'::jsonb)$$, '22023',
                               'verify_audit() with something that is not a checkpoint');
 SELECT * FROM pg_temp.refused($$SELECT order_flow.audit_checkpoint()$$, '42501',
@@ -315,6 +336,36 @@ SELECT is((SELECT count(*)::int FROM order_flow.audit_log WHERE order_key = 'tr-
 SELECT order_flow.unmanage('del_orders');
 TRUNCATE del_orders;
 SELECT is((SELECT count(*)::int FROM del_orders), 0, 'an unmanaged table may be truncated');
+
+-- the refusals carry a constraint name and the managed table
+CREATE FUNCTION pg_temp.refusal_names(cmd text, as_role text DEFAULT NULL, actor text DEFAULT NULL) RETURNS text
+LANGUAGE plpgsql AS $f$
+DECLARE
+    st text; cn text; sn text; tn text;
+BEGIN
+    BEGIN
+        IF as_role IS NOT NULL THEN
+            EXECUTE format('SET LOCAL ROLE %I', as_role);
+        END IF;
+        PERFORM set_config('order_flow.actor', coalesce(actor, ''), true);
+        EXECUTE cmd;
+        RETURN 'no error';
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS st = RETURNED_SQLSTATE, cn = CONSTRAINT_NAME, sn = SCHEMA_NAME, tn = TABLE_NAME;
+        RETURN format('%s %s %s.%s', st, cn, sn, tn);
+    END;
+END
+$f$;
+CREATE TABLE names_orders (id text PRIMARY KEY, status text NOT NULL DEFAULT 'inquiry');
+INSERT INTO names_orders VALUES ('tr-n1');
+SELECT order_flow.manage('names_orders');
+GRANT SELECT, UPDATE ON names_orders TO tw_tr_nobody;
+SELECT is(pg_temp.refusal_names($$UPDATE names_orders SET status = 'shipped'$$),
+          '23514 order_flow_transition public.names_orders', 'no such edge: 23514, order_flow_transition, the table');
+SELECT is(pg_temp.refusal_names($$UPDATE names_orders SET status = 'cancelled'$$),
+          '23514 order_flow_reason_required public.names_orders', 'no reason: 23514, order_flow_reason_required');
+SELECT is(pg_temp.refusal_names($$UPDATE names_orders SET status = 'quoted'$$, 'tw_tr_nobody', 'nobody_at_all'),
+          '42501 order_flow_not_authorised public.names_orders', 'not a member: 42501, order_flow_not_authorised');
 
 -- ====================================================== 11. finite times
 SELECT * FROM pg_temp.refused($$SELECT order_flow.import_transition('orders', 'tr-4', 'cancelled', '-infinity')$$, '22008',
