@@ -893,6 +893,14 @@ transition_row(FunctionCallInfo fcinfo)
 			SPI_finish();
 			return PointerGetDatum(newtup);
 		}
+		if (chain_state != NULL && (from == NULL || strcmp(chain_state, from) != 0) &&
+			strcmp(chain_state, to) == 0)
+		{
+			/* a drifted row set back to its chain's state: nothing happened */
+			SetUserIdAndSecContext(save_user, save_sec);
+			SPI_finish();
+			return PointerGetDatum(newtup);
+		}
 		if (chain_state == NULL || from == NULL || strcmp(chain_state, from) != 0)
 			refuse(rel, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "order_flow_chain_drift",
 				   errmsg("order %s is \"%s\" in %s but \"%s\" in its audit chain",

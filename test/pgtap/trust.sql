@@ -22,7 +22,7 @@
 BEGIN;
 \ir include/helpers.psql
 
-SELECT plan(84);
+SELECT plan(87);
 
 CREATE ROLE tw_tr_nobody NOLOGIN;              -- only what PUBLIC has
 CREATE ROLE tw_tr_admin NOLOGIN IN ROLE order_flow_admin;
@@ -155,6 +155,13 @@ SELECT * FROM pg_temp.refused($$SELECT order_flow.repair_drift('orders', 'tr-3',
                               'repair_drift() without a note', tbl => 'orders');
 SELECT * FROM pg_temp.refused($$SELECT order_flow.repair_drift('orders', 'tr-4', 'nothing to repair')$$, '55000',
                               'repair_drift() of an order that has not drifted', tbl => 'orders');
+-- setting the row back to its chain's state is allowed and records nothing
+SELECT pg_temp.behind($$UPDATE orders SET status = 'paid' WHERE id = 'tr-4'$$);
+SELECT is((SELECT count(*)::int FROM order_flow.audit_log WHERE order_key = 'tr-4'), 1, '(tr-4 has one event)');
+UPDATE orders SET status = 'quoted' WHERE id = 'tr-4';
+SELECT is((SELECT count(*)::int FROM order_flow.audit_log WHERE order_key = 'tr-4'), 1,
+          'a drifted row set back to its chain''s state is accepted and records nothing');
+SELECT is(pg_temp.problems('tr-4'), '{}', '... and nothing is left to report');
 SELECT pg_temp.run_as('tw_tr_admin', 'auditor', $$SELECT order_flow.repair_drift('orders', 'tr-3', 'paid by cheque')$$);
 SELECT is((SELECT format('%s %s>%s by %s: %s', action, from_state, to_state, actor, details->>'note')
              FROM order_flow.audit_log WHERE order_key = 'tr-3' ORDER BY seq DESC LIMIT 1),

@@ -189,6 +189,22 @@ SELECT order_flow.record('2', 'payment', '{"amount": 40, "due_date": "2026-03-01
 is($rc, 0, 'transitions and records continue after the update') or diag($err);
 is($node->safe_psql('old', 'SELECT count(*) FROM order_flow.verify_audit()'), '0',
 	'the continued chains verify');
+
+# a table managed before 1.2 gets 1.2's DELETE and TRUNCATE triggers
+($rc, $out, $err) = $node->psql('old', q{SET order_flow.reason = 'duplicate'; DELETE FROM orders WHERE id = 5});
+is($rc, 0, 'DELETE of an order of a table managed before the update') or diag($err);
+is($node->safe_psql('old', q{SELECT action || ' ' || from_state || ' ' || (details->>'note')
+                               FROM order_flow.audit_log WHERE order_key = '5' ORDER BY seq DESC LIMIT 1}),
+	'deleted quoted duplicate', '... is recorded as a deleted event');
+($rc, $out, $err) = $node->psql('old', 'TRUNCATE orders');
+like($err, qr/cannot truncate orders: it is managed by order_flow/, 'TRUNCATE of that table is refused');
+($rc, $out, $err) = $node->psql('old', q{ALTER TABLE orders DISABLE TRIGGER order_flow_transition;
+                                         UPDATE orders SET status = 'paid' WHERE id = 4;
+                                         ALTER TABLE orders ENABLE TRIGGER order_flow_transition;
+                                         UPDATE orders SET status = 'archived' WHERE id = 4});
+like($err, qr/order 4 is "paid" in public.orders but "contract_signed" in its audit chain/,
+	'a row changed behind the trigger of a table managed before the update cannot move on');
+$node->safe_psql('old', q{UPDATE orders SET status = 'contract_signed' WHERE id = 4});
 my $facts = q{SELECT md5(string_agg(f::text, ',' ORDER BY f.order_key)) FROM order_flow.order_fact f};
 my $rollup = $node->safe_psql('old', $facts);
 $node->safe_psql('old', 'SELECT order_flow.metrics_rebuild()');
