@@ -12,6 +12,9 @@
 #   libtap-parser-sourcehandler-pgtap-perl pg_prove
 #   libipc-run-perl                        TAP tests (PostgreSQL::Test::Cluster)
 #   make, gcc                              the build itself
+# and, only when asked for (`deps.sh faketime`, or OF_FAKETIME / FAKETIME set):
+#   faketime                               libfaketime and its wrapper, for
+#                                          `make test FAKETIME=...` and `make test-clock`
 set -euo pipefail
 
 export DEBIAN_FRONTEND=noninteractive
@@ -25,6 +28,22 @@ for pkg in postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap \
     libtap-parser-sourcehandler-pgtap-perl libipc-run-perl make gcc; do
     installed "$pkg" || missing+=("$pkg")
 done
+want_faketime=0
+for arg in "$@"; do
+    case $arg in
+    faketime) want_faketime=1 ;;
+    *)
+        echo "deps.sh: unknown argument '$arg' (known: faketime)" >&2
+        exit 2
+        ;;
+    esac
+done
+if [[ -n ${OF_FAKETIME:-}${FAKETIME:-} ]]; then
+    want_faketime=1
+fi
+if [[ $want_faketime -eq 1 ]] && ! installed faketime; then
+    missing+=(faketime)
+fi
 
 # pgbench: on Debian 12 "postgresql-contrib-15" is a virtual package provided
 # by postgresql-15 itself; older/newer layouts ship a real package.

@@ -11,7 +11,8 @@
 # (listen_addresses = ''), its Unix socket in that dir, a random free port,
 # fsync = off, the extension in shared_preload_libraries. It is stopped and
 # removed when the sourcing script exits; KEEP=1 keeps the directory (data and
-# server.log) for inspection.
+# server.log) for inspection. OF_TIMEZONE=ZONE (e.g. America/New_York) sets
+# its timezone and log_timezone; unset, initdb picks the machine's zone.
 
 if [[ -n ${_OF_LIB_LOADED:-} ]]; then
     return 0
@@ -93,6 +94,10 @@ cluster_start() {
         log "cluster_start: a cluster is already running in $OF_CLUSTER_DIR"
         return 1
     fi
+    if [[ ${OF_TIMEZONE:-} == *[\'\\]* ]]; then
+        log "cluster_start: OF_TIMEZONE must not contain quotes or backslashes: $OF_TIMEZONE"
+        return 1
+    fi
     dir=$(mktemp -d /tmp/order_flow.XXXXXX) || return 1
     chown postgres:postgres "$dir" && chmod 700 "$dir" || return 1
     OF_CLUSTER_DIR=$dir
@@ -119,6 +124,10 @@ cluster_start() {
         echo "fsync = off"
         echo "shared_preload_libraries = '$OF_EXTENSION'"
         echo "max_worker_processes = 16"
+        if [[ -n ${OF_TIMEZONE:-} ]]; then
+            echo "timezone = '$OF_TIMEZONE'"
+            echo "log_timezone = '$OF_TIMEZONE'"
+        fi
         for line in "$@"; do
             echo "$line"
         done
