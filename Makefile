@@ -1,5 +1,10 @@
 # order_flow -- PGXS build, plus the project's own targets:
 #   make test    every suite (pg_regress, pgTAP, isolation, TAP); ends "N passed, N failed"
+#                FAKETIME='2027-01-31 23:30:00 UTC'  cluster and clients under faketime (TAP skipped)
+#                OF_TIMEZONE=America/New_York        the test cluster's timezone/log_timezone
+#                (command-line variables reach test/scripts/test.sh through the environment)
+#   make test-clock  pg_regress, pgTAP and isolation at month edges and a DST change, in
+#                several server time zones, under faketime; ends "N passed, N failed"
 #   make demo    a wholesaler's day replayed through the extension
 #   make bench   benchmarks, with ratios against baselines measured in the same run
 
@@ -31,12 +36,15 @@ endif
 # there); after the include, so that the default goal stays PGXS's "all"
 $(OBJS): $(wildcard src/*.h)
 
-.PHONY: test demo bench deps
+.PHONY: test test-clock demo bench deps
 deps:
 	bash test/scripts/deps.sh
 
 test:
 	bash test/scripts/test.sh
+
+test-clock:
+	bash test/scripts/test_clock.sh
 
 demo:
 	bash test/scripts/demo.sh
