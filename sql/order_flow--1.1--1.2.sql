@@ -17,6 +17,10 @@
  *     table's owner (SECURITY_RESTRICTED_OPERATION), never as the caller;
  *     re-adopting an order whose row moved while unmanaged records a drift;
  *   - acknowledge() is no longer executable by PUBLIC;
+ *   - the metrics rollup is folded off the transition path: by the
+ *     scheduler within about a second of commit, exact through a per-order
+ *     watermark (metrics_watermark, fold_progress, metrics_fold(),
+ *     metrics_lag(); setting order_flow.metrics_fold);
  *   - non-finite times are refused by escalate_due() and logistics_update()
  *     (import_transition() refuses them in the library); the metrics views
  *     ignore non-finite times already stored.
@@ -693,6 +697,212 @@ SELECT v.order_key,
  CROSS JOIN LATERAL (
         SELECT coalesce(v.left_at, CASE WHEN s.category IS DISTINCT FROM 'terminal' THEN now() END) AS until) u;
 
+
+/* ------------------------------------------------------------------ */
+/* The metrics rollup off the transition path.                         */
+/* ------------------------------------------------------------------ */
+
+/*
+ * Events are folded into order_fact and exception_fact by the scheduler,
+ * within about a second of their commit (order_flow.metrics_fold =
+ * 'auto', when a scheduler serves the database, or 'async'), or by the
+ * transaction that writes them ('sync'; 'auto' without a scheduler).  The
+ * per-order watermark makes every fold exact whoever asks and how often.
+ */
+CREATE TABLE order_flow.metrics_watermark (
+    order_key       text PRIMARY KEY,
+    folded_seq      bigint NOT NULL
+);
+COMMENT ON TABLE order_flow.metrics_watermark IS
+    'Per order: the highest sequence number of its audit chain folded into the metrics rollup';
+
+CREATE TABLE order_flow.fold_progress (
+    id              boolean PRIMARY KEY DEFAULT true CHECK (id),
+    folded_until    timestamptz NOT NULL,
+    folded_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
+    events_folded   bigint NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE order_flow.fold_progress IS
+    'The metrics fold''s position: every event recorded before folded_until is in the rollup';
+/* Everything written so far was folded by 1.1's trigger; the hour's overlap is folded again as a no-op. */
+INSERT INTO order_flow.fold_progress (folded_until) VALUES (now() - interval '1 hour');
+INSERT INTO order_flow.metrics_watermark (order_key, folded_seq)
+SELECT e.order_key, max(e.seq) FROM order_flow.audit_log e
+ WHERE NOT starts_with(e.order_key, 'order_flow:') AND e.seq IS NOT NULL
+ GROUP BY e.order_key;
+DROP TRIGGER audit_log_metrics ON order_flow.audit_log;
+DROP FUNCTION order_flow._metrics_capture();
+COMMENT ON TABLE order_flow.order_fact IS
+    'Per-order rollup of the audit log, folded by order_flow.metrics_fold() (see metrics_rebuild)';
+
+CREATE FUNCTION order_flow._metrics_fold_window(lo timestamptz, hi timestamptz) RETURNS bigint
+    AS 'MODULE_PATHNAME', 'order_flow_metrics_fold_window' LANGUAGE C;
+COMMENT ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz) IS
+    'Internal: fold the orders with events recorded in [lo, hi); NULL bounds: every order behind its watermark';
+
+/*
+ * metrics_fold([catch_up]): fold what no running transaction can still add
+ * to: every event recorded before the start of the oldest transaction
+ * running in this database (or now).  While a prepared transaction waits,
+ * the window does not move (its events are folded once it commits).  With
+ * catch_up, also every order whose chain is ahead of its watermark,
+ * wherever its events lie (after a restore, which reloads the log without
+ * folding it).  Returns the number of events folded.
+ */
+CREATE FUNCTION order_flow.metrics_fold(catch_up boolean DEFAULT false) RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t1 timestamptz := clock_timestamp();    -- before the activity is read
+    lo timestamptz;
+    hi timestamptz;
+    n bigint;
+BEGIN
+    IF catch_up IS NULL THEN
+        RAISE EXCEPTION 'catch_up must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT p.folded_until INTO lo FROM order_flow.fold_progress p FOR UPDATE;
+    IF EXISTS (SELECT FROM pg_prepared_xacts x WHERE x.database = current_database()) THEN
+        hi := lo;
+    ELSE
+        SELECT least(t1, min(a.xact_start)) INTO hi
+          FROM pg_stat_activity a
+         WHERE a.datname = current_database() AND a.pid <> pg_backend_pid()
+           AND a.backend_type NOT IN ('autovacuum worker', 'walsender');
+        hi := coalesce(hi, t1);
+    END IF;
+    /* 100 ms of overlap: a transaction that had begun but not yet shown it */
+    n := order_flow._metrics_fold_window(lo - interval '100 milliseconds', hi);
+    IF catch_up THEN
+        n := n + order_flow._metrics_fold_window(NULL, NULL);
+    END IF;
+    UPDATE order_flow.fold_progress p
+       SET folded_until = greatest(p.folded_until, hi), folded_at = clock_timestamp(),
+           events_folded = p.events_folded + n;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION order_flow.metrics_fold(boolean) IS
+    'Fold committed events into the metrics rollup now (the scheduler does it within about a second); catch_up also folds every order behind its watermark';
+
+CREATE FUNCTION order_flow.metrics_lag() RETURNS interval
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN EXISTS (SELECT FROM order_flow.audit_log e
+                              WHERE e.recorded_at >= p.folded_until
+                                AND NOT starts_with(e.order_key, 'order_flow:'))
+                THEN greatest(clock_timestamp() - p.folded_until, interval '0')
+                ELSE interval '0' END
+      FROM order_flow.fold_progress p
+$$;
+COMMENT ON FUNCTION order_flow.metrics_lag() IS
+    'How far the metrics rollup may lag behind the log: 0 when every event is folded, else the time since the fold''s position';
+
+CREATE OR REPLACE FUNCTION order_flow.metrics_rebuild() RETURNS bigint
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    LOCK TABLE order_flow.audit_log IN SHARE MODE;
+    /* folds wait: a fold of a watermark locked here would be undone */
+    LOCK TABLE order_flow.metrics_watermark IN EXCLUSIVE MODE;
+    TRUNCATE order_flow.order_fact, order_flow.exception_fact;
+    CREATE TEMP TABLE pg_temp.metrics_event ON COMMIT DROP AS
+    SELECT e.order_key, e.id, coalesce(e.seq, 0) AS seq, e.action, e.to_state, e.occurred_at, x.sc,
+           CASE WHEN x.sc THEN e.details->>'customer' END AS customer,
+           CASE WHEN x.sc THEN e.details->'attributes' END AS attrs,
+           x.ex,
+           (x.sc AND e.to_state IN ('rework', 'returned'))
+               OR coalesce(x.ex IN ('rework', 'return', 'returned', 'reshipment'), false) AS rework,
+           CASE WHEN e.action = 'payment'
+                THEN coalesce(order_flow._metric_number(e.details->'amount'), 0) END AS pay_amount,
+           CASE WHEN e.action = 'payment' THEN order_flow._metric_date(e.details->'due_date') END AS due,
+           CASE WHEN e.action = 'payment'
+                THEN coalesce(order_flow._metric_date(e.details->'paid_date'),
+                              (e.occurred_at AT TIME ZONE 'UTC')::date) END AS paid
+      FROM order_flow.audit_log e
+     CROSS JOIN LATERAL (
+            SELECT e.to_state IS NOT NULL AND e.from_state IS DISTINCT FROM e.to_state AS sc) s
+     CROSS JOIN LATERAL (
+            SELECT s.sc,
+                   CASE WHEN s.sc OR e.action = 'exception'
+                        THEN nullif(e.details->>'exception_type', '') END AS ex) x
+     WHERE NOT starts_with(e.order_key, 'order_flow:')
+       AND (e.seq = 1
+            OR e.action IN ('created', 'payment', 'service_request', 'complaint', 'exception', 'logistics')
+            OR (e.from_state IS DISTINCT FROM e.to_state
+                AND (e.to_state IN ('contract_signed', 'shipped', 'delivered', 'accepted', 'rework', 'returned')
+                     OR e.details ? 'exception_type')));
+
+    INSERT INTO order_flow.exception_fact (order_key, event_id, exception_type, occurred_at, action)
+    SELECT order_key, id, ex, occurred_at, action FROM pg_temp.metrics_event WHERE ex IS NOT NULL;
+
+    INSERT INTO order_flow.order_fact AS f
+        (order_key, customer_key, attrs_seq, region, customer_class, category, amount,
+         promised_ship_date, ordered_at, contract_signed_at, shipped_at, first_logistics_at,
+         delivered_at, accepted_at, rework_return, exceptions, payments, payments_late,
+         payment_due_amount, paid_on_time_amount, service_requests, complaints)
+    SELECT g.order_key, coalesce(g.customer, t.customer_key), coalesce(g.attrs_seq, -1),
+           g.attrs->>'region',
+           coalesce(g.attrs->>'customer_class', g.attrs->>'grade'),
+           g.attrs->>'category',
+           order_flow._metric_number(g.attrs->'amount'),
+           order_flow._metric_date(g.attrs->'promised_ship_date'),
+           g.ordered_at, g.signed, g.shipped, g.logistics, g.delivered, g.accepted,
+           g.rework, g.exceptions, g.payments, g.late, g.due_amount, g.on_time_amount,
+           g.service_requests, g.complaints
+      FROM (SELECT m.order_key,
+                   (array_agg(m.customer ORDER BY m.seq DESC)
+                        FILTER (WHERE m.sc AND m.customer IS NOT NULL))[1] AS customer,
+                   max(m.seq) FILTER (WHERE m.sc) AS attrs_seq,
+                   (array_agg(m.attrs ORDER BY m.seq DESC) FILTER (WHERE m.sc))[1] AS attrs,
+                   min(m.occurred_at) AS ordered_at,
+                   min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'contract_signed') AS signed,
+                   min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'shipped') AS shipped,
+                   min(m.occurred_at) FILTER (WHERE (m.sc AND m.to_state = 'shipped')
+                                                 OR m.action = 'logistics') AS logistics,
+                   min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'delivered') AS delivered,
+                   min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'accepted') AS accepted,
+                   bool_or(m.rework) AS rework,
+                   count(m.ex) AS exceptions,
+                   count(*) FILTER (WHERE m.action = 'payment') AS payments,
+                   count(*) FILTER (WHERE m.action = 'payment' AND m.due IS NOT NULL
+                                      AND m.paid > m.due) AS late,
+                   coalesce(sum(m.pay_amount) FILTER (WHERE m.action = 'payment'
+                                                         AND m.due IS NOT NULL), 0) AS due_amount,
+                   coalesce(sum(m.pay_amount) FILTER (WHERE m.action = 'payment'
+                                                         AND m.paid <= m.due), 0) AS on_time_amount,
+                   count(*) FILTER (WHERE m.action = 'service_request') AS service_requests,
+                   count(*) FILTER (WHERE m.action = 'complaint') AS complaints
+              FROM pg_temp.metrics_event m
+             GROUP BY m.order_key) g
+      LEFT JOIN order_flow.tracked_order t ON t.order_key = g.order_key;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    DROP TABLE pg_temp.metrics_event;
+
+    /* every event of the log is now folded: the watermarks say so */
+    TRUNCATE order_flow.metrics_watermark;
+    INSERT INTO order_flow.metrics_watermark (order_key, folded_seq)
+    SELECT e.order_key, max(e.seq) FROM order_flow.audit_log e
+     WHERE NOT starts_with(e.order_key, 'order_flow:') AND e.seq IS NOT NULL
+     GROUP BY e.order_key;
+    RETURN n;
+END
+$$;
+
+REVOKE ALL ON order_flow.metrics_watermark, order_flow.fold_progress FROM PUBLIC;
+GRANT SELECT ON order_flow.metrics_watermark, order_flow.fold_progress TO order_flow_admin;
+REVOKE ALL ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz),
+    order_flow.metrics_fold(boolean), order_flow.metrics_lag() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION order_flow.metrics_fold(boolean), order_flow.metrics_lag() TO order_flow_admin;
+
 /* ------------------------------------------------------------------ */
 /* Privileges.                                                         */
 /* ------------------------------------------------------------------ */
@@ -704,3 +914,6 @@ REVOKE ALL ON FUNCTION order_flow.repair_drift(regclass, text, text),
 GRANT EXECUTE ON FUNCTION order_flow.repair_drift(regclass, text, text),
     order_flow.audit_checkpoint(), order_flow.verify_audit(jsonb)
 TO order_flow_admin;
+
+/* Every backend re-reads its catalogue cache (which notes the new fold). */
+UPDATE order_flow.workflow SET workflow = workflow WHERE false;

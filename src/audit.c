@@ -264,6 +264,7 @@ order_flow_append_event(PG_FUNCTION_ARGS)
 	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	SPI_finish();
 	MemoryContextSwitchTo(caller);
+	of_metrics_after_append(ev.order_key, ev.seq);
 	PG_RETURN_INT64(id);
 }
 

@@ -60,6 +60,7 @@ typedef struct OfMember
 static MemoryContext cache_cxt = NULL;
 static bool cache_valid = false;
 static uint64 inval_count = 0;	/* invalidations seen, see load_cache */
+static bool async_fold_schema = false;	/* 1.2's metrics watermark is there */
 static Oid	sentinel_relid = InvalidOid;
 static HTAB *workflows = NULL;
 static HTAB *states = NULL;
@@ -341,6 +342,15 @@ read_catalogue(void)
 		d->always_open = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
 	}
 
+	ret = SPI_execute("SELECT pg_catalog.to_regclass('order_flow.metrics_watermark') IS NOT NULL", true, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not look for order_flow.metrics_watermark");
+	{
+		bool		isnull;
+
+		async_fold_schema = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+
 	ret = SPI_execute("SELECT actor, department FROM order_flow.member", true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read order_flow.member");
@@ -454,6 +464,17 @@ of_edge(const char *workflow, const char *from, const char *to)
 	if (!make_key(key, workflow, from, to))
 		return NULL;
 	return hash_search(edges, key, HASH_FIND, NULL);
+}
+
+/*
+ * of_catalog_async_fold: does this database fold metrics through the
+ * watermark of version 1.2 (else its audit log has 1.1's fold trigger)?
+ */
+bool
+of_catalog_async_fold(void)
+{
+	ensure_cache();
+	return async_fold_schema;
 }
 
 /*

@@ -34,6 +34,15 @@ char	   *of_database_setting = NULL;
 int			of_naptime = 60;
 int			of_batch_size = 1000;
 bool		of_enabled = true;
+int			of_metrics_fold_mode = OF_FOLD_AUTO;
+bool		of_notify_enabled = true;
+
+static const struct config_enum_entry fold_modes[] = {
+	{"auto", OF_FOLD_AUTO, false},
+	{"sync", OF_FOLD_SYNC, false},
+	{"async", OF_FOLD_ASYNC, false},
+	{NULL, 0, false}
+};
 
 void		_PG_init(void);
 
@@ -56,6 +65,18 @@ _PG_init(void)
 							"Notifications or reminders handled per escalation batch.",
 							NULL, &of_batch_size, 1000, 1, 1000000, PGC_USERSET, 0,
 							NULL, NULL, NULL);
+	DefineCustomEnumVariable("order_flow.metrics_fold",
+							 "When events are folded into the metrics rollup: auto, sync or async.",
+							 "async: by the scheduler, within about a second of commit; sync: in the "
+							 "transaction that writes them; auto: async when a scheduler serves the "
+							 "database, else sync.",
+							 &of_metrics_fold_mode, OF_FOLD_AUTO, fold_modes, PGC_USERSET, 0,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("order_flow.notify",
+							 "Whether transitions send pg_notify('order_flow', ...) at commit.",
+							 "The durable outbox carries every broadcast either way; NOTIFY cannot be "
+							 "used in a transaction prepared for two-phase commit.",
+							 &of_notify_enabled, true, PGC_USERSET, 0, NULL, NULL, NULL);
 
 	if (process_shared_preload_libraries_in_progress)
 	{

@@ -6,7 +6,11 @@
  * Each file owns one concern: order_flow.c (module init, settings),
  * status.c (the status type), catalog.c (the workflow cache), rights.c
  * (actors, admins, the extension owner), transition.c (the trigger and the
- * transition context), audit.c (hash chain, append, verify, guard).
+ * transition context), audit.c (hash chain, append, verify, guard),
+ * metrics_fold.c (the per-order rollup and when events are folded into
+ * it), metrics.c (the aggregates over it), station.c (reaching users'
+ * objects with their owners' rights), shmem.c (shared memory: scheduler
+ * registry, wake-ups, refusal queue), worker.c (launcher and schedulers).
  *
  *-------------------------------------------------------------------------
  */
@@ -32,6 +36,16 @@ extern char *of_database_setting;
 extern int	of_naptime;
 extern int	of_batch_size;
 extern bool of_enabled;
+extern int	of_metrics_fold_mode;
+extern bool of_notify_enabled;
+
+/* order_flow.metrics_fold */
+typedef enum OfFoldMode
+{
+	OF_FOLD_AUTO,
+	OF_FOLD_SYNC,
+	OF_FOLD_ASYNC
+} OfFoldMode;
 
 /* worker.c */
 extern void of_register_launcher(void);
@@ -93,6 +107,10 @@ extern bool of_actor_in(const char *actor, char **departments, int n);
 extern const char *of_stamp_name(OfStamp stamp);
 extern Oid	of_sentinel_relid(void);
 extern void of_catalog_init(void);
+extern bool of_catalog_async_fold(void);
+
+/* metrics_fold.c */
+extern void of_metrics_after_append(const char *key, int64 seq);
 
 /* status.c */
 extern char *of_closest_states(const char *name, const char *workflow);

@@ -15,6 +15,12 @@
  * the scheduler's latch to be set.  CREATE EXTENSION asks the launcher to
  * serve its database the same way.
  *
+ * Folding: a transaction that wrote events to fold asynchronously records,
+ * at commit, its commit time in its scheduler's fold_requested (an atomic
+ * maximum, no lock), and wakes the scheduler only when it sleeps longer
+ * than OF_FOLD_DELAY_MS; a scheduler with folding to do naps no longer
+ * than that, so under load no latch is set at all.
+ *
  * Refusals: a refused transition rolls back with its transaction, so the
  * trigger copies it here first; the database's scheduler drains the queue
  * into order_flow.refused_attempt.  When the queue is full the attempt is
@@ -43,6 +49,9 @@ static shmem_request_hook_type prev_shmem_request_hook = NULL;
 static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static bool wake_pending = false;
+static bool fold_pending = false;
+
+static OfSchedSlot *my_slot(void);
 static TimestampTz wake_at = 0;
 static bool launcher_request_pending = false;
 static bool xact_callback_registered = false;
@@ -69,6 +78,8 @@ of_shmem_startup(void)
 	{
 		memset(of_shared, 0, sizeof(OfShared));
 		of_shared->lock = &(GetNamedLWLockTranche("order_flow"))->lock;
+		for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
+			pg_atomic_init_u64(&of_shared->sched[i].fold_requested, 0);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -93,6 +104,24 @@ wake_xact_callback(XactEvent event, void *arg)
 	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
 		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
 		return;
+	if (event == XACT_EVENT_COMMIT && of_shared && fold_pending)
+	{
+		TimestampTz now = GetCurrentTimestamp();
+		OfSchedSlot *s = my_slot();
+
+		if (s != NULL)
+		{
+			uint64		seen = pg_atomic_read_u64(&s->fold_requested);
+
+			while (seen < (uint64) now &&
+				   !pg_atomic_compare_exchange_u64(&s->fold_requested, &seen, (uint64) now))
+				;
+			/* an unlocked read: a scheduler about to nap is woken by the next commit */
+			if (s->next_wake > TimestampTzPlusMilliseconds(now, OF_FOLD_DELAY_MS))
+				of_note_deadline(TimestampTzPlusMilliseconds(now, OF_FOLD_DELAY_MS));
+		}
+	}
+	fold_pending = false;
 	if (event == XACT_EVENT_COMMIT && of_shared && wake_pending && !launcher_request_pending)
 	{
 		bool		needed = false;
@@ -146,6 +175,26 @@ wake_xact_callback(XactEvent event, void *arg)
 	wake_at = 0;
 }
 
+/*
+ * my_slot: this database's scheduler slot, or NULL.  Read without the lock:
+ * slots are reused only by the same database's schedulers.
+ */
+static OfSchedSlot *
+my_slot(void)
+{
+	static int	hint = -1;
+
+	if (hint >= 0 && of_shared->sched[hint].dboid == MyDatabaseId)
+		return &of_shared->sched[hint];
+	for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
+		if (of_shared->sched[i].dboid == MyDatabaseId)
+		{
+			hint = i;
+			return &of_shared->sched[i];
+		}
+	return NULL;
+}
+
 static void
 ensure_callback(void)
 {
@@ -180,6 +229,34 @@ of_request_service(void)
 		return;
 	ensure_callback();
 	launcher_request_pending = true;
+}
+
+/*
+ * of_scheduler_serves: does a scheduler serve this database now?  (An
+ * unlocked read; a scheduler that just died leaves the events unfolded
+ * until it is back, which is when they are folded.)
+ */
+bool
+of_scheduler_serves(void)
+{
+	OfSchedSlot *s;
+
+	if (of_shared == NULL)
+		return false;
+	s = my_slot();
+	return s != NULL && s->pid != 0 && !s->absent;
+}
+
+/*
+ * of_fold_request: this transaction wrote events for the scheduler to fold.
+ */
+void
+of_fold_request(void)
+{
+	if (of_shared == NULL)
+		return;
+	ensure_callback();
+	fold_pending = true;
 }
 
 /* ---- refused attempts ---- */

@@ -10,6 +10,7 @@
 
 #include "datatype/timestamp.h"
 #include "storage/latch.h"
+#include "port/atomics.h"
 #include "storage/lwlock.h"
 
 #define OF_MAX_SCHEDULERS	64
@@ -39,6 +40,7 @@ typedef struct OfSchedSlot
 	bool		absent;			/* exited: extension not installed */
 	TimestampTz absent_since;
 	uint64		sweeps;
+	pg_atomic_uint64 fold_requested;	/* latest commit with events to fold (TimestampTz) */
 } OfSchedSlot;
 
 typedef struct OfShared
@@ -62,5 +64,10 @@ extern void of_note_deadline(TimestampTz dl);
 extern void of_request_service(void);
 extern void of_refusal_push(const OfRefusal *r);
 extern int	of_refusal_take(Oid dboid, OfRefusal *out, int max);
+extern bool of_scheduler_serves(void);
+extern void of_fold_request(void);
+
+/* how soon after a commit the scheduler folds its events (ms) */
+#define OF_FOLD_DELAY_MS	200
 
 #endif							/* ORDER_FLOW_SHMEM_H */

@@ -1157,7 +1157,7 @@ transition_row(FunctionCallInfo fcinfo)
 	if (ret < 0 || SPI_processed != 1)
 		elog(ERROR, "could not record transition of order %s: %s", key, SPI_result_code_string(ret));
 
-	if (which == PLAN_MOVE_NOTIFY)
+	if (which == PLAN_MOVE_NOTIFY && of_notify_enabled)
 	{
 		StringInfoData msg;
 
@@ -1174,6 +1174,7 @@ transition_row(FunctionCallInfo fcinfo)
 
 	SetUserIdAndSecContext(save_user, save_sec);
 	SPI_finish();
+	of_metrics_after_append(key, ev.seq);
 
 	if (use_ctx)
 		ctx.taken = true;

@@ -293,7 +293,10 @@ forget_db(int i)
 	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
 	for (int k = 0; k < OF_MAX_SCHEDULERS; k++)
 		if (of_shared->sched[k].dboid == dboid && of_shared->sched[k].pid == 0)
+		{
 			memset(&of_shared->sched[k], 0, sizeof(OfSchedSlot));
+			pg_atomic_init_u64(&of_shared->sched[k].fold_requested, 0);
+		}
 	LWLockRelease(of_shared->lock);
 	dbs[i] = dbs[--ndbs];
 }
@@ -597,6 +600,58 @@ refresh_kpi_cache(void)
 	}
 }
 
+/*
+ * Fold committed events into the metrics rollup (order_flow.metrics_fold(),
+ * from 1.2), in a transaction of its own; catch_up also folds every order
+ * behind its watermark.  Sets *until to the fold's position (0 when the
+ * function is not there or failed).  A failure is logged and leaves
+ * escalation alone.
+ */
+static int64
+fold_metrics(bool catch_up, TimestampTz *until)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+	Oid			argtypes[1] = {BOOLOID};
+	int64		n = 0;
+
+	*until = 0;
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	PG_TRY();
+	{
+		if (OidIsValid(LookupFuncName(list_make2(makeString("order_flow"), makeString("metrics_fold")),
+									  1, argtypes, true)))
+		{
+			Datum		v[1] = {BoolGetDatum(catch_up)};
+			bool		isnull;
+			Datum		d;
+
+			SPI_connect();
+			PushActiveSnapshot(GetTransactionSnapshot());
+			pgstat_report_activity(STATE_RUNNING, "order_flow: metrics fold");
+			d = spi_value("SELECT order_flow.metrics_fold($1)", 1, argtypes, v, &isnull);
+			n = isnull ? 0 : DatumGetInt64(d);
+			d = spi_value("SELECT folded_until FROM order_flow.fold_progress", 0, NULL, NULL, &isnull);
+			*until = isnull ? 0 : DatumGetTimestampTz(d);
+			SPI_finish();
+			PopActiveSnapshot();
+		}
+		CommitTransactionCommand();
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+		FlushErrorState();
+		AbortCurrentTransaction();
+		n = 0;
+		*until = 0;
+	}
+	PG_END_TRY();
+	pgstat_report_activity(STATE_IDLE, NULL);
+	return n;
+}
+
 void
 of_scheduler_main(Datum arg)
 {
@@ -606,6 +661,9 @@ of_scheduler_main(Datum arg)
 	TimestampTz next_stale = DT_NOBEGIN;
 	TimestampTz last_look = 0;
 	int64		seen_changes = -1;
+	TimestampTz catch_up_due = 0;	/* a full catch-up first, then hourly */
+	long		fold_delay = OF_FOLD_DELAY_MS;
+	TimestampTz folded_until = 0;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -713,6 +771,27 @@ of_scheduler_main(Datum arg)
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
+		/*
+		 * The metrics fold: whenever a commit asked for it since the fold's
+		 * position, with a full catch-up at start and hourly.  While the
+		 * position cannot pass a request (an old transaction still runs),
+		 * the naps back off from OF_FOLD_DELAY_MS to the naptime.
+		 */
+		{
+			uint64		requested = pg_atomic_read_u64(&my_slot->fold_requested);
+			bool		catch_up = catch_up_due <= pass_start;
+
+			if (catch_up || (TimestampTz) requested >= folded_until)
+			{
+				TimestampTz before = folded_until;
+
+				(void) fold_metrics(catch_up, &folded_until);
+				if (catch_up)
+					catch_up_due = TimestampTzPlusMilliseconds(pass_start, REMINDER_RESCAN_MS);
+				fold_delay = folded_until > before ? OF_FOLD_DELAY_MS :
+					Min(fold_delay * 2, (long) of_naptime * 1000);
+			}
+		}
 		/* the kpi() cache is month-scale: looked after with the reminders */
 		if (of_enabled && kpi_due <= pass_start)
 		{
@@ -734,6 +813,10 @@ of_scheduler_main(Datum arg)
 			if (of_enabled && remind_due < next)
 				next = Max(remind_due, now);
 			timeout = next <= now ? 0 : TimestampDifferenceMilliseconds(now, next);
+			/* events committed since the fold's position: come back soon */
+			if ((TimestampTz) pg_atomic_read_u64(&my_slot->fold_requested) >= folded_until &&
+				timeout > fold_delay)
+				timeout = fold_delay;
 			/* due before this pass began yet not done (locked, failing): do not spin */
 			if (timeout == 0 && done == 0 && next <= pass_start)
 				timeout = 1000;

@@ -13,6 +13,11 @@
 \echo 'End of day report'
 \echo '================================================================'
 
+-- the scheduler folds the day's events into the metrics rollup within about
+-- a second of each commit; fold whatever the last commits left, so the
+-- figures below include every event
+SELECT order_flow.metrics_fold(true) AS folded \gset
+
 \echo
 \echo '1. Orders by state, in process order'
 SELECT o.status AS state,
