@@ -735,6 +735,15 @@ DROP FUNCTION order_flow._metrics_capture();
 COMMENT ON TABLE order_flow.order_fact IS
     'Per-order rollup of the audit log, folded by order_flow.metrics_fold() (see metrics_rebuild)';
 
+/* rows written by SQL (pg_restore's COPY, a DBA's INSERT) make the scheduler catch up */
+CREATE FUNCTION order_flow._fold_catch_up_wanted() RETURNS trigger
+    AS 'MODULE_PATHNAME', 'order_flow_fold_catch_up_wanted' LANGUAGE C;
+CREATE TRIGGER audit_log_fold_catch_up AFTER INSERT ON order_flow.audit_log
+    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._fold_catch_up_wanted();
+CREATE TRIGGER tracked_order_fold_catch_up AFTER INSERT ON order_flow.tracked_order
+    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._fold_catch_up_wanted();
+REVOKE ALL ON FUNCTION order_flow._fold_catch_up_wanted() FROM PUBLIC;
+
 CREATE FUNCTION order_flow._metrics_fold_window(lo timestamptz, hi timestamptz) RETURNS bigint
     AS 'MODULE_PATHNAME', 'order_flow_metrics_fold_window' LANGUAGE C;
 COMMENT ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz) IS

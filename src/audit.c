@@ -8,7 +8,8 @@
  * so chains are per order: concurrent orders never contend, and chains
  * survive sharding by order key.  The head of each chain (last sequence
  * number and hash) lives in order_flow.tracked_order; appending locks that
- * row, which serialises appends to one order.
+ * row, which serialises appends to one order.  chain.c writes both, for the
+ * transition trigger and for _append_event here alike.
  *
  * The hash covers every column a reader relies on, each field length-
  * prefixed so no two events encode alike: previous hash, order key,
@@ -31,6 +32,7 @@
 #include "utils/timestamp.h"
 
 #include "order_flow.h"
+#include "chain.h"
 
 static void
 hash_bytes(pg_cryptohash_ctx *ctx, const void *data, int32 len)
@@ -148,22 +150,28 @@ order_flow_event_hash(PG_FUNCTION_ARGS)
  */
 PG_FUNCTION_INFO_V1(order_flow_append_event);
 
-static SPIPlanPtr lock_plan = NULL;
-static SPIPlanPtr append_plan = NULL;
 static SPIPlanPtr head_plan = NULL;
 
+/*
+ * order_flow._append_event(order_key, action, from_state, to_state,
+ * details, occurred_at): append a non-transition event (a fact, a
+ * notification answer, an escalation, a configuration change...) to the
+ * order's chain through chain.c, as the transition trigger appends its
+ * events; returns its id.  Called by the extension's own SECURITY DEFINER
+ * functions only (PUBLIC has no EXECUTE on it).
+ */
 Datum
 order_flow_append_event(PG_FUNCTION_ARGS)
 {
 	OfEvent		ev;
 	uint8		h[OF_HASH_LEN];
 	Jsonb	   *details;
-	bytea	   *prev = NULL;
-	bool		isnull;
-	Datum		values[12];
-	char		nulls[12];
+	Datum		values[1];
 	int64		id;
-	MemoryContext caller = CurrentMemoryContext;
+	OfUserSave	save;
+	OfChainWriter w;
+	OfChainHead head;
+	OfHeadChange chg;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -179,19 +187,25 @@ order_flow_append_event(PG_FUNCTION_ARGS)
 	ev.db_user = of_db_user();
 	ev.recorded_at = GetCurrentTimestamp();
 	ev.occurred_at = PG_ARGISNULL(5) ? ev.recorded_at : PG_GETARG_TIMESTAMPTZ(5);
+	if (TIMESTAMP_NOT_FINITE(ev.occurred_at))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("occurred_at must be a finite time"),
+				 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "order_flow_business_time")));
 	if (details == NULL)
 		details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
 	ev.details = JsonbToCString(NULL, &details->root, VARSIZE(details));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-
+	of_become_owner(&save);
 	if (strncmp(ev.order_key, "order_flow:", 11) == 0)
 	{
+		/* the extension's own chains (configuration) start on first use */
+		Oid			t[1] = {TEXTOID};
+
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
 		if (head_plan == NULL)
 		{
-			Oid			t[1] = {TEXTOID};
-
 			head_plan = SPI_prepare("INSERT INTO order_flow.tracked_order (order_key) VALUES ($1)"
 									" ON CONFLICT (order_key) DO NOTHING", 1, t);
 			if (head_plan == NULL || SPI_keepplan(head_plan))
@@ -200,70 +214,25 @@ order_flow_append_event(PG_FUNCTION_ARGS)
 		values[0] = CStringGetTextDatum(ev.order_key);
 		if (SPI_execute_plan(head_plan, values, NULL, false, 0) != SPI_OK_INSERT)
 			elog(ERROR, "could not create chain head");
+		SPI_finish();
 	}
 
-	if (lock_plan == NULL)
-	{
-		Oid			t[1] = {TEXTOID};
-
-		lock_plan = SPI_prepare("SELECT last_seq, last_hash FROM order_flow.tracked_order"
-								" WHERE order_key OPERATOR(pg_catalog.=) $1 FOR UPDATE", 1, t);
-		if (lock_plan == NULL || SPI_keepplan(lock_plan))
-			elog(ERROR, "could not prepare chain lock plan");
-	}
-	values[0] = CStringGetTextDatum(ev.order_key);
-	if (SPI_execute_plan(lock_plan, values, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "could not lock chain head");
-	if (SPI_processed != 1)
+	of_chain_begin(&w);
+	if (!of_chain_lock_head(&w, ev.order_key, &head))
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("order %s is not tracked", ev.order_key)));
-	ev.seq = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) + 1;
-	{
-		Datum		p = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-
-		if (!isnull)
-			prev = DatumGetByteaPCopy(p);
-	}
-	ev.prev_hash = prev ? (uint8 *) VARDATA_ANY(prev) : NULL;
-	ev.prev_hash_len = prev ? VARSIZE_ANY_EXHDR(prev) : 0;
+	ev.seq = head.last_seq + 1;
+	ev.prev_hash = head.last_hash ? (uint8 *) VARDATA_ANY(head.last_hash) : NULL;
+	ev.prev_hash_len = head.last_hash ? VARSIZE_ANY_EXHDR(head.last_hash) : 0;
 	of_event_hash(&ev, h);
+	id = of_chain_append_event(&w, &ev, details, h);
+	memset(&chg, 0, sizeof(chg));
+	chg.stamp_col = -1;
+	of_chain_move_head(&w, &ev, h, &chg);
+	of_chain_end(&w);
+	of_restore_user(&save);
 
-	if (append_plan == NULL)
-	{
-		Oid			t[12] = {TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID,
-		TIMESTAMPTZOID, TIMESTAMPTZOID, JSONBOID, BYTEAOID, BYTEAOID};
-
-		append_plan = SPI_prepare(
-								  "WITH a AS (INSERT INTO order_flow.audit_log (order_key, seq, action, from_state,"
-								  " to_state, actor, db_user, occurred_at, recorded_at, details, prev_hash, hash)"
-								  " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id)"
-								  " UPDATE order_flow.tracked_order SET last_seq = $2, last_hash = $12,"
-								  " last_occurred_at = GREATEST(last_occurred_at, $8)"
-								  " WHERE order_key OPERATOR(pg_catalog.=) $1 RETURNING (SELECT id FROM a)",
-								  12, t);
-		if (append_plan == NULL || SPI_keepplan(append_plan))
-			elog(ERROR, "could not prepare append plan");
-	}
-	memset(nulls, ' ', sizeof(nulls));
-	values[0] = CStringGetTextDatum(ev.order_key);
-	values[1] = Int64GetDatum(ev.seq);
-	values[2] = CStringGetTextDatum(ev.action);
-	values[3] = ev.from_state ? CStringGetTextDatum(ev.from_state) : (nulls[3] = 'n', (Datum) 0);
-	values[4] = ev.to_state ? CStringGetTextDatum(ev.to_state) : (nulls[4] = 'n', (Datum) 0);
-	values[5] = CStringGetTextDatum(ev.actor);
-	values[6] = CStringGetTextDatum(ev.db_user);
-	values[7] = TimestampTzGetDatum(ev.occurred_at);
-	values[8] = TimestampTzGetDatum(ev.recorded_at);
-	values[9] = JsonbPGetDatum(details);
-	values[10] = prev ? PointerGetDatum(prev) : (nulls[10] = 'n', (Datum) 0);
-	values[11] = PointerGetDatum(hash_to_bytea(h));
-	if (SPI_execute_plan(append_plan, values, nulls, false, 0) != SPI_OK_UPDATE_RETURNING ||
-		SPI_processed != 1)
-		elog(ERROR, "could not append audit event");
-	id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
-	MemoryContextSwitchTo(caller);
 	of_metrics_after_append(ev.order_key, ev.seq);
 	PG_RETURN_INT64(id);
 }

@@ -1028,7 +1028,7 @@ of_metrics_after_append(const char *key, int64 seq)
 		(of_metrics_fold_mode == OF_FOLD_AUTO && !of_scheduler_serves());
 	if (!sync)
 	{
-		of_fold_request();
+		of_fold_request(false);
 		return;
 	}
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -1038,5 +1038,25 @@ of_metrics_after_append(const char *key, int64 seq)
 	SetUserIdAndSecContext(save_user, save_sec);
 	SPI_finish();
 	/* the scheduler moves the fold's position past it (a no-op fold) */
-	of_fold_request();
+	of_fold_request(false);
+}
+
+PG_FUNCTION_INFO_V1(order_flow_fold_catch_up_wanted);
+
+/*
+ * order_flow._fold_catch_up_wanted(): statement trigger on the log and the
+ * heads.  The extension's own paths write them without SQL statements; a
+ * statement is a COPY by pg_restore or a DBA's own INSERT, whose events
+ * the scheduler's window may not show (their recorded_at lies in the
+ * past), so at commit the scheduler is asked to catch up.
+ */
+Datum
+order_flow_fold_catch_up_wanted(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("order_flow._fold_catch_up_wanted() must be called as a trigger")));
+	of_fold_request(true);
+	return PointerGetDatum(NULL);
 }

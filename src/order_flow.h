@@ -57,6 +57,16 @@ extern bool of_is_admin(void);
 extern Oid	of_extension_owner(void);
 extern char *of_db_user(void);
 
+typedef struct OfUserSave
+{
+	Oid			user;
+	int			sec;
+} OfUserSave;
+
+extern void of_become(Oid role, bool restricted, OfUserSave *save);
+extern void of_become_owner(OfUserSave *save);
+extern void of_restore_user(const OfUserSave *save);
+
 /* catalog.c: the cached workflow graph */
 typedef enum OfStamp
 {

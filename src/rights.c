@@ -98,6 +98,33 @@ of_extension_owner(void)
 	return owner_cached;
 }
 
+/*
+ * of_become / of_restore_user: the one way the extension's C code changes
+ * the current user -- to the extension owner for its own writes
+ * (of_become_owner), or to the owner of a user's object, restricted, to
+ * run that user's code.  The switch is undone by of_restore_user, or by
+ * the (sub)transaction's abort on error.
+ */
+void
+of_become(Oid role, bool restricted, OfUserSave *save)
+{
+	GetUserIdAndSecContext(&save->user, &save->sec);
+	SetUserIdAndSecContext(role, save->sec | SECURITY_LOCAL_USERID_CHANGE |
+						   (restricted ? SECURITY_RESTRICTED_OPERATION : 0));
+}
+
+void
+of_become_owner(OfUserSave *save)
+{
+	of_become(of_extension_owner(), false, save);
+}
+
+void
+of_restore_user(const OfUserSave *save)
+{
+	SetUserIdAndSecContext(save->user, save->sec);
+}
+
 PG_FUNCTION_INFO_V1(order_flow_current_actor);
 
 Datum

@@ -50,6 +50,7 @@ static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
 
 static bool wake_pending = false;
 static bool fold_pending = false;
+static bool catch_up_pending = false;
 
 static OfSchedSlot *my_slot(void);
 static TimestampTz wake_at = 0;
@@ -113,6 +114,9 @@ wake_xact_callback(XactEvent event, void *arg)
 		{
 			uint64		seen = pg_atomic_read_u64(&s->fold_requested);
 
+			if (catch_up_pending)
+				s->catch_up_requested = true;
+
 			while (seen < (uint64) now &&
 				   !pg_atomic_compare_exchange_u64(&s->fold_requested, &seen, (uint64) now))
 				;
@@ -122,6 +126,7 @@ wake_xact_callback(XactEvent event, void *arg)
 		}
 	}
 	fold_pending = false;
+	catch_up_pending = false;
 	if (event == XACT_EVENT_COMMIT && of_shared && wake_pending && !launcher_request_pending)
 	{
 		bool		needed = false;
@@ -248,15 +253,17 @@ of_scheduler_serves(void)
 }
 
 /*
- * of_fold_request: this transaction wrote events for the scheduler to fold.
+ * of_fold_request: this transaction wrote events for the scheduler to fold
+ * (catch_up: rows the fold's window may not show it, written by SQL).
  */
 void
-of_fold_request(void)
+of_fold_request(bool catch_up)
 {
 	if (of_shared == NULL)
 		return;
 	ensure_callback();
 	fold_pending = true;
+	catch_up_pending |= catch_up;
 }
 
 /* ---- refused attempts ---- */

@@ -41,6 +41,7 @@ typedef struct OfSchedSlot
 	TimestampTz absent_since;
 	uint64		sweeps;
 	pg_atomic_uint64 fold_requested;	/* latest commit with events to fold (TimestampTz) */
+	bool		catch_up_requested;	/* rows written by SQL into the log or the heads */
 } OfSchedSlot;
 
 typedef struct OfShared
@@ -65,7 +66,7 @@ extern void of_request_service(void);
 extern void of_refusal_push(const OfRefusal *r);
 extern int	of_refusal_take(Oid dboid, OfRefusal *out, int max);
 extern bool of_scheduler_serves(void);
-extern void of_fold_request(void);
+extern void of_fold_request(bool catch_up);
 
 /* how soon after a commit the scheduler folds its events (ms) */
 #define OF_FOLD_DELAY_MS	200

@@ -14,10 +14,12 @@
  *
  * Cost per transition: the workflow graph comes from catalog.c's cache;
  * the column layout of each table is cached per relation OID (dropped on
- * its relcache invalidation); the writes are two saved SPI plans -- lock
- * the chain head, then one statement that inserts the event (and the
- * notifications and outbox rows) and moves the head.  They run as the
- * extension owner, since ordinary roles cannot write the log.
+ * its relcache invalidation); the chain head is locked, the event appended
+ * and the head moved by chain.c without SPI; only a move on an edge that
+ * notifies runs a statement (its notifications and outbox rows), and only a
+ * department on a working-hours calendar asks SQL for its deadline.  The
+ * writes run as the extension owner, since ordinary roles cannot write the
+ * log.  Metrics are not folded here (see metrics_fold.c).
  *
  * The chain is the truth: a move is checked against the state of the
  * order's chain head (order_flow.tracked_order.state), locked first, and a
@@ -60,6 +62,7 @@
 #include "utils/timestamp.h"
 
 #include "order_flow.h"
+#include "chain.h"
 #include "shmem.h"
 
 /* ---- per-relation column layout, cached by relation OID ---- */
@@ -351,117 +354,61 @@ json_value(StringInfo buf, RelColumn *c, const char *val)
 		escape_json(buf, val);
 }
 
-/* ---- the trigger ---- */
+/* ---- refusals ---- */
 
-enum
+/* What the current firing is attempting, for the refusal record. */
+static struct
 {
-	P_KEY, P_SEQ, P_ACTION, P_FROM, P_TO, P_ACTOR, P_DBUSER, P_OCCURRED, P_RECORDED,
-	P_DETAILS, P_PREV, P_HASH, P_HELD, P_STAMP, P_ATTRS, P_CUSTOMER, P_TBL, P_WORKFLOW,
-	P_NOTIFY, P_DEADLINES, P_PAYLOAD, P_STALE,
-	P_COUNT
-};
+	char		tbl[2 * NAMEDATALEN + 8];
+	char		order_key[128];
+	char		from_state[64];
+	char		to_state[64];
+} attempt;
 
-static const Oid param_types[P_COUNT] = {
-	TEXTOID, INT8OID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID,
-	TIMESTAMPTZOID, JSONBOID, BYTEAOID, BYTEAOID, TEXTOID, TEXTOID, JSONBOID, TEXTOID,
-	TEXTOID, TEXTOID, TEXTARRAYOID, TIMESTAMPTZARRAYOID, JSONBOID, TIMESTAMPTZOID
-};
+/* set by refuse(): the error being raised is a refusal of the transition */
+static bool refusing = false;
 
-#define AUDIT_INSERT \
-	"INSERT INTO order_flow.audit_log (order_key, seq, action, from_state, to_state, actor," \
-	" db_user, occurred_at, recorded_at, details, prev_hash, hash)" \
-	" VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
-
-#define STAMP_SET(col, name) \
-	" " col " = CASE WHEN $14 OPERATOR(pg_catalog.=) '" name "' THEN" \
-	" COALESCE(" col ", $8) ELSE " col " END"
-
-#define HEAD_UPDATE \
-	"UPDATE order_flow.tracked_order SET last_seq = $2, last_hash = $12," \
-	" last_occurred_at = $8, state = $5, entered_at = $8, held_from = $13," \
-	" attributes = $15, customer_key = $16, tbl = $17, workflow = $18," \
-	" reminder_level = 0, stale_after = $22," \
-	STAMP_SET("contract_signed_at", "contract_signed") "," \
-	STAMP_SET("warehouse_confirmed_at", "warehouse_confirmed") "," \
-	STAMP_SET("finance_approved_at", "finance_approved") "," \
-	STAMP_SET("shipped_at", "shipped") \
-	" WHERE order_key OPERATOR(pg_catalog.=) $1"
-
-static const char *const plan_sql[] = {
-	/* 0: lock the chain head */
-	"SELECT last_seq, last_hash, held_from, last_occurred_at, tbl, state"
-	" FROM order_flow.tracked_order WHERE order_key OPERATOR(pg_catalog.=) $1"
-	" FOR UPDATE",
-	/* 1: move, no notifications */
-	"WITH a AS (" AUDIT_INSERT ") " HEAD_UPDATE,
-	/* 2: move and open notifications (one per department) with outbox rows */
-	"WITH a AS (" AUDIT_INSERT "),"
-	" n AS (INSERT INTO order_flow.notification (order_key, department, level, deadline, payload,"
-	"   from_state, to_state, event_seq)"
-	"   SELECT $1, x.d, 1, x.dl,"
-	"     $21 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('department', x.d, 'level', 1,"
-	"       'deadline', x.dl),"
-	"     $4, $5, $2 FROM ROWS FROM (pg_catalog.unnest($19), pg_catalog.unnest($20)) x(d, dl)"
-	"   RETURNING id, department, payload),"
-	" o AS (INSERT INTO order_flow.outbox (order_key, notification_id, payload)"
-	"   SELECT $1, n.id, n.payload OPERATOR(pg_catalog.||)"
-	"     pg_catalog.jsonb_build_object('notification_id', n.id) FROM n) "
-	HEAD_UPDATE,
-	/* 3: created: start tracking */
-	"WITH a AS (" AUDIT_INSERT ")"
-	" INSERT INTO order_flow.tracked_order (order_key, tbl, workflow, state, held_from, entered_at,"
-	"   last_seq, last_hash, last_occurred_at, customer_key, attributes, created_at,"
-	"   contract_signed_at, warehouse_confirmed_at, finance_approved_at, shipped_at, stale_after)"
-	" SELECT $1, $17, $18, $5, $13, $8, $2, $12, $8, $16, $15, $8,"
-	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'contract_signed' THEN $8 END,"
-	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'warehouse_confirmed' THEN $8 END,"
-	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'finance_approved' THEN $8 END,"
-	"   CASE WHEN $14 OPERATOR(pg_catalog.=) 'shipped' THEN $8 END, $22",
-	/* 4: deleted: end the chain, close open notifications, stop reminders */
-	"WITH a AS (" AUDIT_INSERT "),"
-	" n AS (UPDATE order_flow.notification SET status = 'closed', answered_at = $9,"
-	"   answered_by = $6 WHERE order_key OPERATOR(pg_catalog.=) $1"
-	"   AND status OPERATOR(pg_catalog.=) 'pending')"
-	" UPDATE order_flow.tracked_order SET last_seq = $2, last_hash = $12,"
-	" last_occurred_at = $8, state = NULL, held_from = NULL, entered_at = $8,"
-	" reminder_level = 0, stale_after = NULL"
-	" WHERE order_key OPERATOR(pg_catalog.=) $1"
-};
-
-#define PLAN_LOCK 0
-#define PLAN_MOVE 1
-#define PLAN_MOVE_NOTIFY 2
-#define PLAN_CREATE 3
-#define PLAN_DELETE 4
-#define NPLANS 5
-
-static SPIPlanPtr plans[NPLANS];
-
-static SPIPlanPtr
-get_plan(int which)
+static void
+note_attempt(const char *tbl, const char *key, const char *from, const char *to)
 {
-	if (plans[which] == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(plan_sql[which], P_COUNT, (Oid *) param_types);
-
-		if (p == NULL)
-			elog(ERROR, "could not prepare order_flow plan %d: %s", which,
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p))
-			elog(ERROR, "could not keep order_flow plan %d", which);
-		plans[which] = p;
-	}
-	return plans[which];
+	strlcpy(attempt.tbl, tbl ? tbl : "", sizeof(attempt.tbl));
+	strlcpy(attempt.order_key, key ? key : "", sizeof(attempt.order_key));
+	strlcpy(attempt.from_state, from ? from : "", sizeof(attempt.from_state));
+	strlcpy(attempt.to_state, to ? to : "", sizeof(attempt.to_state));
 }
 
 /*
- * refuse: raise a refusal with the given SQLSTATE and constraint name (the
- * name a client tells refusals apart by; the schema and table are those of
- * the managed table).  Kept in one place so every refusal of the
- * transition path is reported alike.
+ * refuse: refuse the transition with the given SQLSTATE and constraint name
+ * (the name a client tells refusals apart by; the schema and table are
+ * those of the managed table).  The refusal is marked as such, so the
+ * trigger's entry point copies it to the out-of-band queue; any other
+ * error (a failing write, a lock timeout) is not a refusal.
  */
 #define refuse(rel, code, conname, ...) \
-	ereport(ERROR, (errcode(code), errtableconstraint(rel, conname), __VA_ARGS__))
+	do { \
+		refusing = true; \
+		ereport(ERROR, (errcode(code), errtableconstraint(rel, conname), __VA_ARGS__)); \
+	} while (0)
+
+static void
+push_refusal(ErrorData *ed)
+{
+	OfRefusal	r;
+
+	memset(&r, 0, sizeof(r));
+	r.dboid = MyDatabaseId;
+	r.at = GetCurrentTimestamp();
+	strlcpy(r.actor, of_actor_setting && of_actor_setting[0] ? of_actor_setting :
+			GetUserNameFromId(GetSessionUserId(), true) ?: "", sizeof(r.actor));
+	strlcpy(r.db_user, GetUserNameFromId(GetOuterUserId(), true) ?: "", sizeof(r.db_user));
+	strlcpy(r.tbl, attempt.tbl, sizeof(r.tbl));
+	strlcpy(r.order_key, attempt.order_key, sizeof(r.order_key));
+	strlcpy(r.from_state, attempt.from_state, sizeof(r.from_state));
+	strlcpy(r.to_state, attempt.to_state, sizeof(r.to_state));
+	strlcpy(r.sqlstate, unpack_sql_state(ed->sqlerrcode), sizeof(r.sqlstate));
+	strlcpy(r.reason, ed->message ? ed->message : "", sizeof(r.reason));
+	of_refusal_push(&r);
+}
 
 static char *
 allowed_next_text(OfState *from, const char *held_from)
@@ -477,7 +424,25 @@ allowed_next_text(OfState *from, const char *held_from)
 	return buf.len ? buf.data : "none (terminal state)";
 }
 
+/* ---- SPI statements the path still needs (rarely) ---- */
+
+static SPIPlanPtr
+keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+
+		if (p == NULL || SPI_keepplan(p))
+			elog(ERROR, "could not prepare order_flow statement: %s", sql);
+		*slot = p;
+	}
+	return *slot;
+}
+
 static SPIPlanPtr deadline_plan = NULL;
+static SPIPlanPtr notify_plan = NULL;
+static SPIPlanPtr close_plan = NULL;
 
 /*
  * department_deadline: start + span on the department's business calendar.
@@ -486,6 +451,7 @@ static SPIPlanPtr deadline_plan = NULL;
 static TimestampTz
 department_deadline(const char *department, TimestampTz start, Interval *span)
 {
+	Oid			t[3] = {TEXTOID, TIMESTAMPTZOID, INTERVALOID};
 	Datum		v[3];
 	bool		isnull;
 	Datum		d;
@@ -494,105 +460,572 @@ department_deadline(const char *department, TimestampTz start, Interval *span)
 		return DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
 													   TimestampTzGetDatum(start),
 													   IntervalPGetDatum(span)));
-	if (deadline_plan == NULL)
-	{
-		Oid			t[3] = {TEXTOID, TIMESTAMPTZOID, INTERVALOID};
-
-		deadline_plan = SPI_prepare("SELECT order_flow.department_deadline($1, $2, $3)", 3, t);
-		if (deadline_plan == NULL || SPI_keepplan(deadline_plan))
-			elog(ERROR, "could not prepare deadline plan");
-	}
 	v[0] = CStringGetTextDatum(department);
 	v[1] = TimestampTzGetDatum(start);
 	v[2] = IntervalPGetDatum(span);
-	if (SPI_execute_plan(deadline_plan, v, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_plan(keep_plan(&deadline_plan, "SELECT order_flow.department_deadline($1, $2, $3)", 3, t),
+						 v, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not compute deadline for department %s", department);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	SPI_finish();
 	return isnull ? DT_NOEND : DatumGetTimestampTz(d);
 }
 
-/* What the current firing is attempting, for the refusal record. */
-static struct
-{
-	char		tbl[2 * NAMEDATALEN + 8];
-	char		order_key[128];
-	char		from_state[64];
-	char		to_state[64];
-} attempt;
+/* ---- the request: what the firing asks for ---- */
 
-static void
-note_attempt(const char *tbl, const char *key, const char *from, const char *to)
+typedef struct Request
 {
-	strlcpy(attempt.tbl, tbl ? tbl : "", sizeof(attempt.tbl));
-	strlcpy(attempt.order_key, key ? key : "", sizeof(attempt.order_key));
-	strlcpy(attempt.from_state, from ? from : "", sizeof(attempt.from_state));
-	strlcpy(attempt.to_state, to ? to : "", sizeof(attempt.to_state));
-}
+	Relation	rel;
+	RelInfo    *ri;
+	bool		is_insert;
+	HeapTuple	newtup;
+	char	   *key;
+	char	   *from;			/* the row's old status (NULL on insert) */
+	char	   *to;
+	OfState    *to_st;
+	bool		use_ctx;		/* transition()/import_transition() speak for it */
+	const char *action;
+	const char *note;
+	bool		admin;
+	char	   *actor;
+	char	   *db_user;
+	/* checked against the head */
+	OfState    *from_st;
+	OfEdge	   *edge;			/* the edge taken (for a resume: the one that held it) */
+	bool		resume;
+	TimestampTz now;
+	TimestampTz occurred;
+	/* built */
+	char	   *attrs;			/* captured attributes, JSON object text */
+	char	   *customer;
+} Request;
 
+/*
+ * read_request: the row, the key, the statuses and who acts.  False when
+ * the firing is no transition at all (the status did not change).
+ */
 static bool
-is_refusal(int sqlerrcode)
+read_request(TriggerData *td, Request *rq)
 {
-	return sqlerrcode == ERRCODE_CHECK_VIOLATION ||
-		sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE ||
-		sqlerrcode == ERRCODE_INVALID_TEXT_REPRESENTATION ||
-		sqlerrcode == ERRCODE_NOT_NULL_VIOLATION ||
-		sqlerrcode == ERRCODE_FEATURE_NOT_SUPPORTED ||
-		sqlerrcode == ERRCODE_INVALID_PARAMETER_VALUE ||
-		sqlerrcode == ERRCODE_UNIQUE_VIOLATION ||
-		sqlerrcode == ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE;
+	TupleDesc	desc;
+	HeapTuple	oldtup = NULL;
+	bool		isnull;
+	Relation	rel = td->tg_relation;
+
+	memset(rq, 0, sizeof(*rq));
+	rq->rel = rel;
+	desc = RelationGetDescr(rel);
+	rq->is_insert = TRIGGER_FIRED_BY_INSERT(td->tg_event);
+	rq->newtup = rq->is_insert ? td->tg_trigtuple : td->tg_newtuple;
+	if (!rq->is_insert)
+		oldtup = td->tg_trigtuple;
+	rq->ri = get_relinfo(rel, td->tg_trigger);
+	note_attempt(rq->ri->tbl, NULL, NULL, NULL);
+
+	rq->key = column_text(&rq->ri->key, rq->newtup, desc, &isnull);
+	if (isnull)
+		refuse(rel, ERRCODE_NOT_NULL_VIOLATION, "order_flow_key_required",
+			   errmsg("order key of %s must not be null", rq->ri->tbl));
+	if (strncmp(rq->key, "order_flow:", 11) == 0)
+		refuse(rel, ERRCODE_UNIQUE_VIOLATION, "order_flow_key_reserved",
+			   errmsg("order key \"%s\" is reserved", rq->key),
+			   errdetail("Keys beginning with \"order_flow:\" name the extension's own audit chains."));
+	rq->to = column_text(&rq->ri->status, rq->newtup, desc, &isnull);
+	if (isnull)
+		refuse(rel, ERRCODE_NOT_NULL_VIOLATION, "order_flow_status_required",
+			   errmsg("status of order %s must not be null", rq->key),
+			   errdetail("Column \"%s\" of %s is managed by order_flow.", rq->ri->status.name, rq->ri->tbl));
+	note_attempt(rq->ri->tbl, rq->key, NULL, rq->to);
+
+	if (!rq->is_insert)
+	{
+		char	   *oldkey = column_text(&rq->ri->key, oldtup, desc, &isnull);
+
+		if (isnull || strcmp(oldkey, rq->key) != 0)
+			refuse(rel, ERRCODE_FEATURE_NOT_SUPPORTED, "order_flow_key_immutable",
+				   errmsg("order key of a managed order cannot change (%s to %s)",
+						  isnull ? "NULL" : oldkey, rq->key),
+				   errdetail("The audit trail of an order is keyed by its order key."));
+		rq->from = column_text(&rq->ri->status, oldtup, desc, &isnull);
+		if (!isnull && strcmp(rq->from, rq->to) == 0)
+			return false;		/* not a transition */
+		if (isnull)
+			rq->from = NULL;
+	}
+	note_attempt(rq->ri->tbl, rq->key, rq->from, rq->to);
+
+	rq->use_ctx = ctx.set && !ctx.taken && strcmp(ctx.order_key, rq->key) == 0;
+	rq->action = rq->is_insert ? "created" : (rq->use_ctx ? ctx.action : "transition");
+	rq->note = rq->use_ctx && ctx.note ? ctx.note :
+		(of_reason_setting && of_reason_setting[0] ? of_reason_setting : NULL);
+	if (rq->note != NULL && rq->note[0] == '\0')
+		rq->note = NULL;
+	rq->admin = of_is_admin();
+	rq->actor = of_current_actor();
+	rq->db_user = of_db_user();
+	return true;
 }
 
-static Datum transition_row(FunctionCallInfo fcinfo);
+/* check_catalogue: the workflow knows the target state (and, for a new order, it is the initial one). */
+static void
+check_catalogue(Request *rq)
+{
+	OfWorkflow *wf = of_workflow(rq->ri->workflow);
+
+	if (wf == NULL)
+		refuse(rq->rel, ERRCODE_UNDEFINED_OBJECT, "order_flow_workflow",
+			   errmsg("workflow \"%s\" of managed table %s does not exist", rq->ri->workflow, rq->ri->tbl));
+	rq->to_st = of_state(rq->ri->workflow, rq->to);
+	if (rq->to_st == NULL)
+		refuse(rq->rel, ERRCODE_INVALID_TEXT_REPRESENTATION, "order_flow_unknown_state",
+			   errmsg("\"%s\" is not a state of workflow \"%s\"", rq->to, rq->ri->workflow),
+			   errhint("The closest states are %s.", of_closest_states(rq->to, rq->ri->workflow)));
+	if (rq->is_insert && strcmp(wf->initial, rq->to) != 0 && !rq->admin)
+		refuse(rq->rel, ERRCODE_CHECK_VIOLATION, "order_flow_initial_state",
+			   errmsg("new order %s must start in state \"%s\", not \"%s\"", rq->key, wf->initial, rq->to),
+			   errhint("Only order_flow administrators may insert orders in later states."));
+}
+
+typedef enum HeadVerdict
+{
+	HEAD_GO,					/* append the event */
+	HEAD_NOTHING				/* nothing to record (see check_head) */
+} HeadVerdict;
+
+/*
+ * check_head: the locked head against the request.  A new order's key
+ * must be new (or a live order's, whose INSERT the table's unique key
+ * decides: nothing is recorded); a move must start where the chain ends
+ * (a drifted row set back to the chain's state records nothing).
+ */
+static HeadVerdict
+check_head(Request *rq, OfChainHead *head)
+{
+	Relation	rel = rq->rel;
+
+	if (!head->found)
+	{
+		if (!rq->is_insert)
+			refuse(rel, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "order_flow_untracked",
+				   errmsg("order %s of %s is not tracked by order_flow", rq->key, rq->ri->tbl),
+				   errhint("Rows written while the trigger was disabled are not tracked; "
+						   "call order_flow.unmanage() and order_flow.manage() to adopt them."));
+		return HEAD_GO;
+	}
+	if (rq->is_insert)
+	{
+		if (head->tbl && strcmp(head->tbl, rq->ri->tbl) != 0)
+			refuse(rel, ERRCODE_UNIQUE_VIOLATION, "order_flow_key_taken",
+				   errmsg("order key %s is already used by an order of %s", rq->key, head->tbl),
+				   errdetail("Order keys identify an order across the database."));
+		if (head->state == NULL)
+			refuse(rel, ERRCODE_UNIQUE_VIOLATION, "order_flow_key_deleted",
+				   errmsg("order %s of %s was deleted; its key cannot be used again", rq->key, rq->ri->tbl),
+				   errdetail("Its audit chain has " INT64_FORMAT " events and ends with its deletion.",
+							 head->last_seq),
+				   errhint("Give the new order a new key."));
+		return HEAD_NOTHING;
+	}
+	if (head->state != NULL && (rq->from == NULL || strcmp(head->state, rq->from) != 0) &&
+		strcmp(head->state, rq->to) == 0)
+		return HEAD_NOTHING;
+	if (head->state == NULL || rq->from == NULL || strcmp(head->state, rq->from) != 0)
+		refuse(rel, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "order_flow_chain_drift",
+			   errmsg("order %s is \"%s\" in %s but \"%s\" in its audit chain",
+					  rq->key, rq->from ? rq->from : "NULL", rq->ri->tbl,
+					  head->state ? head->state : "deleted"),
+			   errdetail("The row was changed while the order_flow trigger was not running; "
+						 "moves are checked against the audit chain."),
+			   errhint("An order_flow administrator can record the drift with "
+					   "order_flow.repair_drift('%s', '%s', 'reason'), or set the row back to \"%s\".",
+					   rq->ri->tbl, rq->key, head->state ? head->state : "deleted"));
+	return HEAD_GO;
+}
+
+/*
+ * check_move: the edge from the chain's state (equal to the row's), the
+ * actor's right to take it, its reason, and the business time.
+ */
+static void
+check_move(Request *rq, OfChainHead *head)
+{
+	Relation	rel = rq->rel;
+	const char *key = rq->key;
+
+	rq->now = GetCurrentTimestamp();
+	if (!rq->is_insert)
+	{
+		rq->from_st = of_state(rq->ri->workflow, rq->from);
+		if (rq->from_st == NULL)
+			refuse(rel, ERRCODE_CHECK_VIOLATION, "order_flow_transition",
+				   errmsg("order %s is in state \"%s\", which workflow \"%s\" does not know",
+						  key, rq->from, rq->ri->workflow));
+		rq->edge = of_edge(rq->ri->workflow, rq->from, rq->to);
+		if (rq->edge == NULL)
+		{
+			/* leaving a holding state: only back where the order came from */
+			if (!rq->from_st->resumes_to_origin || head->held_from == NULL ||
+				strcmp(head->held_from, rq->to) != 0)
+				refuse(rel, ERRCODE_CHECK_VIOLATION, "order_flow_transition",
+					   errmsg("invalid transition of order %s from \"%s\" to \"%s\"", key, rq->from, rq->to),
+					   errdetail("Allowed next states: %s.",
+								 allowed_next_text(rq->from_st,
+												   rq->from_st->resumes_to_origin ? head->held_from : NULL)));
+			rq->resume = true;
+			rq->edge = of_edge(rq->ri->workflow, rq->to, rq->from);
+		}
+	}
+
+	if (!rq->admin && rq->edge && rq->edge->nperformers > 0 &&
+		!(rq->use_ctx && strcmp(rq->action, "import") == 0) &&
+		!of_actor_in(rq->actor, rq->edge->performed_by, rq->edge->nperformers))
+		refuse(rel, ERRCODE_INSUFFICIENT_PRIVILEGE, "order_flow_not_authorised",
+			   errmsg("actor \"%s\" may not move order %s from \"%s\" to \"%s\"", rq->actor, key, rq->from, rq->to),
+			   errdetail("This edge is taken by members of: %s.",
+						 of_string_array_text(rq->edge->performed_by, rq->edge->nperformers)),
+			   errhint("Add the actor to order_flow.member, or set order_flow.actor to the acting person."));
+	if (rq->edge && !rq->resume && rq->edge->reason_required && rq->note == NULL)
+		refuse(rel, ERRCODE_CHECK_VIOLATION, "order_flow_reason_required",
+			   errmsg("moving order %s from \"%s\" to \"%s\" requires a reason", key, rq->from, rq->to),
+			   errhint("Pass a note to order_flow.transition(), or SET order_flow.reason before the UPDATE."));
+
+	if (rq->use_ctx && ctx.has_occurred)
+	{
+		if (ctx.occurred_at > rq->now)
+			refuse(rel, ERRCODE_INVALID_PARAMETER_VALUE, "order_flow_business_time",
+				   errmsg("occurred_at %s of order %s lies in the future",
+						  timestamptz_to_str(ctx.occurred_at), key));
+		if (head->found && head->last_occurred != DT_NOBEGIN && ctx.occurred_at < head->last_occurred)
+			refuse(rel, ERRCODE_INVALID_PARAMETER_VALUE, "order_flow_business_time",
+				   errmsg("occurred_at %s of order %s runs backwards", timestamptz_to_str(ctx.occurred_at), key),
+				   errdetail("The order's last event occurred at %s; import each order's history in time order.",
+							 timestamptz_to_str(head->last_occurred)));
+		rq->occurred = ctx.occurred_at;
+	}
+	else
+		rq->occurred = rq->now;
+}
+
+/*
+ * build_event: the captured attributes and customer, the details, and the
+ * event itself, hashed onto the chain.  The details are built as a jsonb
+ * value directly: the path parses no JSON text of its own making.
+ */
+static Jsonb *
+build_event(Request *rq, OfChainHead *head, OfEvent *ev, uint8 *hash, Jsonb **attrs_out)
+{
+	TupleDesc	desc = RelationGetDescr(rq->rel);
+	StringInfoData attrs;
+	StringInfoData det;
+	Jsonb	   *details;
+	bool		isnull;
+
+	initStringInfo(&attrs);
+	appendStringInfoChar(&attrs, '{');
+	for (int i = 0; i < rq->ri->nattrs; i++)
+	{
+		char	   *v = column_text(&rq->ri->attrs[i], rq->newtup, desc, &isnull);
+
+		if (isnull)
+			continue;
+		if (attrs.len > 1)
+			appendStringInfoChar(&attrs, ',');
+		escape_json(&attrs, rq->ri->attrs[i].name);
+		appendStringInfoChar(&attrs, ':');
+		json_value(&attrs, &rq->ri->attrs[i], v);
+	}
+	appendStringInfoChar(&attrs, '}');
+	rq->attrs = attrs.data;
+	if (rq->ri->has_customer)
+		rq->customer = column_text(&rq->ri->customer, rq->newtup, desc, &isnull);
+
+	initStringInfo(&det);
+	appendStringInfoString(&det, "{\"attributes\":");
+	appendStringInfoString(&det, attrs.data);
+	if (rq->customer)
+	{
+		appendStringInfoString(&det, ",\"customer\":");
+		escape_json(&det, rq->customer);
+	}
+	if (rq->note)
+	{
+		appendStringInfoString(&det, ",\"note\":");
+		escape_json(&det, rq->note);
+	}
+	if (rq->edge && rq->edge->exception_type && !rq->resume)
+	{
+		appendStringInfoString(&det, ",\"exception_type\":");
+		escape_json(&det, rq->edge->exception_type);
+	}
+	if (rq->resume)
+		appendStringInfoString(&det, ",\"resumed\":true");
+	appendStringInfoChar(&det, '}');
+	details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(det.data)));
+
+	/*
+	 * The caller's details first: recorded facts (attributes, customer,
+	 * note...) win.  An exception type comes from the rule only: a caller's
+	 * own "exception_type" is dropped, so it cannot reach the metrics.
+	 */
+	if (rq->use_ctx && ctx.details)
+	{
+		Datum		caller = DirectFunctionCall1(jsonb_in, CStringGetDatum(ctx.details));
+
+		caller = DirectFunctionCall2(jsonb_delete, caller, CStringGetTextDatum("exception_type"));
+		details = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, caller, JsonbPGetDatum(details)));
+	}
+	*attrs_out = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(attrs.data)));
+
+	ev->order_key = rq->key;
+	ev->seq = head->found ? head->last_seq + 1 : 1;
+	ev->action = rq->action;
+	ev->from_state = rq->from;
+	ev->to_state = rq->to;
+	ev->actor = rq->actor;
+	ev->db_user = rq->db_user;
+	ev->occurred_at = rq->occurred;
+	ev->recorded_at = rq->now;
+	ev->details = JsonbToCString(NULL, &details->root, VARSIZE(details));
+	ev->prev_hash = head->last_hash ? (uint8 *) VARDATA_ANY(head->last_hash) : NULL;
+	ev->prev_hash_len = head->last_hash ? VARSIZE_ANY_EXHDR(head->last_hash) : 0;
+	of_event_hash(ev, hash);
+	return details;
+}
+
+/* head_change: what the move changes in the head besides its end */
+static void
+head_change(Request *rq, Jsonb *attrs, OfHeadChange *chg)
+{
+	OfWorkflow *wf = of_workflow(rq->ri->workflow);
+
+	memset(chg, 0, sizeof(*chg));
+	chg->moves = true;
+	chg->held_from = rq->to_st->resumes_to_origin ? rq->from : NULL;
+	chg->attributes = attrs;
+	chg->customer = rq->customer;
+	chg->tbl = rq->ri->tbl;
+	chg->workflow = rq->ri->workflow;
+	chg->stamp_col = -1;
+	switch (rq->to_st->stamp)
+	{
+		case OF_STAMP_CONTRACT_SIGNED:
+			chg->stamp_col = HEAD_SIGNED;
+			break;
+		case OF_STAMP_WAREHOUSE_CONFIRMED:
+			chg->stamp_col = HEAD_WAREHOUSE;
+			break;
+		case OF_STAMP_FINANCE_APPROVED:
+			chg->stamp_col = HEAD_FINANCE;
+			break;
+		case OF_STAMP_SHIPPED:
+			chg->stamp_col = HEAD_SHIPPED;
+			break;
+		case OF_STAMP_NONE:
+			break;
+	}
+	if (rq->to_st->category != 't' && rq->to_st->has_dwell && wf->has_reminder)
+	{
+		Datum		iv = DirectFunctionCall2(interval_mul, IntervalPGetDatum(&rq->to_st->max_dwell),
+											 Float8GetDatum(wf->first_factor));
+
+		chg->has_stale_after = true;
+		chg->stale_after = DatumGetTimestampTz(DirectFunctionCall2(timestamptz_pl_interval,
+																   TimestampTzGetDatum(rq->occurred), iv));
+	}
+}
+
+/*
+ * broadcast: a live move on an edge that notifies opens one notification
+ * per department (deadline in the department's calendar), each with its
+ * outbox message, and (unless order_flow.notify is off) a NOTIFY at commit.
+ */
+static void
+broadcast(Request *rq, const OfEvent *ev)
+{
+	OfEdge	   *edge = rq->edge;
+	Datum	   *elems = palloc(sizeof(Datum) * edge->nnotify);
+	Datum	   *dls = palloc(sizeof(Datum) * edge->nnotify);
+	TimestampTz earliest = DT_NOEND;
+	StringInfoData pl;
+	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTARRAYOID, JSONBOID, TIMESTAMPTZARRAYOID};
+	Datum		v[7];
+
+	for (int i = 0; i < edge->nnotify; i++)
+	{
+		TimestampTz dl;
+
+		elems[i] = CStringGetTextDatum(edge->notify[i]);
+		dl = department_deadline(edge->notify[i], rq->now, &edge->ack_within);
+		dls[i] = TimestampTzGetDatum(dl);
+		earliest = Min(earliest, dl);
+	}
+	of_note_deadline(earliest);
+
+	initStringInfo(&pl);
+	appendStringInfoString(&pl, "{\"order_key\":");
+	escape_json(&pl, rq->key);
+	appendStringInfoString(&pl, ",\"table\":");
+	escape_json(&pl, rq->ri->tbl);
+	appendStringInfoString(&pl, ",\"from_state\":");
+	escape_json(&pl, rq->from);
+	appendStringInfoString(&pl, ",\"to_state\":");
+	escape_json(&pl, rq->to);
+	appendStringInfoString(&pl, ",\"customer\":");
+	if (rq->customer)
+		escape_json(&pl, rq->customer);
+	else
+		appendStringInfoString(&pl, "null");
+	appendStringInfoString(&pl, ",\"attributes\":");
+	appendStringInfoString(&pl, rq->attrs);
+	appendStringInfoString(&pl, ",\"actor\":");
+	escape_json(&pl, rq->actor);
+	appendStringInfoChar(&pl, '}');
+
+	v[0] = CStringGetTextDatum(rq->key);
+	v[1] = CStringGetTextDatum(rq->from);
+	v[2] = CStringGetTextDatum(rq->to);
+	v[3] = Int64GetDatum(ev->seq);
+	v[4] = PointerGetDatum(construct_array(elems, edge->nnotify, TEXTOID, -1, false, TYPALIGN_INT));
+	v[5] = DirectFunctionCall1(jsonb_in, CStringGetDatum(pl.data));
+	v[6] = PointerGetDatum(construct_array(dls, edge->nnotify, TIMESTAMPTZOID,
+										   sizeof(TimestampTz), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_plan(keep_plan(&notify_plan,
+								   "WITH n AS (INSERT INTO order_flow.notification (order_key, department, level,"
+								   "   deadline, payload, from_state, to_state, event_seq)"
+								   "   SELECT $1, x.d, 1, x.dl,"
+								   "     $6 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('department', x.d,"
+								   "       'level', 1, 'deadline', x.dl),"
+								   "     $2, $3, $4 FROM ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($7)) x(d, dl)"
+								   "   RETURNING id, payload)"
+								   " INSERT INTO order_flow.outbox (order_key, notification_id, payload)"
+								   " SELECT $1, n.id, n.payload OPERATOR(pg_catalog.||)"
+								   "   pg_catalog.jsonb_build_object('notification_id', n.id) FROM n",
+								   7, types),
+						 v, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not open the notifications of order %s", rq->key);
+	SPI_finish();
+
+	if (of_notify_enabled)
+	{
+		StringInfoData msg;
+
+		initStringInfo(&msg);
+		appendStringInfoString(&msg, "{\"event\":\"transition\",\"order_key\":");
+		escape_json(&msg, rq->key);
+		appendStringInfoString(&msg, ",\"to_state\":");
+		escape_json(&msg, rq->to);
+		appendStringInfo(&msg, ",\"seq\":" INT64_FORMAT ",\"departments\":", ev->seq);
+		escape_json(&msg, of_string_array_text(edge->notify, edge->nnotify));
+		appendStringInfoChar(&msg, '}');
+		Async_Notify("order_flow", msg.data);
+	}
+}
+
+/* ---- the trigger ---- */
+
+static Datum transition_row(TriggerData *td);
 static Datum delete_row(TriggerData *td);
 
 PG_FUNCTION_INFO_V1(order_flow_transition_trigger);
 
 /*
- * The trigger entry point: runs the transition; a refusal is copied to the
- * out-of-band queue (it will roll back with the transaction) and re-raised.
+ * The trigger entry point: runs the transition (or the deletion); a
+ * refusal is copied to the out-of-band queue (it will roll back with the
+ * transaction) and re-raised.
  */
 Datum
 order_flow_transition_trigger(PG_FUNCTION_ARGS)
 {
+	TriggerData *td = (TriggerData *) fcinfo->context;
 	MemoryContext cxt = CurrentMemoryContext;
 	Datum		result = (Datum) 0;
 
+	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
+		!TRIGGER_FIRED_BEFORE(td->tg_event) || TRIGGER_FIRED_BY_TRUNCATE(td->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("order_flow._transition_trigger() must be a BEFORE INSERT OR UPDATE OR DELETE row trigger")));
+
 	memset(&attempt, 0, sizeof(attempt));
+	refusing = false;
 	PG_TRY();
 	{
-		result = transition_row(fcinfo);
+		result = TRIGGER_FIRED_BY_DELETE(td->tg_event) ? delete_row(td) : transition_row(td);
 	}
 	PG_CATCH();
 	{
-		if (of_shared != NULL)
+		if (refusing && of_shared != NULL)
 		{
 			ErrorData  *ed;
-			OfRefusal	r;
 
 			MemoryContextSwitchTo(cxt);
 			ed = CopyErrorData();
-			if (is_refusal(ed->sqlerrcode))
-			{
-				memset(&r, 0, sizeof(r));
-				r.dboid = MyDatabaseId;
-				r.at = GetCurrentTimestamp();
-				strlcpy(r.actor, of_actor_setting && of_actor_setting[0] ? of_actor_setting :
-						GetUserNameFromId(GetSessionUserId(), true) ?: "", sizeof(r.actor));
-				strlcpy(r.db_user, GetUserNameFromId(GetOuterUserId(), true) ?: "", sizeof(r.db_user));
-				strlcpy(r.tbl, attempt.tbl, sizeof(r.tbl));
-				strlcpy(r.order_key, attempt.order_key, sizeof(r.order_key));
-				strlcpy(r.from_state, attempt.from_state, sizeof(r.from_state));
-				strlcpy(r.to_state, attempt.to_state, sizeof(r.to_state));
-				strlcpy(r.sqlstate, unpack_sql_state(ed->sqlerrcode), sizeof(r.sqlstate));
-				strlcpy(r.reason, ed->message ? ed->message : "", sizeof(r.reason));
-				of_refusal_push(&r);
-			}
+			push_refusal(ed);
 			FreeErrorData(ed);
 		}
+		refusing = false;
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
 	return result;
+}
+
+/*
+ * transition_row: one status change (or a new order), in named steps:
+ * read the request -> check it against the catalogue -> lock the chain head
+ * -> check it against the head -> build the event -> append it and move
+ * the head -> broadcast.  The chain's writes run as the extension owner.
+ */
+static Datum
+transition_row(TriggerData *td)
+{
+	Request		rq;
+	OfChainWriter w;
+	OfChainHead head;
+	OfEvent		ev;
+	uint8		hash[OF_HASH_LEN];
+	Jsonb	   *details;
+	Jsonb	   *attrs;
+	OfHeadChange chg;
+	OfUserSave	save;
+
+	if (!read_request(td, &rq))
+		return PointerGetDatum(rq.newtup);
+	check_catalogue(&rq);
+
+	of_become_owner(&save);
+	of_chain_begin(&w);
+	(void) of_chain_lock_head(&w, rq.key, &head);
+	if (check_head(&rq, &head) == HEAD_NOTHING)
+	{
+		of_chain_end(&w);
+		of_restore_user(&save);
+		return PointerGetDatum(rq.newtup);
+	}
+	check_move(&rq, &head);
+	details = build_event(&rq, &head, &ev, hash, &attrs);
+	head_change(&rq, attrs, &chg);
+
+	(void) of_chain_append_event(&w, &ev, details, hash);
+	if (head.found)
+		of_chain_move_head(&w, &ev, hash, &chg);
+	else
+		of_chain_create_head(&w, &ev, hash, &chg);
+	of_chain_end(&w);
+
+	/* live moves on an edge that notifies open the broadcast */
+	if (head.found && rq.edge && !rq.resume && rq.edge->nnotify > 0 && strcmp(rq.action, "import") != 0)
+		broadcast(&rq, &ev);
+	of_restore_user(&save);
+
+	of_metrics_after_append(rq.key, ev.seq);
+	if (rq.use_ctx)
+		ctx.taken = true;
+	return PointerGetDatum(rq.newtup);
 }
 
 /*
@@ -606,60 +1039,34 @@ static Datum
 delete_row(TriggerData *td)
 {
 	Relation	rel = td->tg_relation;
-	TupleDesc	desc = RelationGetDescr(rel);
 	HeapTuple	oldtup = td->tg_trigtuple;
 	RelInfo    *ri = get_relinfo(rel, td->tg_trigger);
 	bool		isnull;
 	char	   *key;
-	char	   *chain_state = NULL;
-	bytea	   *prev = NULL;
-	bytea	   *hash;
+	OfChainWriter w;
+	OfChainHead head;
 	OfEvent		ev;
-	uint8		h[OF_HASH_LEN];
+	uint8		hash[OF_HASH_LEN];
 	StringInfoData det;
 	Jsonb	   *details;
-	Datum		values[P_COUNT];
-	char		nulls[P_COUNT];
-	Oid			save_user;
-	int			save_sec;
-	int			ret;
-	TimestampTz now = GetCurrentTimestamp();
+	OfHeadChange chg;
+	OfUserSave	save;
 	const char *note = of_reason_setting && of_reason_setting[0] ? of_reason_setting : NULL;
+	Oid			types[3] = {TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		v[3];
 
-	key = column_text(&ri->key, oldtup, desc, &isnull);
+	key = column_text(&ri->key, oldtup, RelationGetDescr(rel), &isnull);
 	if (isnull)
 		return PointerGetDatum(oldtup);
 	note_attempt(ri->tbl, key, NULL, NULL);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(of_extension_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
-
-	memset(nulls, 'n', sizeof(nulls));
-	values[P_KEY] = CStringGetTextDatum(key);
-	nulls[P_KEY] = ' ';
-	ret = SPI_execute_plan(get_plan(PLAN_LOCK), values, nulls, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not lock order %s: %s", key, SPI_result_code_string(ret));
-	if (SPI_processed == 1)
-	{
-		HeapTuple	t = SPI_tuptable->vals[0];
-		TupleDesc	tdesc = SPI_tuptable->tupdesc;
-		Datum		d;
-
-		ev.seq = DatumGetInt64(SPI_getbinval(t, tdesc, 1, &isnull)) + 1;
-		d = SPI_getbinval(t, tdesc, 2, &isnull);
-		if (!isnull)
-			prev = DatumGetByteaPCopy(d);
-		d = SPI_getbinval(t, tdesc, 6, &isnull);
-		chain_state = isnull ? NULL : TextDatumGetCString(d);
-	}
-	if (chain_state == NULL)
+	of_become_owner(&save);
+	of_chain_begin(&w);
+	if (!of_chain_lock_head(&w, key, &head) || head.state == NULL)
 	{
 		/* not tracked, or its deletion already recorded */
-		SetUserIdAndSecContext(save_user, save_sec);
-		SPI_finish();
+		of_chain_end(&w);
+		of_restore_user(&save);
 		return PointerGetDatum(oldtup);
 	}
 
@@ -675,508 +1082,37 @@ delete_row(TriggerData *td)
 	details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(det.data)));
 
 	ev.order_key = key;
+	ev.seq = head.last_seq + 1;
 	ev.action = "deleted";
-	ev.from_state = chain_state;
+	ev.from_state = head.state;
 	ev.to_state = NULL;
 	ev.actor = of_current_actor();
 	ev.db_user = of_db_user();
-	ev.occurred_at = now;
-	ev.recorded_at = now;
+	ev.occurred_at = ev.recorded_at = GetCurrentTimestamp();
 	ev.details = JsonbToCString(NULL, &details->root, VARSIZE(details));
-	ev.prev_hash = prev ? (uint8 *) VARDATA_ANY(prev) : NULL;
-	ev.prev_hash_len = prev ? VARSIZE_ANY_EXHDR(prev) : 0;
-	of_event_hash(&ev, h);
-	hash = palloc(VARHDRSZ + OF_HASH_LEN);
-	SET_VARSIZE(hash, VARHDRSZ + OF_HASH_LEN);
-	memcpy(VARDATA(hash), h, OF_HASH_LEN);
+	ev.prev_hash = head.last_hash ? (uint8 *) VARDATA_ANY(head.last_hash) : NULL;
+	ev.prev_hash_len = head.last_hash ? VARSIZE_ANY_EXHDR(head.last_hash) : 0;
+	of_event_hash(&ev, hash);
 
-	values[P_SEQ] = Int64GetDatum(ev.seq);
-	values[P_ACTION] = CStringGetTextDatum(ev.action);
-	values[P_FROM] = CStringGetTextDatum(chain_state);
-	values[P_ACTOR] = CStringGetTextDatum(ev.actor);
-	values[P_DBUSER] = CStringGetTextDatum(ev.db_user);
-	values[P_OCCURRED] = TimestampTzGetDatum(now);
-	values[P_RECORDED] = TimestampTzGetDatum(now);
-	values[P_DETAILS] = JsonbPGetDatum(details);
-	values[P_HASH] = PointerGetDatum(hash);
-	nulls[P_SEQ] = nulls[P_ACTION] = nulls[P_FROM] = nulls[P_ACTOR] = nulls[P_DBUSER] = ' ';
-	nulls[P_OCCURRED] = nulls[P_RECORDED] = nulls[P_DETAILS] = nulls[P_HASH] = ' ';
-	if (prev)
-	{
-		values[P_PREV] = PointerGetDatum(prev);
-		nulls[P_PREV] = ' ';
-	}
-	ret = SPI_execute_plan(get_plan(PLAN_DELETE), values, nulls, false, 0);
-	if (ret < 0 || SPI_processed != 1)
-		elog(ERROR, "could not record deletion of order %s: %s", key, SPI_result_code_string(ret));
+	memset(&chg, 0, sizeof(chg));
+	chg.moves = true;			/* to no state: held_from, stale_after cleared */
+	chg.stamp_col = -1;
+	(void) of_chain_append_event(&w, &ev, details, hash);
+	of_chain_move_head(&w, &ev, hash, &chg);
+	of_chain_end(&w);
 
-	SetUserIdAndSecContext(save_user, save_sec);
-	SPI_finish();
-	return PointerGetDatum(oldtup);
-}
-
-static Datum
-transition_row(FunctionCallInfo fcinfo)
-{
-	TriggerData *td = (TriggerData *) fcinfo->context;
-	Relation	rel;
-	TupleDesc	desc;
-	HeapTuple	newtup;
-	HeapTuple	oldtup = NULL;
-	RelInfo    *ri;
-	bool		is_insert;
-	bool		isnull;
-	char	   *key;
-	char	   *from = NULL;
-	char	   *to;
-	OfState    *to_st;
-	OfState    *from_st = NULL;
-	OfEdge	   *edge = NULL;
-	bool		resume = false;
-	bool		admin;
-	char	   *actor;
-	char	   *db_user;
-	bool		use_ctx;
-	const char *action;
-	const char *note;
-	TimestampTz now;
-	TimestampTz occurred;
-	OfEvent		ev;
-	uint8		h[OF_HASH_LEN];
-	bytea	   *prev = NULL;
-	bytea	   *hash;
-	char	   *held_from_old = NULL;
-	const char *held_from_new = NULL;
-	char	   *customer = NULL;
-	StringInfoData attrs;
-	StringInfoData det;
-	Jsonb	   *details;
-	Jsonb	   *attrs_j;
-	Datum		values[P_COUNT];
-	char		nulls[P_COUNT];
-	Oid			save_user;
-	int			save_sec;
-	int			which;
-	int			ret;
-
-	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
-		!TRIGGER_FIRED_BEFORE(td->tg_event))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("order_flow._transition_trigger() must be a BEFORE INSERT OR UPDATE OR DELETE row trigger")));
-	if (TRIGGER_FIRED_BY_DELETE(td->tg_event))
-		return delete_row(td);
-	if (!(TRIGGER_FIRED_BY_INSERT(td->tg_event) || TRIGGER_FIRED_BY_UPDATE(td->tg_event)))
-		ereport(ERROR,
-				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("order_flow._transition_trigger() must be a BEFORE INSERT OR UPDATE OR DELETE row trigger")));
-
-	rel = td->tg_relation;
-	desc = RelationGetDescr(rel);
-	is_insert = TRIGGER_FIRED_BY_INSERT(td->tg_event);
-	newtup = is_insert ? td->tg_trigtuple : td->tg_newtuple;
-	if (!is_insert)
-		oldtup = td->tg_trigtuple;
-	ri = get_relinfo(rel, td->tg_trigger);
-	note_attempt(ri->tbl, NULL, NULL, NULL);
-
-	key = column_text(&ri->key, newtup, desc, &isnull);
-	if (isnull)
-		refuse(rel, ERRCODE_NOT_NULL_VIOLATION, "order_flow_key_required",
-			   errmsg("order key of %s must not be null", ri->tbl));
-	if (strncmp(key, "order_flow:", 11) == 0)
-		refuse(rel, ERRCODE_UNIQUE_VIOLATION, "order_flow_key_reserved",
-			   errmsg("order key \"%s\" is reserved", key),
-			   errdetail("Keys beginning with \"order_flow:\" name the extension's own audit chains."));
-	to = column_text(&ri->status, newtup, desc, &isnull);
-	if (isnull)
-		refuse(rel, ERRCODE_NOT_NULL_VIOLATION, "order_flow_status_required",
-			   errmsg("status of order %s must not be null", key),
-			   errdetail("Column \"%s\" of %s is managed by order_flow.", ri->status.name, ri->tbl));
-
-	note_attempt(ri->tbl, key, NULL, to);
-	if (!is_insert)
-	{
-		char	   *oldkey = column_text(&ri->key, oldtup, desc, &isnull);
-
-		if (isnull || strcmp(oldkey, key) != 0)
-			refuse(rel, ERRCODE_FEATURE_NOT_SUPPORTED, "order_flow_key_immutable",
-				   errmsg("order key of a managed order cannot change (%s to %s)",
-						  isnull ? "NULL" : oldkey, key),
-				   errdetail("The audit trail of an order is keyed by its order key."));
-		from = column_text(&ri->status, oldtup, desc, &isnull);
-		if (!isnull && strcmp(from, to) == 0)
-			return PointerGetDatum(newtup);		/* not a transition */
-		if (isnull)
-			from = NULL;
-	}
-	note_attempt(ri->tbl, key, from, to);
-
-	if (of_workflow(ri->workflow) == NULL)
-		refuse(rel, ERRCODE_UNDEFINED_OBJECT, "order_flow_workflow",
-			   errmsg("workflow \"%s\" of managed table %s does not exist", ri->workflow, ri->tbl));
-	to_st = of_state(ri->workflow, to);
-	if (to_st == NULL)
-		refuse(rel, ERRCODE_INVALID_TEXT_REPRESENTATION, "order_flow_unknown_state",
-			   errmsg("\"%s\" is not a state of workflow \"%s\"", to, ri->workflow),
-			   errhint("The closest states are %s.", of_closest_states(to, ri->workflow)));
-
-	use_ctx = ctx.set && !ctx.taken && strcmp(ctx.order_key, key) == 0;
-	action = is_insert ? "created" : (use_ctx ? ctx.action : "transition");
-	note = use_ctx && ctx.note ? ctx.note :
-		(of_reason_setting && of_reason_setting[0] ? of_reason_setting : NULL);
-	admin = of_is_admin();
-	actor = of_current_actor();
-	db_user = of_db_user();
-
-	if (is_insert)
-	{
-		OfWorkflow *wf = of_workflow(ri->workflow);
-
-		if (strcmp(wf->initial, to) != 0 && !admin)
-			refuse(rel, ERRCODE_CHECK_VIOLATION, "order_flow_initial_state",
-				   errmsg("new order %s must start in state \"%s\", not \"%s\"", key, wf->initial, to),
-				   errhint("Only order_flow administrators may insert orders in later states."));
-	}
-
-	/* lock the chain head: serialises everything appended to this order */
+	v[0] = CStringGetTextDatum(key);
+	v[1] = TimestampTzGetDatum(ev.recorded_at);
+	v[2] = CStringGetTextDatum(ev.actor);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(of_extension_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
-
-	memset(nulls, 'n', sizeof(nulls));
-	values[P_KEY] = CStringGetTextDatum(key);
-	nulls[P_KEY] = ' ';
-	ret = SPI_execute_plan(get_plan(PLAN_LOCK), values, nulls, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not lock order %s: %s", key, SPI_result_code_string(ret));
-	if (SPI_processed == 1)
-	{
-		HeapTuple	t = SPI_tuptable->vals[0];
-		TupleDesc	tdesc = SPI_tuptable->tupdesc;
-		Datum		d;
-		char	   *owner_tbl;
-		char	   *chain_state;
-
-		ev.seq = DatumGetInt64(SPI_getbinval(t, tdesc, 1, &isnull)) + 1;
-		d = SPI_getbinval(t, tdesc, 2, &isnull);
-		if (!isnull)
-			prev = DatumGetByteaPCopy(d);
-		d = SPI_getbinval(t, tdesc, 3, &isnull);
-		held_from_old = isnull ? NULL : TextDatumGetCString(d);
-		d = SPI_getbinval(t, tdesc, 4, &isnull);
-		occurred = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
-		d = SPI_getbinval(t, tdesc, 5, &isnull);
-		owner_tbl = isnull ? NULL : TextDatumGetCString(d);
-		d = SPI_getbinval(t, tdesc, 6, &isnull);
-		chain_state = isnull ? NULL : TextDatumGetCString(d);
-		if (is_insert)
-		{
-			if (owner_tbl && strcmp(owner_tbl, ri->tbl) != 0)
-				refuse(rel, ERRCODE_UNIQUE_VIOLATION, "order_flow_key_taken",
-					   errmsg("order key %s is already used by an order of %s", key, owner_tbl),
-					   errdetail("Order keys identify an order across the database."));
-			if (chain_state == NULL)
-				refuse(rel, ERRCODE_UNIQUE_VIOLATION, "order_flow_key_deleted",
-					   errmsg("order %s of %s was deleted; its key cannot be used again", key, ri->tbl),
-					   errdetail("Its audit chain has " INT64_FORMAT " events and ends with its deletion.",
-								 ev.seq - 1),
-					   errhint("Give the new order a new key."));
-
-			/*
-			 * The key is live: this INSERT will meet the table's unique key
-			 * (an error, or an upsert's UPDATE, which this trigger then
-			 * checks).  Nothing is recorded for it.
-			 */
-			SetUserIdAndSecContext(save_user, save_sec);
-			SPI_finish();
-			return PointerGetDatum(newtup);
-		}
-		if (chain_state != NULL && (from == NULL || strcmp(chain_state, from) != 0) &&
-			strcmp(chain_state, to) == 0)
-		{
-			/* a drifted row set back to its chain's state: nothing happened */
-			SetUserIdAndSecContext(save_user, save_sec);
-			SPI_finish();
-			return PointerGetDatum(newtup);
-		}
-		if (chain_state == NULL || from == NULL || strcmp(chain_state, from) != 0)
-			refuse(rel, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "order_flow_chain_drift",
-				   errmsg("order %s is \"%s\" in %s but \"%s\" in its audit chain",
-						  key, from ? from : "NULL", ri->tbl, chain_state ? chain_state : "deleted"),
-				   errdetail("The row was changed while the order_flow trigger was not running; "
-							 "moves are checked against the audit chain."),
-				   errhint("An order_flow administrator can record the drift with "
-						   "order_flow.repair_drift('%s', '%s', 'reason'), or set the row back to \"%s\".",
-						   ri->tbl, key, chain_state ? chain_state : "deleted"));
-		which = PLAN_MOVE;
-	}
-	else
-	{
-		if (!is_insert)
-			refuse(rel, ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE, "order_flow_untracked",
-				   errmsg("order %s of %s is not tracked by order_flow", key, ri->tbl),
-				   errhint("Rows written while the trigger was disabled are not tracked; "
-						   "call order_flow.unmanage() and order_flow.manage() to adopt them."));
-		ev.seq = 1;
-		occurred = DT_NOBEGIN;
-		which = PLAN_CREATE;
-	}
-
-	/* validate the edge against the chain's state (equal to the row's) */
-	if (!is_insert)
-	{
-		from_st = of_state(ri->workflow, from);
-		if (from_st == NULL)
-			refuse(rel, ERRCODE_CHECK_VIOLATION, "order_flow_transition",
-				   errmsg("order %s is in state \"%s\", which workflow \"%s\" does not know",
-						  key, from, ri->workflow));
-		edge = of_edge(ri->workflow, from, to);
-		if (edge == NULL)
-		{
-			/* leaving a holding state: only back where the order came from */
-			if (!from_st->resumes_to_origin || held_from_old == NULL ||
-				strcmp(held_from_old, to) != 0)
-				refuse(rel, ERRCODE_CHECK_VIOLATION, "order_flow_transition",
-					   errmsg("invalid transition of order %s from \"%s\" to \"%s\"", key, from, to),
-					   errdetail("Allowed next states: %s.",
-								 allowed_next_text(from_st, from_st->resumes_to_origin ? held_from_old : NULL)));
-			resume = true;
-			edge = of_edge(ri->workflow, to, from);		/* rights of the edge that held it */
-		}
-	}
-
-	/* rights */
-	if (!admin && edge && edge->nperformers > 0 &&
-		!(use_ctx && strcmp(action, "import") == 0) &&
-		!of_actor_in(actor, edge->performed_by, edge->nperformers))
-		refuse(rel, ERRCODE_INSUFFICIENT_PRIVILEGE, "order_flow_not_authorised",
-			   errmsg("actor \"%s\" may not move order %s from \"%s\" to \"%s\"", actor, key, from, to),
-			   errdetail("This edge is taken by members of: %s.",
-						 of_string_array_text(edge->performed_by, edge->nperformers)),
-			   errhint("Add the actor to order_flow.member, or set order_flow.actor to the acting person."));
-	if (note != NULL && note[0] == '\0')
-		note = NULL;
-	if (edge && !resume && edge->reason_required && note == NULL)
-		refuse(rel, ERRCODE_CHECK_VIOLATION, "order_flow_reason_required",
-			   errmsg("moving order %s from \"%s\" to \"%s\" requires a reason", key, from, to),
-			   errhint("Pass a note to order_flow.transition(), or SET order_flow.reason before the UPDATE."));
-
-	/* business time */
-	now = GetCurrentTimestamp();
-	if (use_ctx && ctx.has_occurred)
-	{
-		if (ctx.occurred_at > now)
-			refuse(rel, ERRCODE_INVALID_PARAMETER_VALUE, "order_flow_business_time",
-				   errmsg("occurred_at %s of order %s lies in the future",
-						  timestamptz_to_str(ctx.occurred_at), key));
-		if (occurred != DT_NOBEGIN && ctx.occurred_at < occurred)
-			refuse(rel, ERRCODE_INVALID_PARAMETER_VALUE, "order_flow_business_time",
-				   errmsg("occurred_at %s of order %s runs backwards", timestamptz_to_str(ctx.occurred_at), key),
-				   errdetail("The order's last event occurred at %s; import each order's history in time order.",
-							 timestamptz_to_str(occurred)));
-		occurred = ctx.occurred_at;
-	}
-	else
-		occurred = now;
-
-	/* captured attributes and details */
-	initStringInfo(&attrs);
-	appendStringInfoChar(&attrs, '{');
-	for (int i = 0; i < ri->nattrs; i++)
-	{
-		char	   *v = column_text(&ri->attrs[i], newtup, desc, &isnull);
-
-		if (isnull)
-			continue;
-		if (attrs.len > 1)
-			appendStringInfoChar(&attrs, ',');
-		escape_json(&attrs, ri->attrs[i].name);
-		appendStringInfoChar(&attrs, ':');
-		json_value(&attrs, &ri->attrs[i], v);
-	}
-	appendStringInfoChar(&attrs, '}');
-	if (ri->has_customer)
-		customer = column_text(&ri->customer, newtup, desc, &isnull);
-
-	initStringInfo(&det);
-	appendStringInfoString(&det, "{\"attributes\":");
-	appendStringInfoString(&det, attrs.data);
-	if (customer)
-	{
-		appendStringInfoString(&det, ",\"customer\":");
-		escape_json(&det, customer);
-	}
-	if (note)
-	{
-		appendStringInfoString(&det, ",\"note\":");
-		escape_json(&det, note);
-	}
-	if (edge && edge->exception_type && !resume)
-	{
-		appendStringInfoString(&det, ",\"exception_type\":");
-		escape_json(&det, edge->exception_type);
-	}
-	if (resume)
-		appendStringInfoString(&det, ",\"resumed\":true");
-	appendStringInfoChar(&det, '}');
-	details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(det.data)));
-	/*
-	 * The caller's details first: recorded facts (attributes, customer,
-	 * note...) win.  An exception type comes from the rule only: a caller's
-	 * own "exception_type" is dropped, so it cannot reach the metrics.
-	 */
-	if (use_ctx && ctx.details)
-	{
-		Datum		caller = DirectFunctionCall1(jsonb_in, CStringGetDatum(ctx.details));
-
-		caller = DirectFunctionCall2(jsonb_delete, caller, CStringGetTextDatum("exception_type"));
-		details = DatumGetJsonbP(DirectFunctionCall2(jsonb_concat, caller, JsonbPGetDatum(details)));
-	}
-	attrs_j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(attrs.data)));
-
-	/* the event and its hash */
-	ev.order_key = key;
-	ev.action = action;
-	ev.from_state = from;
-	ev.to_state = to;
-	ev.actor = actor;
-	ev.db_user = db_user;
-	ev.occurred_at = occurred;
-	ev.recorded_at = now;
-	ev.details = JsonbToCString(NULL, &details->root, VARSIZE(details));
-	ev.prev_hash = prev ? (uint8 *) VARDATA_ANY(prev) : NULL;
-	ev.prev_hash_len = prev ? VARSIZE_ANY_EXHDR(prev) : 0;
-	of_event_hash(&ev, h);
-	hash = palloc(VARHDRSZ + OF_HASH_LEN);
-	SET_VARSIZE(hash, VARHDRSZ + OF_HASH_LEN);
-	memcpy(VARDATA(hash), h, OF_HASH_LEN);
-
-	if (to_st->resumes_to_origin)
-		held_from_new = from;
-	else
-		held_from_new = NULL;
-
-	memset(nulls, ' ', sizeof(nulls));
-	values[P_KEY] = CStringGetTextDatum(key);
-	values[P_SEQ] = Int64GetDatum(ev.seq);
-	values[P_ACTION] = CStringGetTextDatum(action);
-	if (from)
-		values[P_FROM] = CStringGetTextDatum(from);
-	else
-		nulls[P_FROM] = 'n';
-	values[P_TO] = CStringGetTextDatum(to);
-	values[P_ACTOR] = CStringGetTextDatum(actor);
-	values[P_DBUSER] = CStringGetTextDatum(db_user);
-	values[P_OCCURRED] = TimestampTzGetDatum(occurred);
-	values[P_RECORDED] = TimestampTzGetDatum(now);
-	values[P_DETAILS] = JsonbPGetDatum(details);
-	if (prev)
-		values[P_PREV] = PointerGetDatum(prev);
-	else
-		nulls[P_PREV] = 'n';
-	values[P_HASH] = PointerGetDatum(hash);
-	if (held_from_new)
-		values[P_HELD] = CStringGetTextDatum(held_from_new);
-	else
-		nulls[P_HELD] = 'n';
-	if (to_st->stamp != OF_STAMP_NONE)
-		values[P_STAMP] = CStringGetTextDatum(of_stamp_name(to_st->stamp));
-	else
-		nulls[P_STAMP] = 'n';
-	values[P_ATTRS] = JsonbPGetDatum(attrs_j);
-	if (customer)
-		values[P_CUSTOMER] = CStringGetTextDatum(customer);
-	else
-		nulls[P_CUSTOMER] = 'n';
-	values[P_TBL] = CStringGetTextDatum(ri->tbl);
-	values[P_WORKFLOW] = CStringGetTextDatum(ri->workflow);
-	nulls[P_NOTIFY] = nulls[P_DEADLINES] = nulls[P_PAYLOAD] = 'n';
-	{
-		OfWorkflow *wf = of_workflow(ri->workflow);
-
-		if (to_st->category != 't' && to_st->has_dwell && wf->has_reminder)
-		{
-			Datum		iv = DirectFunctionCall2(interval_mul, IntervalPGetDatum(&to_st->max_dwell),
-												 Float8GetDatum(wf->first_factor));
-
-			values[P_STALE] = DirectFunctionCall2(timestamptz_pl_interval,
-												  TimestampTzGetDatum(occurred), iv);
-		}
-		else
-			nulls[P_STALE] = 'n';
-	}
-
-	/* live transitions on an edge that notifies open the broadcast */
-	if (which == PLAN_MOVE && edge && !resume && edge->nnotify > 0 && strcmp(action, "import") != 0)
-	{
-		Datum	   *elems = palloc(sizeof(Datum) * edge->nnotify);
-		Datum	   *dls = palloc(sizeof(Datum) * edge->nnotify);
-		TimestampTz earliest = DT_NOEND;
-		StringInfoData pl;
-
-		for (int i = 0; i < edge->nnotify; i++)
-		{
-			TimestampTz dl;
-
-			elems[i] = CStringGetTextDatum(edge->notify[i]);
-			dl = department_deadline(edge->notify[i], now, &edge->ack_within);
-			dls[i] = TimestampTzGetDatum(dl);
-			earliest = Min(earliest, dl);
-		}
-		values[P_NOTIFY] = PointerGetDatum(construct_array(elems, edge->nnotify, TEXTOID, -1, false, TYPALIGN_INT));
-		values[P_DEADLINES] = PointerGetDatum(construct_array(dls, edge->nnotify, TIMESTAMPTZOID,
-															  sizeof(TimestampTz), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-		of_note_deadline(earliest);
-		initStringInfo(&pl);
-		appendStringInfoString(&pl, "{\"order_key\":");
-		escape_json(&pl, key);
-		appendStringInfoString(&pl, ",\"table\":");
-		escape_json(&pl, ri->tbl);
-		appendStringInfoString(&pl, ",\"from_state\":");
-		escape_json(&pl, from);
-		appendStringInfoString(&pl, ",\"to_state\":");
-		escape_json(&pl, to);
-		appendStringInfoString(&pl, ",\"customer\":");
-		if (customer)
-			escape_json(&pl, customer);
-		else
-			appendStringInfoString(&pl, "null");
-		appendStringInfoString(&pl, ",\"attributes\":");
-		appendStringInfoString(&pl, attrs.data);
-		appendStringInfoString(&pl, ",\"actor\":");
-		escape_json(&pl, actor);
-		appendStringInfoChar(&pl, '}');
-		values[P_PAYLOAD] = DirectFunctionCall1(jsonb_in, CStringGetDatum(pl.data));
-		nulls[P_NOTIFY] = nulls[P_DEADLINES] = nulls[P_PAYLOAD] = ' ';
-		which = PLAN_MOVE_NOTIFY;
-	}
-
-	ret = SPI_execute_plan(get_plan(which), values, nulls, false, 0);
-	if (ret < 0 || SPI_processed != 1)
-		elog(ERROR, "could not record transition of order %s: %s", key, SPI_result_code_string(ret));
-
-	if (which == PLAN_MOVE_NOTIFY && of_notify_enabled)
-	{
-		StringInfoData msg;
-
-		initStringInfo(&msg);
-		appendStringInfoString(&msg, "{\"event\":\"transition\",\"order_key\":");
-		escape_json(&msg, key);
-		appendStringInfoString(&msg, ",\"to_state\":");
-		escape_json(&msg, to);
-		appendStringInfo(&msg, ",\"seq\":" INT64_FORMAT ",\"departments\":", ev.seq);
-		escape_json(&msg, of_string_array_text(edge->notify, edge->nnotify));
-		appendStringInfoChar(&msg, '}');
-		Async_Notify("order_flow", msg.data);
-	}
-
-	SetUserIdAndSecContext(save_user, save_sec);
+	if (SPI_execute_plan(keep_plan(&close_plan,
+								   "UPDATE order_flow.notification SET status = 'closed', answered_at = $2,"
+								   " answered_by = $3 WHERE order_key OPERATOR(pg_catalog.=) $1"
+								   " AND status OPERATOR(pg_catalog.=) 'pending'", 3, types),
+						 v, NULL, false, 0) != SPI_OK_UPDATE)
+		elog(ERROR, "could not close the notifications of order %s", key);
 	SPI_finish();
-	of_metrics_after_append(key, ev.seq);
-
-	if (use_ctx)
-		ctx.taken = true;
-	return PointerGetDatum(newtup);
+	of_restore_user(&save);
+	return PointerGetDatum(oldtup);
 }

@@ -779,11 +779,13 @@ of_scheduler_main(Datum arg)
 		 */
 		{
 			uint64		requested = pg_atomic_read_u64(&my_slot->fold_requested);
-			bool		catch_up = catch_up_due <= pass_start;
+			bool		catch_up = catch_up_due <= pass_start || my_slot->catch_up_requested;
 
 			if (catch_up || (TimestampTz) requested >= folded_until)
 			{
 				TimestampTz before = folded_until;
+
+				my_slot->catch_up_requested = false;
 
 				(void) fold_metrics(catch_up, &folded_until);
 				if (catch_up)

@@ -1,0 +1,477 @@
+/*-------------------------------------------------------------------------
+ *
+ * chain.c
+ *	  The per-order audit chain on disk: lock an order's chain head
+ *	  (order_flow.tracked_order), append an event (order_flow.audit_log),
+ *	  move the head.  One implementation for the transition trigger and
+ *	  order_flow._append_event().
+ *
+ * Why not SPI: these three steps run for every status change of every
+ * order.  Through SPI each is a statement -- executor start-up, a plan with
+ * a ModifyTable node per table, projections -- and in the transition path
+ * that start-up cost more than the writes.  Here the head is found and
+ * locked through its primary key index (RelationFindReplTupleByIndex, the
+ * routine logical replication applies rows with: FOR UPDATE semantics,
+ * following a concurrent update to the newest version), and rows are
+ * written with ExecSimpleRelationInsert/ExecSimpleRelationUpdate, which
+ * check the tables' constraints, maintain every index (the event's unique
+ * (order_key, seq) key included, so two appends can never share a sequence
+ * number), fire the tables' triggers and keep the head's update HOT where
+ * PostgreSQL can.  Column defaults of the log that the event does not set
+ * (its id) are evaluated as an INSERT would.  The writes are WAL-logged and
+ * replicated like any other.
+ *
+ * Column positions are looked up by name once per relation and kept until
+ * the relation's relcache entry is invalidated (an ALTER TABLE by an
+ * update script, DROP/CREATE EXTENSION).
+ *
+ * The caller runs as the extension owner (of_become_owner) for the
+ * duration: the tables' triggers and defaults run with its rights.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/relation.h"
+#include "access/table.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "commands/trigger.h"
+#include "executor/executor.h"
+#include "executor/tuptable.h"
+#include "nodes/makefuncs.h"
+#include "optimizer/optimizer.h"
+#include "parser/parsetree.h"
+#include "rewrite/rewriteHandler.h"
+#include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+
+#include "order_flow.h"
+#include "chain.h"
+
+/* ---- column positions, per relation ---- */
+
+static const char *const log_columns[LOG_NCOLS] = {
+	"order_key", "seq", "action", "from_state", "to_state", "actor", "db_user",
+	"occurred_at", "recorded_at", "details", "prev_hash", "hash"
+};
+
+static const char *const head_columns[HEAD_NCOLS] = {
+	"order_key", "tbl", "workflow", "state", "held_from", "entered_at", "last_seq",
+	"last_hash", "last_occurred_at", "reminder_level", "stale_after", "customer_key",
+	"attributes", "contract_signed_at", "warehouse_confirmed_at", "finance_approved_at",
+	"shipped_at", "created_at"
+};
+
+typedef struct RelLayout
+{
+	bool		valid;
+	Oid			relid;
+	Oid			pkey;			/* the head's primary key index */
+	AttrNumber	att[HEAD_NCOLS];	/* >= LOG_NCOLS */
+	int			ndefaults;		/* log columns the event leaves to their default */
+	AttrNumber	default_att[8];
+	Expr	   *default_expr[8];
+	MemoryContext cxt;
+} RelLayout;
+
+static RelLayout log_layout;
+static RelLayout head_layout;
+static bool callback_registered = false;
+
+static void
+layout_invalidate(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == log_layout.relid)
+		log_layout.valid = false;
+	if (relid == InvalidOid || relid == head_layout.relid)
+		head_layout.valid = false;
+}
+
+static Oid
+extension_relid(const char *name)
+{
+	Oid			nsp = get_namespace_oid(OF_SCHEMA, false);
+	Oid			relid = get_relname_relid(name, nsp);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation %s.%s does not exist", OF_SCHEMA, name),
+				 errhint("Run ALTER EXTENSION order_flow UPDATE.")));
+	return relid;
+}
+
+/*
+ * layout: the column positions of rel (already open), for the columns
+ * named; for the log, the defaults of the columns the event does not set.
+ */
+static void
+layout(RelLayout *l, Relation rel, const char *const *names, int n, bool defaults)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	MemoryContext old;
+
+	if (l->valid && l->relid == RelationGetRelid(rel))
+		return;
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(layout_invalidate, (Datum) 0);
+		callback_registered = true;
+	}
+	if (l->cxt == NULL)
+		l->cxt = AllocSetContextCreate(CacheMemoryContext, "order_flow chain layout",
+									   ALLOCSET_SMALL_SIZES);
+	MemoryContextReset(l->cxt);
+	l->relid = RelationGetRelid(rel);
+	for (int i = 0; i < n; i++)
+	{
+		int			a;
+
+		for (a = 0; a < desc->natts; a++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, a);
+
+			if (!att->attisdropped && strcmp(NameStr(att->attname), names[i]) == 0)
+				break;
+		}
+		if (a == desc->natts)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of %s does not exist", names[i], RelationGetRelationName(rel)),
+					 errhint("Run ALTER EXTENSION order_flow UPDATE.")));
+		l->att[i] = a + 1;
+	}
+	l->ndefaults = 0;
+	if (defaults)
+	{
+		old = MemoryContextSwitchTo(l->cxt);
+		for (int a = 0; a < desc->natts; a++)
+		{
+			Form_pg_attribute att = TupleDescAttr(desc, a);
+			bool		named = false;
+			Node	   *def;
+
+			if (att->attisdropped)
+				continue;
+			for (int i = 0; i < n; i++)
+				named |= l->att[i] == a + 1;
+			if (named || (def = build_column_default(rel, a + 1)) == NULL)
+				continue;
+			if (l->ndefaults == lengthof(l->default_att))
+				elog(ERROR, "too many defaulted columns in %s", RelationGetRelationName(rel));
+			l->default_att[l->ndefaults] = a + 1;
+			l->default_expr[l->ndefaults] = expression_planner((Expr *) def);
+			l->ndefaults++;
+		}
+		MemoryContextSwitchTo(old);
+	}
+	l->pkey = RelationGetPrimaryKeyIndex(rel);
+	l->valid = true;
+}
+
+/* ---- the writer ---- */
+
+static ResultRelInfo *
+result_rel(EState *estate, Relation rel, Index rti)
+{
+	ResultRelInfo *rri = makeNode(ResultRelInfo);
+
+	InitResultRelInfo(rri, rel, rti, NULL, 0);
+	ExecOpenIndices(rri, false);
+	return rri;
+}
+
+/*
+ * of_chain_begin: open the log and the heads for writing, with an executor
+ * state the writes of this call share.  Ends with of_chain_end().
+ */
+void
+of_chain_begin(OfChainWriter *w)
+{
+	RangeTblEntry *rte_log = makeNode(RangeTblEntry);
+	RangeTblEntry *rte_head = makeNode(RangeTblEntry);
+
+	memset(w, 0, sizeof(*w));
+	w->log = table_open(extension_relid("audit_log"), RowExclusiveLock);
+	w->head = table_open(extension_relid("tracked_order"), RowExclusiveLock);
+	layout(&log_layout, w->log, log_columns, LOG_NCOLS, true);
+	layout(&head_layout, w->head, head_columns, HEAD_NCOLS, true);
+	if (!OidIsValid(head_layout.pkey))
+		elog(ERROR, "order_flow.tracked_order has no primary key");
+
+	w->estate = CreateExecutorState();
+	rte_log->rtekind = RTE_RELATION;
+	rte_log->relid = RelationGetRelid(w->log);
+	rte_log->relkind = w->log->rd_rel->relkind;
+	rte_log->rellockmode = RowExclusiveLock;
+	rte_head->rtekind = RTE_RELATION;
+	rte_head->relid = RelationGetRelid(w->head);
+	rte_head->relkind = w->head->rd_rel->relkind;
+	rte_head->rellockmode = RowExclusiveLock;
+	ExecInitRangeTable(w->estate, list_make2(rte_log, rte_head));
+	w->estate->es_snapshot = GetActiveSnapshot();
+	w->estate->es_output_cid = GetCurrentCommandId(true);
+	w->log_rri = result_rel(w->estate, w->log, 1);
+	w->head_rri = result_rel(w->estate, w->head, 2);
+	EvalPlanQualInit(&w->epq, w->estate, NULL, NIL, -1);
+	w->head_slot = table_slot_create(w->head, &w->estate->es_tupleTable);
+	w->search_slot = table_slot_create(w->head, &w->estate->es_tupleTable);
+	w->new_slot = table_slot_create(w->head, &w->estate->es_tupleTable);
+	w->log_slot = table_slot_create(w->log, &w->estate->es_tupleTable);
+	AfterTriggerBeginQuery();
+}
+
+void
+of_chain_end(OfChainWriter *w)
+{
+	AfterTriggerEndQuery(w->estate);
+	EvalPlanQualEnd(&w->epq);
+	ExecCloseIndices(w->log_rri);
+	ExecCloseIndices(w->head_rri);
+	ExecResetTupleTable(w->estate->es_tupleTable, false);
+	FreeExecutorState(w->estate);
+	table_close(w->log, NoLock);
+	table_close(w->head, NoLock);
+}
+
+/* fill_defaults: the columns of l left to their defaults, as an INSERT would */
+static void
+fill_defaults(OfChainWriter *w, RelLayout *l, TupleTableSlot *slot)
+{
+	for (int i = 0; i < l->ndefaults; i++)
+	{
+		ExprState  *es = ExecInitExpr(l->default_expr[i], NULL);
+		ExprContext *econtext = GetPerTupleExprContext(w->estate);
+		AttrNumber	a = l->default_att[i];
+
+		slot->tts_values[a - 1] = ExecEvalExprSwitchContext(es, econtext, &slot->tts_isnull[a - 1]);
+	}
+}
+
+static char *
+slot_text(TupleTableSlot *slot, AttrNumber att)
+{
+	bool		isnull;
+	Datum		d = slot_getattr(slot, att, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * of_chain_lock_head: find the chain head of key and lock it FOR UPDATE
+ * (waiting for a transaction that holds it).  Fills head; false when the
+ * order has no head.
+ */
+bool
+of_chain_lock_head(OfChainWriter *w, const char *key, OfChainHead *head)
+{
+	bool		isnull;
+	Datum		d;
+
+	memset(head, 0, sizeof(*head));
+	ExecClearTuple(w->search_slot);
+	for (int a = 0; a < w->search_slot->tts_tupleDescriptor->natts; a++)
+		w->search_slot->tts_isnull[a] = true;
+	w->search_slot->tts_values[head_layout.att[HEAD_KEY] - 1] = CStringGetTextDatum(key);
+	w->search_slot->tts_isnull[head_layout.att[HEAD_KEY] - 1] = false;
+	ExecStoreVirtualTuple(w->search_slot);
+	if (!RelationFindReplTupleByIndex(w->head, head_layout.pkey, LockTupleExclusive,
+									  w->search_slot, w->head_slot))
+		return false;
+	head->found = true;
+	d = slot_getattr(w->head_slot, head_layout.att[HEAD_LAST_SEQ], &isnull);
+	head->last_seq = isnull ? 0 : DatumGetInt64(d);
+	d = slot_getattr(w->head_slot, head_layout.att[HEAD_LAST_HASH], &isnull);
+	head->last_hash = isnull ? NULL : DatumGetByteaPCopy(d);
+	head->held_from = slot_text(w->head_slot, head_layout.att[HEAD_HELD_FROM]);
+	d = slot_getattr(w->head_slot, head_layout.att[HEAD_LAST_OCCURRED], &isnull);
+	head->last_occurred = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
+	head->tbl = slot_text(w->head_slot, head_layout.att[HEAD_TBL]);
+	head->state = slot_text(w->head_slot, head_layout.att[HEAD_STATE]);
+	return true;
+}
+
+/*
+ * of_chain_append_event: write ev (hashed into hash, its details as jsonb)
+ * to the log; returns its id.
+ */
+int64
+of_chain_append_event(OfChainWriter *w, const OfEvent *ev, Jsonb *details, const uint8 *hash)
+{
+	TupleTableSlot *slot = w->log_slot;
+	int			natts = slot->tts_tupleDescriptor->natts;
+	bytea	   *h = palloc(VARHDRSZ + OF_HASH_LEN);
+	Datum	   *v;
+	bool	   *n;
+	int64		id = 0;
+
+	SET_VARSIZE(h, VARHDRSZ + OF_HASH_LEN);
+	memcpy(VARDATA(h), hash, OF_HASH_LEN);
+	ExecClearTuple(slot);
+	v = slot->tts_values;
+	n = slot->tts_isnull;
+	for (int a = 0; a < natts; a++)
+		n[a] = true;
+#define SETCOL(col, datum) (v[log_layout.att[col] - 1] = (datum), n[log_layout.att[col] - 1] = false)
+	SETCOL(LOG_KEY, CStringGetTextDatum(ev->order_key));
+	SETCOL(LOG_SEQ, Int64GetDatum(ev->seq));
+	SETCOL(LOG_ACTION, CStringGetTextDatum(ev->action));
+	if (ev->from_state)
+		SETCOL(LOG_FROM, CStringGetTextDatum(ev->from_state));
+	if (ev->to_state)
+		SETCOL(LOG_TO, CStringGetTextDatum(ev->to_state));
+	SETCOL(LOG_ACTOR, CStringGetTextDatum(ev->actor));
+	SETCOL(LOG_DBUSER, CStringGetTextDatum(ev->db_user));
+	SETCOL(LOG_OCCURRED, TimestampTzGetDatum(ev->occurred_at));
+	SETCOL(LOG_RECORDED, TimestampTzGetDatum(ev->recorded_at));
+	SETCOL(LOG_DETAILS, JsonbPGetDatum(details));
+	if (ev->prev_hash)
+	{
+		bytea	   *p = palloc(VARHDRSZ + ev->prev_hash_len);
+
+		SET_VARSIZE(p, VARHDRSZ + ev->prev_hash_len);
+		memcpy(VARDATA(p), ev->prev_hash, ev->prev_hash_len);
+		SETCOL(LOG_PREV, PointerGetDatum(p));
+	}
+	SETCOL(LOG_HASH, PointerGetDatum(h));
+#undef SETCOL
+	/* what the event leaves to the log's defaults (its id) */
+	fill_defaults(w, &log_layout, slot);
+	for (int i = 0; i < log_layout.ndefaults; i++)
+	{
+		AttrNumber	a = log_layout.default_att[i];
+
+		if (strcmp(NameStr(TupleDescAttr(slot->tts_tupleDescriptor, a - 1)->attname), "id") == 0 && !n[a - 1])
+			id = DatumGetInt64(v[a - 1]);
+	}
+	ExecStoreVirtualTuple(slot);
+	ExecSimpleRelationInsert(w->log_rri, w->estate, slot);
+	return id;
+}
+
+/*
+ * of_chain_move_head: the head now ends at ev; chg says what else of the
+ * order changes (the state and what goes with it, for a transition).
+ */
+void
+of_chain_move_head(OfChainWriter *w, const OfEvent *ev, const uint8 *hash, const OfHeadChange *chg)
+{
+	TupleTableSlot *slot = w->new_slot;
+	int			natts = slot->tts_tupleDescriptor->natts;
+	bytea	   *h = palloc(VARHDRSZ + OF_HASH_LEN);
+	Datum	   *v;
+	bool	   *n;
+
+	SET_VARSIZE(h, VARHDRSZ + OF_HASH_LEN);
+	memcpy(VARDATA(h), hash, OF_HASH_LEN);
+	slot_getallattrs(w->head_slot);
+	ExecClearTuple(slot);
+	v = slot->tts_values;
+	n = slot->tts_isnull;
+	memcpy(v, w->head_slot->tts_values, sizeof(Datum) * natts);
+	memcpy(n, w->head_slot->tts_isnull, sizeof(bool) * natts);
+#define SETCOL(col, datum) (v[head_layout.att[col] - 1] = (datum), n[head_layout.att[col] - 1] = false)
+#define NULLCOL(col) (n[head_layout.att[col] - 1] = true)
+	SETCOL(HEAD_LAST_SEQ, Int64GetDatum(ev->seq));
+	SETCOL(HEAD_LAST_HASH, PointerGetDatum(h));
+	if (chg->moves)
+	{
+		SETCOL(HEAD_LAST_OCCURRED, TimestampTzGetDatum(ev->occurred_at));
+		if (ev->to_state)
+			SETCOL(HEAD_STATE, CStringGetTextDatum(ev->to_state));
+		else
+			NULLCOL(HEAD_STATE);
+		SETCOL(HEAD_ENTERED_AT, TimestampTzGetDatum(ev->occurred_at));
+		if (chg->held_from)
+			SETCOL(HEAD_HELD_FROM, CStringGetTextDatum(chg->held_from));
+		else
+			NULLCOL(HEAD_HELD_FROM);
+		if (chg->attributes)
+			SETCOL(HEAD_ATTRIBUTES, JsonbPGetDatum(chg->attributes));
+		if (chg->customer)
+			SETCOL(HEAD_CUSTOMER, CStringGetTextDatum(chg->customer));
+		else if (chg->attributes)
+			NULLCOL(HEAD_CUSTOMER);
+		if (chg->tbl)
+			SETCOL(HEAD_TBL, CStringGetTextDatum(chg->tbl));
+		if (chg->workflow)
+			SETCOL(HEAD_WORKFLOW, CStringGetTextDatum(chg->workflow));
+		SETCOL(HEAD_REMINDER_LEVEL, Int32GetDatum(0));
+		if (chg->has_stale_after)
+			SETCOL(HEAD_STALE_AFTER, TimestampTzGetDatum(chg->stale_after));
+		else
+			NULLCOL(HEAD_STALE_AFTER);
+		/* a stamp keeps the first time its state was reached */
+		if (chg->stamp_col >= 0 && n[head_layout.att[chg->stamp_col] - 1])
+			SETCOL(chg->stamp_col, TimestampTzGetDatum(ev->occurred_at));
+	}
+	else
+	{
+		/* an event that is not a move: the head's time only grows */
+		bool		isnull = n[head_layout.att[HEAD_LAST_OCCURRED] - 1];
+		TimestampTz last = isnull ? 0 : DatumGetTimestampTz(v[head_layout.att[HEAD_LAST_OCCURRED] - 1]);
+
+		if (isnull || ev->occurred_at > last)
+			SETCOL(HEAD_LAST_OCCURRED, TimestampTzGetDatum(ev->occurred_at));
+	}
+#undef SETCOL
+#undef NULLCOL
+	ExecStoreVirtualTuple(slot);
+	ExecSimpleRelationUpdate(w->head_rri, w->estate, &w->epq, w->head_slot, slot);
+}
+
+/*
+ * of_chain_create_head: the first event of a new order (ev, its 'created'
+ * event, already appended) starts its head.
+ */
+void
+of_chain_create_head(OfChainWriter *w, const OfEvent *ev, const uint8 *hash, const OfHeadChange *chg)
+{
+	TupleTableSlot *slot = w->new_slot;
+	int			natts = slot->tts_tupleDescriptor->natts;
+	bytea	   *h = palloc(VARHDRSZ + OF_HASH_LEN);
+	Datum	   *v;
+	bool	   *n;
+
+	SET_VARSIZE(h, VARHDRSZ + OF_HASH_LEN);
+	memcpy(VARDATA(h), hash, OF_HASH_LEN);
+	ExecClearTuple(slot);
+	v = slot->tts_values;
+	n = slot->tts_isnull;
+	for (int a = 0; a < natts; a++)
+		n[a] = true;
+	fill_defaults(w, &head_layout, slot);
+#define SETCOL(col, datum) (v[head_layout.att[col] - 1] = (datum), n[head_layout.att[col] - 1] = false)
+	SETCOL(HEAD_KEY, CStringGetTextDatum(ev->order_key));
+	if (chg->tbl)
+		SETCOL(HEAD_TBL, CStringGetTextDatum(chg->tbl));
+	if (chg->workflow)
+		SETCOL(HEAD_WORKFLOW, CStringGetTextDatum(chg->workflow));
+	if (ev->to_state)
+		SETCOL(HEAD_STATE, CStringGetTextDatum(ev->to_state));
+	if (chg->held_from)
+		SETCOL(HEAD_HELD_FROM, CStringGetTextDatum(chg->held_from));
+	SETCOL(HEAD_ENTERED_AT, TimestampTzGetDatum(ev->occurred_at));
+	SETCOL(HEAD_LAST_SEQ, Int64GetDatum(ev->seq));
+	SETCOL(HEAD_LAST_HASH, PointerGetDatum(h));
+	SETCOL(HEAD_LAST_OCCURRED, TimestampTzGetDatum(ev->occurred_at));
+	SETCOL(HEAD_REMINDER_LEVEL, Int32GetDatum(0));
+	if (chg->has_stale_after)
+		SETCOL(HEAD_STALE_AFTER, TimestampTzGetDatum(chg->stale_after));
+	if (chg->customer)
+		SETCOL(HEAD_CUSTOMER, CStringGetTextDatum(chg->customer));
+	if (chg->attributes)
+		SETCOL(HEAD_ATTRIBUTES, JsonbPGetDatum(chg->attributes));
+	if (chg->stamp_col >= 0)
+		SETCOL(chg->stamp_col, TimestampTzGetDatum(ev->occurred_at));
+	SETCOL(HEAD_CREATED, TimestampTzGetDatum(ev->occurred_at));
+#undef SETCOL
+	ExecStoreVirtualTuple(slot);
+	ExecSimpleRelationInsert(w->head_rri, w->estate, slot);
+}
