@@ -34,6 +34,7 @@
 
 #include "access/relation.h"
 #include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
@@ -205,6 +206,8 @@ of_chain_begin(OfChainWriter *w)
 	if (!OidIsValid(head_layout.pkey))
 		elog(ERROR, "order_flow.tracked_order has no primary key");
 
+	/* what this command wrote before (an earlier event of the same statement) is seen */
+	CommandCounterIncrement();
 	w->estate = CreateExecutorState();
 	rte_log->rtekind = RTE_RELATION;
 	rte_log->relid = RelationGetRelid(w->log);
@@ -284,6 +287,17 @@ of_chain_lock_head(OfChainWriter *w, const char *key, OfChainHead *head)
 	if (!RelationFindReplTupleByIndex(w->head, head_layout.pkey, LockTupleExclusive,
 									  w->search_slot, w->head_slot))
 		return false;
+
+	/*
+	 * The newest version is locked.  A REPEATABLE READ or SERIALIZABLE
+	 * transaction that could not see it (another transaction moved the
+	 * order after its snapshot) fails as SELECT ... FOR UPDATE would.
+	 */
+	if (IsolationUsesXactSnapshot() &&
+		!table_tuple_satisfies_snapshot(w->head, w->head_slot, GetTransactionSnapshot()))
+		ereport(ERROR,
+				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
+				 errmsg("could not serialize access due to concurrent update")));
 	head->found = true;
 	d = slot_getattr(w->head_slot, head_layout.att[HEAD_LAST_SEQ], &isnull);
 	head->last_seq = isnull ? 0 : DatumGetInt64(d);

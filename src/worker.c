@@ -672,6 +672,13 @@ of_scheduler_main(Datum arg)
 	pgstat_report_appname("order_flow scheduler");
 	SetConfigOption("order_flow.actor", "order_flow.scheduler", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("application_name", "order_flow scheduler", PGC_USERSET, PGC_S_SESSION);
+	/*
+	 * In a deadlock with a session's DDL (DROP EXTENSION takes the
+	 * extension's tables one by one), the scheduler is the one to give way:
+	 * it looks for deadlocks sooner, so it is the one aborted, and its next
+	 * pass does the work again.
+	 */
+	SetConfigOption("deadlock_timeout", "100", PGC_SUSET, PGC_S_OVERRIDE);
 	scheduler_register(dboid);
 	on_shmem_exit(scheduler_unregister, (Datum) 0);
 

@@ -23,10 +23,14 @@
 # else the machine runs, TPS does).  Variants run
 # interleaved (order reversed every other round), each run preceded by a
 # CHECKPOINT and a warm-up; the median TPS of the rounds is reported with
-# its ratio to A, and the SPEC targets D/B >= 1, D/C >= 1.5 and (stretch)
-# D/B1 >= 1 as PASS/MISS.  Afterwards the rows written by C and D are
-# counted against what the transitions taken must have written, and
-# order_flow.verify_audit() checks a sample of D's chains.
+# its ratio to A, and the targets D/A >= 0.5 (the full job at under twice
+# the cost of a bare UPDATE), D/C >= 2, D/B >= 1 and (stretch) D/B1 >= 1 as
+# PASS/MISS.  While D runs, the metrics fold's lag (order_flow.metrics_lag(),
+# the scheduler folding D's events) is sampled every 100 ms and its p99 and
+# maximum reported against the 1 s target.  Afterwards the rows written by
+# C and D are counted against what the transitions taken must have written,
+# order_flow.verify_audit() checks a sample of D's chains, and D's rollup,
+# once caught up, must equal metrics_rebuild()'s.
 #
 # Environment: BENCH_SECONDS (measured seconds per run, default 20),
 # BENCH_WARMUP (warm-up seconds, default 5), BENCH_ROUNDS (default 2),
@@ -96,7 +100,14 @@ for v in "${VARIANTS[@]}"; do
     psql_q -d "${DB[$v]}" -v clerk="$CLERK" -f "$DIR/orders.sql"
     case $v in
     B | B1) psql_q -d "${DB[$v]}" -v clerk="$CLERK" -f "$DIR/audit_table.sql" ;;
-    C) psql_q -d "${DB[$v]}" -v clerk="$CLERK" -f "$DIR/plpgsql.sql" >/dev/null ;;
+    C)
+        psql_q -d "${DB[$v]}" -v clerk="$CLERK" -f "$DIR/plpgsql.sql" >/dev/null
+        # C writes order_flow's tables with SQL, which would make D's
+        # scheduler catch the metrics up after every statement: C keeps
+        # only the tables, as a hand-written trigger would have its own
+        psql_q -d "${DB[$v]}" -c "DROP TRIGGER audit_log_fold_catch_up ON order_flow.audit_log;
+                                   DROP TRIGGER tracked_order_fold_catch_up ON order_flow.tracked_order"
+        ;;
     D) psql_q -d "${DB[$v]}" -v clerk="$CLERK" -f "$DIR/managed.sql" >/dev/null ;;
     esac
     psql_q -d "${DB[$v]}" -c "VACUUM (ANALYZE)"
@@ -125,6 +136,20 @@ cpu_ticks() {
         END { print t + 0 }'
 }
 
+# sample_lag SECONDS: order_flow.metrics_lag() of D every 100 ms, in seconds
+LAGS=$(mktemp)
+on_exit "rm -f $LAGS"
+sample_lag() {
+    psql_q -At -d "${DB[D]}" -c "DO \$\$
+        DECLARE t0 timestamptz := clock_timestamp();
+        BEGIN
+            WHILE clock_timestamp() < t0 + interval '$1 seconds' LOOP
+                RAISE NOTICE 'lag %', extract(epoch FROM order_flow.metrics_lag());
+                PERFORM pg_sleep(0.1);
+            END LOOP;
+        END \$\$" 2>&1 | sed -n 's/^NOTICE:  lag //p'
+}
+
 echo "measuring: $CLIENTS clients, ${WARMUP} s warm-up + ${SECS} s per run, $ROUNDS interleaved rounds"
 declare -A RUNS CPURUNS
 for ((round = 1; round <= ROUNDS; round++)); do
@@ -139,7 +164,14 @@ for ((round = 1; round <= ROUNDS; round++)); do
         fi
         sleep 0.5
         t0=$(cpu_ticks)
+        if [[ $v == D ]]; then
+            sample_lag "$SECS" >>"$LAGS" &
+            sampler=$!
+        fi
         tps=$(run "$v" "$SECS")
+        if [[ $v == D ]]; then
+            wait "$sampler" || true
+        fi
         sleep 0.5 # the postmaster reaps the backends
         t1=$(cpu_ticks)
         cpu=$(awk -v d=$((t1 - t0)) -v hz="$CLK_TCK" -v tps="$tps" -v s="$SECS" \
@@ -180,9 +212,16 @@ target() { # target NUMERATOR DENOMINATOR GOAL NOTE
     fi
     printf '%-5s %5.2f  target >= %-4s %s   (CPU: %.2f)%s\n' "$1/$2" "$r" "$3" "$verdict" "$c" "$4"
 }
+target D A 0.5 '  the full job at under twice the cost of a bare UPDATE'
+target D C 2 ''
 target D B 1 ''
-target D C 1.5 ''
 target D B1 1 '  stretch'
+read -r lag_n lag_p99 lag_max < <(sort -g "$LAGS" | awk '{ a[NR] = $1 }
+    END { if (NR == 0) { print 0, 0, 0; exit }
+          i = int(NR * 0.99); if (i < 1) i = 1; print NR, a[i], a[NR] }')
+if awk -v p="$lag_p99" 'BEGIN { exit !(p < 1) }'; then verdict=PASS; else verdict=MISS; missed=1; fi
+printf 'metrics fold lag while D runs (%d samples): p99 %.3f s, max %.3f s   target p99 < 1 s %s\n' \
+    "$lag_n" "$lag_p99" "$lag_max" "$verdict"
 
 # ------------------------------------------------------------------ checks
 echo
@@ -241,6 +280,14 @@ read -r sampled problems < <(sql -d "${DB[D]}" -F ' ' -c "
            LATERAL (SELECT count(*) AS n FROM order_flow.verify_audit(s.order_key)) p")
 echo "  D   order_flow.verify_audit() on $sampled sampled orders: $problems problems"
 check "D: verify_audit() problems" "$problems" 0
+# the rollup the scheduler folded during the runs, caught up, equals a rebuild
+ROLLUP_MD5="SELECT md5(string_agg(f::text, '|' ORDER BY f.order_key)) FROM order_flow.order_fact f"
+folded=$(sql -d "${DB[D]}" -c "SELECT order_flow.metrics_fold(true)" >/dev/null &&
+    sql -d "${DB[D]}" -c "$ROLLUP_MD5")
+rebuilt=$(sql -d "${DB[D]}" -c "SELECT order_flow.metrics_rebuild()" >/dev/null &&
+    sql -d "${DB[D]}" -c "$ROLLUP_MD5")
+echo "  D   metrics rollup folded by the scheduler = metrics_rebuild(): $([[ $folded == "$rebuilt" ]] && echo yes || echo NO)"
+check "D: folded rollup vs metrics_rebuild()" "$folded" "$rebuilt"
 
 if [[ $broken -ne 0 ]]; then
     echo "transition benchmark: the variants did not do the work they should have"

@@ -4,15 +4,16 @@
 # under 1 s, kpi() and exception_pareto under 300 ms -- each next to the
 # plain-SQL GROUP BY over the audit log a BI analyst would write, in the same
 # run, with the ratio, and a check that both give the same answer.  Then the
-# cost of the metrics trigger on the transition path.
+# cost of folding the metrics in the writing transaction instead of by the
+# scheduler, on the transition path.
 #
 # Data: test/gen/generator.sql, of_gen.bulk(): tracked_order and audit_log
 # rows written directly in bulk (hash chains left NULL: the metrics do not
 # read them; a million orders through the transition trigger would take
-# hours).  By default the metrics trigger is disabled for the load and
-# order_flow.metrics_rebuild() computes the rollup once at the end;
-# BENCH_METRICS_ROLLUP=trigger folds every event through the trigger instead
-# (slower; the rollup is the same -- the pgTAP tests check trigger = rebuild).
+# hours).  By default order_flow.metrics_rebuild() computes the rollup once
+# at the end; BENCH_METRICS_ROLLUP=trigger folds every order through the
+# fold instead (slower; the rollup is the same -- the pgTAP tests check
+# fold = rebuild).
 #
 # Timing: each of our queries runs BENCH_METRICS_REPS times after a warm-up
 # and the median is reported; each baseline runs twice, the faster counts.
@@ -222,17 +223,16 @@ done
 # ------------------------------------------------------------------ transition path
 if ((TR_SECS > 0)); then
     echo
-    echo "metrics trigger on the transition path (workload of 10_transition.sh, 2 clients, 100,000 orders)"
+    echo "the metrics fold and the transition path (workload of 10_transition.sh, 2 clients, 100,000 orders):"
+    echo "folded in the writing transaction (order_flow.metrics_fold = sync) or by the scheduler (async);"
+    echo "the CPU is the whole cluster's, the scheduler's folding included"
     CLERK=of_bench_clerk
     psql_q -d postgres -c "DO \$\$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '$CLERK')
                                THEN CREATE ROLE $CLERK LOGIN; END IF; END \$\$"
-    for v in on off; do
+    for v in sync async; do
         fresh_db of_bench_mtr_$v order_flow
         psql_q -d of_bench_mtr_$v -v clerk=$CLERK -f test/bench/transition/orders.sql
         psql_q -d of_bench_mtr_$v -v clerk=$CLERK -f test/bench/transition/managed.sql >/dev/null
-        if [[ $v == off ]]; then
-            psql_q -d of_bench_mtr_$v -c "ALTER TABLE order_flow.audit_log DISABLE TRIGGER audit_log_metrics"
-        fi
         psql_q -d of_bench_mtr_$v -c "VACUUM (ANALYZE)"
     done
     PM_PID=$(head -n 1 "$OF_PGDATA/postmaster.pid")
@@ -246,15 +246,15 @@ if ((TR_SECS > 0)); then
     }
     declare -A TPSRUNS CPURUNS
     for ((round = 1; round <= TR_ROUNDS; round++)); do
-        order=(on off)
-        ((round % 2 == 0)) && order=(off on)
+        order=(sync async)
+        ((round % 2 == 0)) && order=(async sync)
         for v in "${order[@]}"; do
             psql_q -d postgres -c CHECKPOINT
-            PGUSER=$CLERK PGOPTIONS='-c order_flow.reason=bench' \
+            PGUSER=$CLERK PGOPTIONS="-c order_flow.reason=bench -c order_flow.metrics_fold=$v" \
                 pgbench_tps of_bench_mtr_$v test/bench/transition/txn_update.sql 2 3 >/dev/null
             sleep 0.5
             t0=$(cpu_ticks)
-            tps=$(PGUSER=$CLERK PGOPTIONS='-c order_flow.reason=bench' \
+            tps=$(PGUSER=$CLERK PGOPTIONS="-c order_flow.reason=bench -c order_flow.metrics_fold=$v" \
                 pgbench_tps of_bench_mtr_$v test/bench/transition/txn_update.sql 2 "$TR_SECS")
             sleep 0.5
             t1=$(cpu_ticks)
@@ -262,18 +262,18 @@ if ((TR_SECS > 0)); then
                 'BEGIN { printf "%.1f", d / hz * 1e6 / (tps * s) }')
             TPSRUNS[$v]="${TPSRUNS[$v]:-} $tps"
             CPURUNS[$v]="${CPURUNS[$v]:-} $cpu"
-            printf '  round %d  trigger %-3s %10.1f tps %8.1f us server CPU per transaction\n' "$round" "$v" "$tps" "$cpu"
+            printf '  round %d  fold %-5s %10.1f tps %8.1f us server CPU per transaction\n' "$round" "$v" "$tps" "$cpu"
         done
     done
-    tps_on=$(median <<<"${TPSRUNS[on]}")
-    tps_off=$(median <<<"${TPSRUNS[off]}")
-    cpu_on=$(median <<<"${CPURUNS[on]}")
-    cpu_off=$(median <<<"${CPURUNS[off]}")
-    fired=$(psql_q -At -d of_bench_mtr_on -c "SELECT round(100.0 * count(*) FILTER (WHERE seq = 1 OR details ? 'exception_type'
+    tps_on=$(median <<<"${TPSRUNS[sync]}")
+    tps_off=$(median <<<"${TPSRUNS[async]}")
+    cpu_on=$(median <<<"${CPURUNS[sync]}")
+    cpu_off=$(median <<<"${CPURUNS[async]}")
+    fired=$(psql_q -At -d of_bench_mtr_sync -c "SELECT round(100.0 * count(*) FILTER (WHERE seq = 1 OR details ? 'exception_type'
                 OR to_state IN ('contract_signed', 'shipped', 'delivered', 'accepted', 'rework', 'returned'))
                 / nullif(count(*), 0), 1) FROM order_flow.audit_log WHERE action = 'transition'")
-    printf '  median: trigger on %.1f tps, %.1f us CPU; off %.1f tps, %.1f us CPU\n' "$tps_on" "$cpu_on" "$tps_off" "$cpu_off"
-    printf '  cost of the metrics trigger: %+.1f%% server CPU per transaction, %+.1f%% TPS (%s%% of these transitions fold an event)\n' \
+    printf '  median: sync %.1f tps, %.1f us CPU; async %.1f tps, %.1f us CPU\n' "$tps_on" "$cpu_on" "$tps_off" "$cpu_off"
+    printf '  cost of folding in the writing transaction over the scheduler: %+.1f%% server CPU per transaction, %+.1f%% TPS (%s%% of these transitions fold an event)\n' \
         "$(awk -v a="$cpu_on" -v b="$cpu_off" 'BEGIN { print 100 * (a - b) / b }')" \
         "$(awk -v a="$tps_on" -v b="$tps_off" 'BEGIN { print 100 * (a - b) / b }')" "$fired"
 fi

@@ -302,9 +302,6 @@ BEGIN
     IF rollup NOT IN ('trigger', 'rebuild') THEN
         RAISE EXCEPTION 'rollup must be trigger or rebuild';
     END IF;
-    IF rollup = 'rebuild' THEN
-        ALTER TABLE order_flow.audit_log DISABLE TRIGGER audit_log_metrics;
-    END IF;
     WHILE lo <= orders LOOP
         WITH ev AS MATERIALIZED (
             SELECT 'G' || lpad(e.order_no::text, 7, '0') AS order_key, e.*
@@ -336,11 +333,14 @@ BEGIN
             round(extract(epoch FROM clock_timestamp() - started));
         lo := lo + batch;
     END LOOP;
+    -- rows written by SQL are not folded as they are written: fold them all
+    -- now, order by order (trigger), or recompute the rollup (rebuild)
     IF rollup = 'rebuild' THEN
-        ALTER TABLE order_flow.audit_log ENABLE TRIGGER audit_log_metrics;
         PERFORM order_flow.metrics_rebuild();
-        COMMIT;
+    ELSE
+        PERFORM order_flow._metrics_fold_window(NULL, NULL);
     END IF;
+    COMMIT;
 END
 $$;
 
