@@ -756,9 +756,12 @@ COMMENT ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz) IS
  * the window does not move (its events are folded once it commits).  With
  * catch_up, also every order whose chain is ahead of its watermark,
  * wherever its events lie (after a restore, which reloads the log without
- * folding it).  Returns the number of events folded.
+ * folding it).  One fold at a time: another waits for it, or with wait =>
+ * false (the scheduler) returns 0 at once.  Returns the number of events
+ * folded.
  */
-CREATE FUNCTION order_flow.metrics_fold(catch_up boolean DEFAULT false) RETURNS bigint
+CREATE FUNCTION order_flow.metrics_fold(catch_up boolean DEFAULT false, wait boolean DEFAULT true)
+RETURNS bigint
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -769,10 +772,17 @@ DECLARE
     hi timestamptz;
     n bigint;
 BEGIN
-    IF catch_up IS NULL THEN
-        RAISE EXCEPTION 'catch_up must not be null' USING ERRCODE = '22004';
+    IF catch_up IS NULL OR wait IS NULL THEN
+        RAISE EXCEPTION 'catch_up and wait must not be null' USING ERRCODE = '22004';
     END IF;
-    SELECT p.folded_until INTO lo FROM order_flow.fold_progress p FOR UPDATE;
+    IF wait THEN
+        SELECT p.folded_until INTO lo FROM order_flow.fold_progress p FOR UPDATE;
+    ELSE
+        SELECT p.folded_until INTO lo FROM order_flow.fold_progress p FOR UPDATE SKIP LOCKED;
+        IF NOT FOUND THEN
+            RETURN 0;           -- another fold is under way
+        END IF;
+    END IF;
     IF EXISTS (SELECT FROM pg_prepared_xacts x WHERE x.database = current_database()) THEN
         hi := lo;
     ELSE
@@ -793,7 +803,7 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION order_flow.metrics_fold(boolean) IS
+COMMENT ON FUNCTION order_flow.metrics_fold(boolean, boolean) IS
     'Fold committed events into the metrics rollup now (the scheduler does it within about a second); catch_up also folds every order behind its watermark';
 
 CREATE FUNCTION order_flow.metrics_lag() RETURNS interval
@@ -909,8 +919,8 @@ $$;
 REVOKE ALL ON order_flow.metrics_watermark, order_flow.fold_progress FROM PUBLIC;
 GRANT SELECT ON order_flow.metrics_watermark, order_flow.fold_progress TO order_flow_admin;
 REVOKE ALL ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz),
-    order_flow.metrics_fold(boolean), order_flow.metrics_lag() FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION order_flow.metrics_fold(boolean), order_flow.metrics_lag() TO order_flow_admin;
+    order_flow.metrics_fold(boolean, boolean), order_flow.metrics_lag() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION order_flow.metrics_fold(boolean, boolean), order_flow.metrics_lag() TO order_flow_admin;
 
 /* ------------------------------------------------------------------ */
 /* Privileges.                                                         */

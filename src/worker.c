@@ -611,7 +611,7 @@ static int64
 fold_metrics(bool catch_up, TimestampTz *until)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	Oid			argtypes[1] = {BOOLOID};
+	Oid			argtypes[2] = {BOOLOID, BOOLOID};
 	int64		n = 0;
 
 	*until = 0;
@@ -620,7 +620,7 @@ fold_metrics(bool catch_up, TimestampTz *until)
 	PG_TRY();
 	{
 		if (OidIsValid(LookupFuncName(list_make2(makeString("order_flow"), makeString("metrics_fold")),
-									  1, argtypes, true)))
+									  2, argtypes, true)))
 		{
 			Datum		v[1] = {BoolGetDatum(catch_up)};
 			bool		isnull;
@@ -629,7 +629,8 @@ fold_metrics(bool catch_up, TimestampTz *until)
 			SPI_connect();
 			PushActiveSnapshot(GetTransactionSnapshot());
 			pgstat_report_activity(STATE_RUNNING, "order_flow: metrics fold");
-			d = spi_value("SELECT order_flow.metrics_fold($1)", 1, argtypes, v, &isnull);
+			/* never queued behind a fold someone else runs */
+			d = spi_value("SELECT order_flow.metrics_fold($1, false)", 1, argtypes, v, &isnull);
 			n = isnull ? 0 : DatumGetInt64(d);
 			d = spi_value("SELECT folded_until FROM order_flow.fold_progress", 0, NULL, NULL, &isnull);
 			*until = isnull ? 0 : DatumGetTimestampTz(d);

@@ -10,7 +10,7 @@
 BEGIN;
 \ir include/helpers.psql
 
-SELECT plan(22);
+SELECT plan(24);
 
 CREATE ROLE tw_mf_nobody NOLOGIN;
 CREATE TABLE orders (id int PRIMARY KEY, status text NOT NULL DEFAULT 'inquiry',
@@ -96,6 +96,7 @@ SELECT is(pg_temp.rollup(), pg_temp.rebuilt(), 'sync and async folds together eq
 
 -- bad input and rights
 SELECT * FROM pg_temp.refused($$SELECT order_flow.metrics_fold(NULL)$$, '22004', 'metrics_fold(NULL)');
+SELECT * FROM pg_temp.refused($$SELECT order_flow.metrics_fold(false, NULL)$$, '22004', 'metrics_fold(wait => NULL)');
 SELECT * FROM pg_temp.refused($$SELECT order_flow.metrics_fold()$$, '42501', 'metrics_fold() by PUBLIC',
                               as_role => 'tw_mf_nobody');
 
