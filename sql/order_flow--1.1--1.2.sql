@@ -720,7 +720,7 @@ CREATE TABLE order_flow.fold_progress (
     id              boolean PRIMARY KEY DEFAULT true CHECK (id),
     folded_until    timestamptz NOT NULL,
     folded_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
-    events_folded   bigint NOT NULL DEFAULT 0
+    orders_folded   bigint NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE order_flow.fold_progress IS
     'The metrics fold''s position: every event recorded before folded_until is in the rollup';
@@ -744,10 +744,190 @@ CREATE TRIGGER tracked_order_fold_catch_up AFTER INSERT ON order_flow.tracked_or
     FOR EACH STATEMENT EXECUTE FUNCTION order_flow._fold_catch_up_wanted();
 REVOKE ALL ON FUNCTION order_flow._fold_catch_up_wanted() FROM PUBLIC;
 
+
+/*
+ * _metrics_fold_orders(keys): recompute the rollup rows of these orders
+ * from every event of theirs, set-based: metrics_rebuild()'s rules, for
+ * some orders.  A recomputation is exact by construction and the same
+ * however often it runs; the watermark (the highest sequence number a row
+ * was computed from) only lets a newer computation replace an older one,
+ * never the reverse, so one that ran on an older snapshot, or that raced a
+ * transaction folding its own events ('sync'), cannot undo a newer one.
+ * Months of the kpi() cache that a newly folded event changes are marked,
+ * as the writing transaction marked them in 1.1.  Returns the number of
+ * orders whose rows were written.
+ */
+CREATE FUNCTION order_flow._metrics_fold_orders(keys text[]) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    WITH seen AS MATERIALIZED (
+        SELECT e.order_key, max(e.seq) AS max_seq
+          FROM order_flow.audit_log e
+         WHERE e.order_key = ANY (keys) AND e.seq IS NOT NULL
+           AND NOT starts_with(e.order_key, 'order_flow:')
+         GROUP BY e.order_key
+    ), old AS MATERIALIZED (
+        SELECT w.order_key, w.folded_seq FROM order_flow.metrics_watermark w
+         WHERE w.order_key = ANY (keys)
+    ), ev AS MATERIALIZED (
+        SELECT e.order_key, e.id, coalesce(e.seq, 0) AS seq, e.action, e.to_state, e.occurred_at, x.sc,
+               CASE WHEN x.sc THEN e.details->>'customer' END AS customer,
+               CASE WHEN x.sc THEN e.details->'attributes' END AS attrs,
+               x.ex,
+               (x.sc AND e.to_state IN ('rework', 'returned'))
+                   OR coalesce(x.ex IN ('rework', 'return', 'returned', 'reshipment'), false) AS rework,
+               CASE WHEN e.action = 'payment'
+                    THEN coalesce(order_flow._metric_number(e.details->'amount'), 0) END AS pay_amount,
+               CASE WHEN e.action = 'payment' THEN order_flow._metric_date(e.details->'due_date') END AS due,
+               CASE WHEN e.action = 'payment'
+                    THEN coalesce(order_flow._metric_date(e.details->'paid_date'),
+                                  (e.occurred_at AT TIME ZONE 'UTC')::date) END AS paid
+          FROM order_flow.audit_log e
+         CROSS JOIN LATERAL (
+                SELECT e.to_state IS NOT NULL AND e.from_state IS DISTINCT FROM e.to_state AS sc) s
+         CROSS JOIN LATERAL (
+                SELECT s.sc,
+                       CASE WHEN s.sc OR e.action = 'exception'
+                            THEN nullif(e.details->>'exception_type', '') END AS ex) x
+         WHERE e.order_key = ANY (keys)
+           AND NOT starts_with(e.order_key, 'order_flow:')
+           AND (e.seq = 1
+                OR e.action IN ('created', 'payment', 'service_request', 'complaint', 'exception', 'logistics')
+                OR (e.from_state IS DISTINCT FROM e.to_state
+                    AND (e.to_state IN ('contract_signed', 'shipped', 'delivered', 'accepted', 'rework', 'returned')
+                         OR e.details ? 'exception_type')))
+    ), g AS (
+        SELECT m.order_key,
+               (array_agg(m.customer ORDER BY m.seq DESC)
+                    FILTER (WHERE m.sc AND m.customer IS NOT NULL))[1] AS customer,
+               max(m.seq) FILTER (WHERE m.sc) AS attrs_seq,
+               (array_agg(m.attrs ORDER BY m.seq DESC) FILTER (WHERE m.sc))[1] AS attrs,
+               min(m.occurred_at) AS ordered_at,
+               min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'contract_signed') AS signed,
+               min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'shipped') AS shipped,
+               min(m.occurred_at) FILTER (WHERE (m.sc AND m.to_state = 'shipped')
+                                             OR m.action = 'logistics') AS logistics,
+               min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'delivered') AS delivered,
+               min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'accepted') AS accepted,
+               bool_or(m.rework) AS rework,
+               count(m.ex) AS exceptions,
+               count(*) FILTER (WHERE m.action = 'payment') AS payments,
+               count(*) FILTER (WHERE m.action = 'payment' AND m.due IS NOT NULL
+                                  AND m.paid > m.due) AS late,
+               coalesce(sum(m.pay_amount) FILTER (WHERE m.action = 'payment'
+                                                     AND m.due IS NOT NULL), 0) AS due_amount,
+               coalesce(sum(m.pay_amount) FILTER (WHERE m.action = 'payment'
+                                                     AND m.paid <= m.due), 0) AS on_time_amount,
+               count(*) FILTER (WHERE m.action = 'service_request') AS service_requests,
+               count(*) FILTER (WHERE m.action = 'complaint') AS complaints,
+               /* a newly folded event that kpi() reads (not a payment, request, complaint or note) */
+               bool_or(m.seq > coalesce(o.folded_seq, 0)
+                       AND m.action NOT IN ('payment', 'service_request', 'complaint', 'note')) AS kpi_touched
+          FROM ev m
+          LEFT JOIN old o ON o.order_key = m.order_key
+         GROUP BY m.order_key
+    ), w AS (
+        INSERT INTO order_flow.metrics_watermark AS w (order_key, folded_seq)
+        SELECT seen.order_key, seen.max_seq FROM seen
+        ON CONFLICT (order_key) DO UPDATE SET folded_seq = excluded.folded_seq
+         WHERE w.folded_seq < excluded.folded_seq
+        RETURNING w.order_key
+    ), gone AS (
+        DELETE FROM order_flow.exception_fact x USING w WHERE x.order_key = w.order_key
+    ), exc AS (
+        INSERT INTO order_flow.exception_fact (order_key, event_id, exception_type, occurred_at, action)
+        SELECT ev.order_key, ev.id, ev.ex, ev.occurred_at, ev.action
+          FROM ev JOIN w ON w.order_key = ev.order_key WHERE ev.ex IS NOT NULL
+    ), f AS (
+        INSERT INTO order_flow.order_fact AS f
+            (order_key, customer_key, attrs_seq, region, customer_class, category, amount,
+             promised_ship_date, ordered_at, contract_signed_at, shipped_at, first_logistics_at,
+             delivered_at, accepted_at, rework_return, exceptions, payments, payments_late,
+             payment_due_amount, paid_on_time_amount, service_requests, complaints)
+        SELECT g.order_key, coalesce(g.customer, t.customer_key), coalesce(g.attrs_seq, -1),
+               g.attrs->>'region',
+               coalesce(g.attrs->>'customer_class', g.attrs->>'grade'),
+               g.attrs->>'category',
+               order_flow._metric_number(g.attrs->'amount'),
+               order_flow._metric_date(g.attrs->'promised_ship_date'),
+               g.ordered_at, g.signed, g.shipped, g.logistics, g.delivered, g.accepted,
+               g.rework, g.exceptions, g.payments, g.late, g.due_amount, g.on_time_amount,
+               g.service_requests, g.complaints
+          FROM g JOIN w ON w.order_key = g.order_key
+          LEFT JOIN order_flow.tracked_order t ON t.order_key = g.order_key
+        ON CONFLICT (order_key) DO UPDATE SET
+            (customer_key, attrs_seq, region, customer_class, category, amount, promised_ship_date,
+             ordered_at, contract_signed_at, shipped_at, first_logistics_at, delivered_at, accepted_at,
+             rework_return, exceptions, payments, payments_late, payment_due_amount,
+             paid_on_time_amount, service_requests, complaints) =
+            (excluded.customer_key, excluded.attrs_seq, excluded.region, excluded.customer_class,
+             excluded.category, excluded.amount, excluded.promised_ship_date, excluded.ordered_at,
+             excluded.contract_signed_at, excluded.shipped_at, excluded.first_logistics_at,
+             excluded.delivered_at, excluded.accepted_at, excluded.rework_return, excluded.exceptions,
+             excluded.payments, excluded.payments_late, excluded.payment_due_amount,
+             excluded.paid_on_time_amount, excluded.service_requests, excluded.complaints)
+        RETURNING f.order_key, f.contract_signed_at
+    ), marks AS (
+        INSERT INTO order_flow.kpi_dirty (month)
+        SELECT DISTINCT date_trunc('month', f.contract_signed_at, 'UTC')
+          FROM f JOIN g ON g.order_key = f.order_key
+         WHERE g.kpi_touched AND isfinite(f.contract_signed_at)
+           AND f.contract_signed_at < date_trunc('month', transaction_timestamp(), 'UTC')
+    )
+    SELECT count(*) INTO n FROM w;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION order_flow._metrics_fold_orders(text[]) FROM PUBLIC;
+COMMENT ON FUNCTION order_flow._metrics_fold_orders(text[]) IS
+    'Internal: recompute the rollup rows of these orders from their events (metrics_rebuild()''s rules)';
+
+/*
+ * _metrics_fold_window(lo, hi): refold every order with events recorded in
+ * [lo, hi) -- or, with NULL bounds, every order whose chain is ahead of its
+ * watermark -- 5,000 orders per statement, each batch in a subtransaction:
+ * a batch that fails is reported and left for the next catch-up, the others
+ * go on.  Returns the number of orders whose rows were written.
+ */
 CREATE FUNCTION order_flow._metrics_fold_window(lo timestamptz, hi timestamptz) RETURNS bigint
-    AS 'MODULE_PATHNAME', 'order_flow_metrics_fold_window' LANGUAGE C;
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keys text[];
+    n bigint := 0;
+BEGIN
+    FOR keys IN
+        SELECT array_agg(k.order_key ORDER BY k.order_key)
+          FROM (SELECT c.order_key, (row_number() OVER (ORDER BY c.order_key) - 1) / 5000 AS batch
+                  FROM (SELECT DISTINCT e.order_key FROM order_flow.audit_log e
+                         WHERE lo IS NOT NULL AND hi IS NOT NULL
+                           AND e.recorded_at >= lo AND e.recorded_at < hi
+                           AND NOT starts_with(e.order_key, 'order_flow:')
+                        UNION
+                        SELECT t.order_key FROM order_flow.tracked_order t
+                          LEFT JOIN order_flow.metrics_watermark w ON w.order_key = t.order_key
+                         WHERE (lo IS NULL OR hi IS NULL) AND t.tbl IS NOT NULL
+                           AND t.last_seq > coalesce(w.folded_seq, 0)) c) k
+         GROUP BY k.batch ORDER BY k.batch
+    LOOP
+        BEGIN
+            n := n + order_flow._metrics_fold_orders(keys);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE WARNING 'order_flow: could not fold % orders (% to %) into the metrics: %',
+                cardinality(keys), keys[1], keys[cardinality(keys)], SQLERRM;
+        END;
+    END LOOP;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz) FROM PUBLIC;
 COMMENT ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz) IS
-    'Internal: fold the orders with events recorded in [lo, hi); NULL bounds: every order behind its watermark';
+    'Internal: refold the orders with events recorded in [lo, hi); NULL bounds: every order behind its watermark';
 
 /*
  * metrics_fold([catch_up]): fold what no running transaction can still add
@@ -757,8 +937,8 @@ COMMENT ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz) IS
  * catch_up, also every order whose chain is ahead of its watermark,
  * wherever its events lie (after a restore, which reloads the log without
  * folding it).  One fold at a time: another waits for it, or with wait =>
- * false (the scheduler) returns 0 at once.  Returns the number of events
- * folded.
+ * false (the scheduler) returns 0 at once.  Returns the number of orders
+ * whose rollup rows were written.
  */
 CREATE FUNCTION order_flow.metrics_fold(catch_up boolean DEFAULT false, wait boolean DEFAULT true)
 RETURNS bigint
@@ -799,12 +979,12 @@ BEGIN
     END IF;
     UPDATE order_flow.fold_progress p
        SET folded_until = greatest(p.folded_until, hi), folded_at = clock_timestamp(),
-           events_folded = p.events_folded + n;
+           orders_folded = p.orders_folded + n;
     RETURN n;
 END
 $$;
 COMMENT ON FUNCTION order_flow.metrics_fold(boolean, boolean) IS
-    'Fold committed events into the metrics rollup now (the scheduler does it within about a second); catch_up also folds every order behind its watermark';
+    'Fold committed events into the metrics rollup now (the scheduler does it within about a second); catch_up also folds every order behind its watermark; returns the number of orders folded';
 
 CREATE FUNCTION order_flow.metrics_lag() RETURNS interval
 LANGUAGE sql STABLE

@@ -311,6 +311,17 @@ of_chain_lock_head(OfChainWriter *w, const char *key, OfChainHead *head)
 	return true;
 }
 
+/* hash_bytea: a hash as the bytea the tables hold */
+static bytea *
+hash_bytea(const uint8 *hash)
+{
+	bytea	   *h = palloc(VARHDRSZ + OF_HASH_LEN);
+
+	SET_VARSIZE(h, VARHDRSZ + OF_HASH_LEN);
+	memcpy(VARDATA(h), hash, OF_HASH_LEN);
+	return h;
+}
+
 /*
  * of_chain_append_event: write ev (hashed into hash, its details as jsonb)
  * to the log; returns its id.
@@ -320,13 +331,11 @@ of_chain_append_event(OfChainWriter *w, const OfEvent *ev, Jsonb *details, const
 {
 	TupleTableSlot *slot = w->log_slot;
 	int			natts = slot->tts_tupleDescriptor->natts;
-	bytea	   *h = palloc(VARHDRSZ + OF_HASH_LEN);
+	bytea	   *h = hash_bytea(hash);
 	Datum	   *v;
 	bool	   *n;
 	int64		id = 0;
 
-	SET_VARSIZE(h, VARHDRSZ + OF_HASH_LEN);
-	memcpy(VARDATA(h), hash, OF_HASH_LEN);
 	ExecClearTuple(slot);
 	v = slot->tts_values;
 	n = slot->tts_isnull;
@@ -378,12 +387,10 @@ of_chain_move_head(OfChainWriter *w, const OfEvent *ev, const uint8 *hash, const
 {
 	TupleTableSlot *slot = w->new_slot;
 	int			natts = slot->tts_tupleDescriptor->natts;
-	bytea	   *h = palloc(VARHDRSZ + OF_HASH_LEN);
+	bytea	   *h = hash_bytea(hash);
 	Datum	   *v;
 	bool	   *n;
 
-	SET_VARSIZE(h, VARHDRSZ + OF_HASH_LEN);
-	memcpy(VARDATA(h), hash, OF_HASH_LEN);
 	slot_getallattrs(w->head_slot);
 	ExecClearTuple(slot);
 	v = slot->tts_values;
@@ -449,12 +456,10 @@ of_chain_create_head(OfChainWriter *w, const OfEvent *ev, const uint8 *hash, con
 {
 	TupleTableSlot *slot = w->new_slot;
 	int			natts = slot->tts_tupleDescriptor->natts;
-	bytea	   *h = palloc(VARHDRSZ + OF_HASH_LEN);
+	bytea	   *h = hash_bytea(hash);
 	Datum	   *v;
 	bool	   *n;
 
-	SET_VARSIZE(h, VARHDRSZ + OF_HASH_LEN);
-	memcpy(VARDATA(h), hash, OF_HASH_LEN);
 	ExecClearTuple(slot);
 	v = slot->tts_values;
 	n = slot->tts_isnull;

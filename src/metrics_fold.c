@@ -18,20 +18,22 @@
  * When events are folded (from 1.2):
  *  - asynchronously, by default when a scheduler serves the database: the
  *    transition path only asks, at commit, for the scheduler to wake within
- *    FOLD_DELAY; the scheduler's order_flow.metrics_fold() folds, in one
- *    set-based pass, every event recorded in a window of time that no
- *    running transaction can still write into (see metrics_fold() in SQL);
+ *    OF_FOLD_DELAY_MS; the scheduler's order_flow.metrics_fold() recomputes,
+ *    set-based in SQL (_metrics_fold_orders), the rows of every order with
+ *    events recorded in a window of time that no running transaction can
+ *    still write into;
  *  - synchronously, in the transaction that wrote the event, when no
- *    scheduler serves the database or order_flow.metrics_fold says 'sync'.
- * Either way folding goes through fold_order(): it locks the order's
- * watermark (order_flow.metrics_watermark: the highest sequence number
- * folded) and folds the order's events above it, in sequence order, up to
- * the one asked for.  Events of one order commit in sequence order (the
- * chain head's lock serialises them), so a watermark per order is exact: no
- * event is folded twice, however often a window or a transaction asks, and
- * none is skipped, since a later event of the order folds the earlier ones
- * too.  Cached sequences that commit out of order across orders, and
- * aborted transactions (their events are never visible), do not matter.
+ *    scheduler serves the database or order_flow.metrics_fold says 'sync':
+ *    fold_order() here locks the order's watermark
+ *    (order_flow.metrics_watermark: the highest sequence number folded) and
+ *    folds the order's events above it, in sequence order, into the row.
+ * Events of one order commit in sequence order (the chain head's lock
+ * serialises them), so a watermark per order keeps both exact: no event is
+ * folded twice, however often a window or a transaction asks, none is
+ * skipped (a later event of the order folds the earlier ones too), and a
+ * recomputation never replaces a row computed from more events.  Cached
+ * sequences that commit out of order across orders, and aborted
+ * transactions (their events are never visible), do not matter.
  *
  * Databases still at 1.0 or 1.1 keep their AFTER INSERT trigger
  * (order_flow._metrics_capture), which folds every event as it is written.
@@ -820,20 +822,6 @@ static SPIPlanPtr gate_plan = NULL;
 static SPIPlanPtr events_plan = NULL;
 static SPIPlanPtr mark_plan = NULL;
 
-static SPIPlanPtr
-keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL || SPI_keepplan(p))
-			elog(ERROR, "could not prepare order_flow fold plan: %s", sql);
-		*slot = p;
-	}
-	return *slot;
-}
-
 /*
  * fold_order: fold the events of order key above its watermark, up to
  * sequence number upto, in order; returns how many were folded.  SPI is
@@ -856,7 +844,7 @@ fold_order(const char *key, int64 upto)
 	 * Lock the watermark (creating it at 0) and read it.  Not read-only: the
 	 * events read next may have been written by the calling command.
 	 */
-	if (SPI_execute_plan(keep_plan(&gate_plan,
+	if (SPI_execute_plan(of_keep_plan(&gate_plan,
 								   "INSERT INTO order_flow.metrics_watermark AS w (order_key, folded_seq)"
 								   " VALUES ($1, 0) ON CONFLICT (order_key) DO UPDATE"
 								   " SET folded_seq = w.folded_seq RETURNING w.folded_seq", 1, types),
@@ -868,7 +856,7 @@ fold_order(const char *key, int64 upto)
 
 	v[1] = Int64GetDatum(folded_seq);
 	v[2] = Int64GetDatum(upto);
-	if (SPI_execute_plan(keep_plan(&events_plan,
+	if (SPI_execute_plan(of_keep_plan(&events_plan,
 								   "SELECT id, seq, action, from_state, to_state, occurred_at, details"
 								   " FROM order_flow.audit_log WHERE order_key OPERATOR(pg_catalog.=) $1"
 								   " AND seq OPERATOR(pg_catalog.>) $2 AND seq OPERATOR(pg_catalog.<=) $3"
@@ -896,118 +884,12 @@ fold_order(const char *key, int64 upto)
 			n++;
 	}
 	SPI_freetuptable(events);
-	if (SPI_execute_plan(keep_plan(&mark_plan,
+	if (SPI_execute_plan(of_keep_plan(&mark_plan,
 								   "UPDATE order_flow.metrics_watermark SET folded_seq = $3"
 								   " WHERE order_key OPERATOR(pg_catalog.=) $1", 3, types),
 						 v, NULL, false, 0) != SPI_OK_UPDATE)
 		elog(ERROR, "could not move the metrics watermark of order %s", key);
 	return n;
-}
-
-/*
- * fold_orders: fold_order() for every (order_key, upto) row of query, each
- * order in a subtransaction of its own: an order whose events cannot be
- * folded is reported and left at its watermark (the next event of the
- * order, or metrics_fold(true), tries again); the others go on.
- */
-static int64
-fold_orders(const char *query, int nargs, Oid *types, Datum *values)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	ResourceOwner owner = CurrentResourceOwner;
-	Portal		portal;
-	int64		n = 0;
-
-	portal = SPI_cursor_open_with_args(NULL, query, nargs, types, values, NULL, true, 0);
-	for (;;)
-	{
-		SPITupleTable *batch;
-		uint64		nrows;
-
-		SPI_cursor_fetch(portal, true, 1000);
-		batch = SPI_tuptable;
-		nrows = SPI_processed;
-		if (nrows == 0)
-			break;
-		for (uint64 i = 0; i < nrows; i++)
-		{
-			bool		isnull;
-			char	   *key = TextDatumGetCString(SPI_getbinval(batch->vals[i], batch->tupdesc, 1, &isnull));
-			int64		upto = DatumGetInt64(SPI_getbinval(batch->vals[i], batch->tupdesc, 2, &isnull));
-
-			BeginInternalSubTransaction(NULL);
-			MemoryContextSwitchTo(cxt);
-			PG_TRY();
-			{
-				n += fold_order(key, upto);
-				ReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(cxt);
-				CurrentResourceOwner = owner;
-			}
-			PG_CATCH();
-			{
-				ErrorData  *ed;
-
-				MemoryContextSwitchTo(cxt);
-				ed = CopyErrorData();
-				FlushErrorState();
-				RollbackAndReleaseCurrentSubTransaction();
-				MemoryContextSwitchTo(cxt);
-				CurrentResourceOwner = owner;
-				ereport(WARNING,
-						(errcode(ed->sqlerrcode),
-						 errmsg("order_flow: could not fold the events of order %s into the metrics: %s",
-								key, ed->message)));
-				FreeErrorData(ed);
-			}
-			PG_END_TRY();
-		}
-		SPI_freetuptable(batch);
-	}
-	SPI_cursor_close(portal);
-	return n;
-}
-
-PG_FUNCTION_INFO_V1(order_flow_metrics_fold_window);
-
-/*
- * order_flow._metrics_fold_window(lo, hi): fold every order with events
- * recorded in [lo, hi) (or, with NULL bounds, every order whose chain is
- * ahead of its watermark); returns the number of events folded.
- */
-Datum
-order_flow_metrics_fold_window(PG_FUNCTION_ARGS)
-{
-	Oid			types[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
-	Datum		v[2];
-	Oid			save_user;
-	int			save_sec;
-	int64		n;
-
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	become_owner(&save_user, &save_sec);
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
-		n = fold_orders("SELECT t.order_key, t.last_seq FROM order_flow.tracked_order t"
-						" LEFT JOIN order_flow.metrics_watermark w"
-						"   ON w.order_key OPERATOR(pg_catalog.=) t.order_key"
-						" WHERE t.tbl IS NOT NULL"
-						"   AND t.last_seq OPERATOR(pg_catalog.>) COALESCE(w.folded_seq, 0)"
-						" ORDER BY 1", 0, NULL, NULL);
-	else
-	{
-		v[0] = PG_GETARG_DATUM(0);
-		v[1] = PG_GETARG_DATUM(1);
-		n = fold_orders("SELECT e.order_key, pg_catalog.max(e.seq) FROM order_flow.audit_log e"
-						" WHERE e.recorded_at OPERATOR(pg_catalog.>=) $1"
-						"   AND e.recorded_at OPERATOR(pg_catalog.<) $2"
-						"   AND e.seq IS NOT NULL"
-						"   AND NOT pg_catalog.starts_with(e.order_key, 'order_flow:')"
-						" GROUP BY 1 ORDER BY 1", 2, types, v);
-	}
-	SetUserIdAndSecContext(save_user, save_sec);
-	SPI_finish();
-	PG_RETURN_INT64(n);
 }
 
 /*

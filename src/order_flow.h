@@ -20,6 +20,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "executor/spi.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
 
@@ -118,6 +119,9 @@ extern const char *of_stamp_name(OfStamp stamp);
 extern Oid	of_sentinel_relid(void);
 extern void of_catalog_init(void);
 extern bool of_catalog_async_fold(void);
+
+/* plans.c */
+extern SPIPlanPtr of_keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types);
 
 /* metrics_fold.c */
 extern void of_metrics_after_append(const char *key, int64 seq);

@@ -426,19 +426,6 @@ allowed_next_text(OfState *from, const char *held_from)
 
 /* ---- SPI statements the path still needs (rarely) ---- */
 
-static SPIPlanPtr
-keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
-
-		if (p == NULL || SPI_keepplan(p))
-			elog(ERROR, "could not prepare order_flow statement: %s", sql);
-		*slot = p;
-	}
-	return *slot;
-}
 
 static SPIPlanPtr deadline_plan = NULL;
 static SPIPlanPtr notify_plan = NULL;
@@ -465,7 +452,7 @@ department_deadline(const char *department, TimestampTz start, Interval *span)
 	v[2] = IntervalPGetDatum(span);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_plan(keep_plan(&deadline_plan, "SELECT order_flow.department_deadline($1, $2, $3)", 3, t),
+	if (SPI_execute_plan(of_keep_plan(&deadline_plan, "SELECT order_flow.department_deadline($1, $2, $3)", 3, t),
 						 v, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not compute deadline for department %s", department);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
@@ -893,7 +880,7 @@ broadcast(Request *rq, const OfEvent *ev)
 										   sizeof(TimestampTz), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_plan(keep_plan(&notify_plan,
+	if (SPI_execute_plan(of_keep_plan(&notify_plan,
 								   "WITH n AS (INSERT INTO order_flow.notification (order_key, department, level,"
 								   "   deadline, payload, from_state, to_state, event_seq)"
 								   "   SELECT $1, x.d, 1, x.dl,"
@@ -1106,7 +1093,7 @@ delete_row(TriggerData *td)
 	v[2] = CStringGetTextDatum(ev.actor);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_plan(keep_plan(&close_plan,
+	if (SPI_execute_plan(of_keep_plan(&close_plan,
 								   "UPDATE order_flow.notification SET status = 'closed', answered_at = $2,"
 								   " answered_by = $3 WHERE order_key OPERATOR(pg_catalog.=) $1"
 								   " AND status OPERATOR(pg_catalog.=) 'pending'", 3, types),

@@ -550,93 +550,28 @@ earliest_stale(void)
 }
 
 /*
- * Keep the kpi() cache (order_flow.kpi_month, from 1.1) built: one month
- * per transaction, so the lock on kpi_dirty it takes is brief; READ
- * COMMITTED whatever default_transaction_isolation says, as the refresh
- * needs.  A failure is logged and leaves escalation alone.
+ * in_transaction: run fn(arg) in a transaction of its own, READ COMMITTED
+ * whatever default_transaction_isolation says, with SPI connected and a
+ * snapshot pushed.  An error is logged and rolled back (false), leaving the
+ * rest of the pass alone.
  */
-static void
-refresh_kpi_cache(void)
+static bool
+in_transaction(const char *activity, void (*fn) (void *), void *arg)
 {
 	MemoryContext cxt = CurrentMemoryContext;
-	Oid			argtypes[1] = {INT4OID};
-	int			round;
+	volatile bool ok = true;
 
-	for (round = 0; round < KPI_MONTHS_PER_PASS; round++)
-	{
-		volatile bool built = false;
-
-		SetCurrentStatementStartTimestamp();
-		StartTransactionCommand();
-		XactIsoLevel = XACT_READ_COMMITTED;
-		PG_TRY();
-		{
-			if (OidIsValid(LookupFuncName(list_make2(makeString("order_flow"),
-													 makeString("kpi_cache_refresh")),
-										  1, argtypes, true)))
-			{
-				SPI_connect();
-				PushActiveSnapshot(GetTransactionSnapshot());
-				pgstat_report_activity(STATE_RUNNING, "order_flow: kpi cache refresh");
-				built = spi_int("SELECT order_flow.kpi_cache_refresh(1)", 0, NULL, NULL) > 0;
-				SPI_finish();
-				PopActiveSnapshot();
-			}
-			CommitTransactionCommand();
-		}
-		PG_CATCH();
-		{
-			MemoryContextSwitchTo(cxt);
-			EmitErrorReport();
-			FlushErrorState();
-			AbortCurrentTransaction();
-			built = false;
-		}
-		PG_END_TRY();
-		pgstat_report_activity(STATE_IDLE, NULL);
-		if (!built)
-			break;
-		CHECK_FOR_INTERRUPTS();
-	}
-}
-
-/*
- * Fold committed events into the metrics rollup (order_flow.metrics_fold(),
- * from 1.2), in a transaction of its own; catch_up also folds every order
- * behind its watermark.  Sets *until to the fold's position (0 when the
- * function is not there or failed).  A failure is logged and leaves
- * escalation alone.
- */
-static int64
-fold_metrics(bool catch_up, TimestampTz *until)
-{
-	MemoryContext cxt = CurrentMemoryContext;
-	Oid			argtypes[2] = {BOOLOID, BOOLOID};
-	int64		n = 0;
-
-	*until = 0;
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	XactIsoLevel = XACT_READ_COMMITTED;
 	PG_TRY();
 	{
-		if (OidIsValid(LookupFuncName(list_make2(makeString("order_flow"), makeString("metrics_fold")),
-									  2, argtypes, true)))
-		{
-			Datum		v[1] = {BoolGetDatum(catch_up)};
-			bool		isnull;
-			Datum		d;
-
-			SPI_connect();
-			PushActiveSnapshot(GetTransactionSnapshot());
-			pgstat_report_activity(STATE_RUNNING, "order_flow: metrics fold");
-			/* never queued behind a fold someone else runs */
-			d = spi_value("SELECT order_flow.metrics_fold($1, false)", 1, argtypes, v, &isnull);
-			n = isnull ? 0 : DatumGetInt64(d);
-			d = spi_value("SELECT folded_until FROM order_flow.fold_progress", 0, NULL, NULL, &isnull);
-			*until = isnull ? 0 : DatumGetTimestampTz(d);
-			SPI_finish();
-			PopActiveSnapshot();
-		}
+		SPI_connect();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, activity);
+		fn(arg);
+		SPI_finish();
+		PopActiveSnapshot();
 		CommitTransactionCommand();
 	}
 	PG_CATCH();
@@ -645,12 +580,86 @@ fold_metrics(bool catch_up, TimestampTz *until)
 		EmitErrorReport();
 		FlushErrorState();
 		AbortCurrentTransaction();
-		n = 0;
-		*until = 0;
+		ok = false;
 	}
 	PG_END_TRY();
 	pgstat_report_activity(STATE_IDLE, NULL);
-	return n;
+	return ok;
+}
+
+/* Is order_flow.name(args) there (the schema may be older than the library)? */
+static bool
+have_function(const char *name, int nargs, Oid *argtypes)
+{
+	return OidIsValid(LookupFuncName(list_make2(makeString("order_flow"), makeString(pstrdup(name))),
+									 nargs, argtypes, true));
+}
+
+/* one month of the kpi() cache; *(bool *) arg: one was built */
+static void
+kpi_refresh_step(void *arg)
+{
+	Oid			argtypes[1] = {INT4OID};
+
+	*(bool *) arg = have_function("kpi_cache_refresh", 1, argtypes) &&
+		spi_int("SELECT order_flow.kpi_cache_refresh(1)", 0, NULL, NULL) > 0;
+}
+
+/*
+ * Keep the kpi() cache (order_flow.kpi_month, from 1.1) built: one month
+ * per transaction, so the lock on kpi_dirty it takes is brief.
+ */
+static void
+refresh_kpi_cache(void)
+{
+	for (int round = 0; round < KPI_MONTHS_PER_PASS; round++)
+	{
+		bool		built = false;
+
+		if (!in_transaction("order_flow: kpi cache refresh", kpi_refresh_step, &built) || !built)
+			break;
+		CHECK_FOR_INTERRUPTS();
+	}
+}
+
+typedef struct FoldStep
+{
+	bool		catch_up;
+	TimestampTz until;			/* the fold's position after it */
+} FoldStep;
+
+static void
+fold_step(void *arg)
+{
+	FoldStep   *f = (FoldStep *) arg;
+	Oid			argtypes[2] = {BOOLOID, BOOLOID};
+	Datum		v[1] = {BoolGetDatum(f->catch_up)};
+	bool		isnull;
+	Datum		d;
+
+	f->until = 0;
+	if (!have_function("metrics_fold", 2, argtypes))
+		return;
+	/* never queued behind a fold someone else runs */
+	(void) spi_value("SELECT order_flow.metrics_fold($1, false)", 1, argtypes, v, &isnull);
+	d = spi_value("SELECT folded_until FROM order_flow.fold_progress", 0, NULL, NULL, &isnull);
+	f->until = isnull ? 0 : DatumGetTimestampTz(d);
+}
+
+/*
+ * Fold committed events into the metrics rollup (order_flow.metrics_fold(),
+ * from 1.2); catch_up also folds every order behind its watermark.
+ * Returns the fold's position (0 when the function is not there or the
+ * fold failed).
+ */
+static TimestampTz
+fold_metrics(bool catch_up)
+{
+	FoldStep	f = {catch_up, 0};
+
+	if (!in_transaction("order_flow: metrics fold", fold_step, &f))
+		return 0;
+	return f.until;
 }
 
 void
@@ -795,7 +804,7 @@ of_scheduler_main(Datum arg)
 
 				my_slot->catch_up_requested = false;
 
-				(void) fold_metrics(catch_up, &folded_until);
+				folded_until = fold_metrics(catch_up);
 				if (catch_up)
 					catch_up_due = TimestampTzPlusMilliseconds(pass_start, REMINDER_RESCAN_MS);
 				fold_delay = folded_until > before ? OF_FOLD_DELAY_MS :
