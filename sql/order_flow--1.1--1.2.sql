@@ -746,16 +746,16 @@ REVOKE ALL ON FUNCTION order_flow._fold_catch_up_wanted() FROM PUBLIC;
 
 
 /*
- * _metrics_fold_orders(keys): recompute the rollup rows of these orders
- * from every event of theirs, set-based: metrics_rebuild()'s rules, for
- * some orders.  A recomputation is exact by construction and the same
- * however often it runs; the watermark (the highest sequence number a row
- * was computed from) only lets a newer computation replace an older one,
- * never the reverse, so one that ran on an older snapshot, or that raced a
- * transaction folding its own events ('sync'), cannot undo a newer one.
- * Months of the kpi() cache that a newly folded event changes are marked,
- * as the writing transaction marked them in 1.1.  Returns the number of
- * orders whose rows were written.
+ * _metrics_fold_orders(keys): fold the events of these orders above their
+ * watermarks into the rollup, set-based, with the rules the per-event fold
+ * applies (attributes and customer from the latest state change; earliest
+ * times; "ever" flags; sums), then move the watermarks to the end of each
+ * chain.  The watermarks are locked first, in key order, so a fold of the
+ * same order by a transaction of its own ('sync') or by another pass waits
+ * and then finds nothing left to do: no event is folded twice.  Months of
+ * the kpi() cache that a newly folded event changes are marked, as the
+ * writing transaction marked them in 1.1.  Returns the number of orders
+ * with events folded.
  */
 CREATE FUNCTION order_flow._metrics_fold_orders(keys text[]) RETURNS bigint
 LANGUAGE plpgsql
@@ -763,18 +763,30 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     n bigint;
+    locked text[];
 BEGIN
-    WITH seen AS MATERIALIZED (
-        SELECT e.order_key, max(e.seq) AS max_seq
-          FROM order_flow.audit_log e
-         WHERE e.order_key = ANY (keys) AND e.seq IS NOT NULL
-           AND NOT starts_with(e.order_key, 'order_flow:')
-         GROUP BY e.order_key
-    ), old AS MATERIALIZED (
+    INSERT INTO order_flow.metrics_watermark (order_key, folded_seq)
+    SELECT k, 0 FROM unnest(keys) k
+     WHERE NOT starts_with(k, 'order_flow:')
+    ON CONFLICT (order_key) DO NOTHING;
+    /*
+     * An order whose watermark another transaction holds is being folded by
+     * it (a 'sync' writer folds every event of the order above the
+     * watermark): left to it, so a pass never waits for a writer.
+     */
+    SELECT array_agg(x.order_key) INTO locked
+      FROM (SELECT w.order_key FROM order_flow.metrics_watermark w
+             WHERE w.order_key = ANY (keys) ORDER BY w.order_key FOR UPDATE SKIP LOCKED) x;
+
+    WITH wm AS MATERIALIZED (
         SELECT w.order_key, w.folded_seq FROM order_flow.metrics_watermark w
-         WHERE w.order_key = ANY (keys)
+         WHERE w.order_key = ANY (locked)
+    ), top AS MATERIALIZED (
+        SELECT e.order_key, max(e.seq) AS max_seq
+          FROM order_flow.audit_log e JOIN wm ON wm.order_key = e.order_key AND e.seq > wm.folded_seq
+         GROUP BY e.order_key
     ), ev AS MATERIALIZED (
-        SELECT e.order_key, e.id, coalesce(e.seq, 0) AS seq, e.action, e.to_state, e.occurred_at, x.sc,
+        SELECT e.order_key, e.id, e.seq, e.action, e.to_state, e.occurred_at, x.sc,
                CASE WHEN x.sc THEN e.details->>'customer' END AS customer,
                CASE WHEN x.sc THEN e.details->'attributes' END AS attrs,
                x.ex,
@@ -787,20 +799,20 @@ BEGIN
                     THEN coalesce(order_flow._metric_date(e.details->'paid_date'),
                                   (e.occurred_at AT TIME ZONE 'UTC')::date) END AS paid
           FROM order_flow.audit_log e
+          JOIN wm ON wm.order_key = e.order_key AND e.seq > wm.folded_seq
          CROSS JOIN LATERAL (
                 SELECT e.to_state IS NOT NULL AND e.from_state IS DISTINCT FROM e.to_state AS sc) s
          CROSS JOIN LATERAL (
                 SELECT s.sc,
                        CASE WHEN s.sc OR e.action = 'exception'
                             THEN nullif(e.details->>'exception_type', '') END AS ex) x
-         WHERE e.order_key = ANY (keys)
-           AND NOT starts_with(e.order_key, 'order_flow:')
+         WHERE e.occurred_at IS NOT NULL
            AND (e.seq = 1
                 OR e.action IN ('created', 'payment', 'service_request', 'complaint', 'exception', 'logistics')
                 OR (e.from_state IS DISTINCT FROM e.to_state
                     AND (e.to_state IN ('contract_signed', 'shipped', 'delivered', 'accepted', 'rework', 'returned')
                          OR e.details ? 'exception_type')))
-    ), g AS (
+    ), d AS MATERIALIZED (
         SELECT m.order_key,
                (array_agg(m.customer ORDER BY m.seq DESC)
                     FILTER (WHERE m.sc AND m.customer IS NOT NULL))[1] AS customer,
@@ -824,74 +836,91 @@ BEGIN
                                                      AND m.paid <= m.due), 0) AS on_time_amount,
                count(*) FILTER (WHERE m.action = 'service_request') AS service_requests,
                count(*) FILTER (WHERE m.action = 'complaint') AS complaints,
-               /* a newly folded event that kpi() reads (not a payment, request, complaint or note) */
-               bool_or(m.seq > coalesce(o.folded_seq, 0)
-                       AND m.action NOT IN ('payment', 'service_request', 'complaint', 'note')) AS kpi_touched
+               /* kpi() reads it: not only payments, requests, complaints and notes */
+               bool_or(m.action NOT IN ('payment', 'service_request', 'complaint', 'note')) AS kpi_touched
           FROM ev m
-          LEFT JOIN old o ON o.order_key = m.order_key
          GROUP BY m.order_key
-    ), w AS (
-        INSERT INTO order_flow.metrics_watermark AS w (order_key, folded_seq)
-        SELECT seen.order_key, seen.max_seq FROM seen
-        ON CONFLICT (order_key) DO UPDATE SET folded_seq = excluded.folded_seq
-         WHERE w.folded_seq < excluded.folded_seq
-        RETURNING w.order_key
-    ), gone AS (
-        DELETE FROM order_flow.exception_fact x USING w WHERE x.order_key = w.order_key
-    ), exc AS (
-        INSERT INTO order_flow.exception_fact (order_key, event_id, exception_type, occurred_at, action)
-        SELECT ev.order_key, ev.id, ev.ex, ev.occurred_at, ev.action
-          FROM ev JOIN w ON w.order_key = ev.order_key WHERE ev.ex IS NOT NULL
-    ), f AS (
-        INSERT INTO order_flow.order_fact AS f
+    ), upd AS (
+        UPDATE order_flow.order_fact f SET
+            customer_key = coalesce(d.customer, f.customer_key,
+                                    (SELECT t.customer_key FROM order_flow.tracked_order t
+                                      WHERE t.order_key = d.order_key)),
+            attrs_seq = coalesce(d.attrs_seq, f.attrs_seq),
+            region = CASE WHEN d.attrs_seq IS NULL THEN f.region ELSE d.attrs->>'region' END,
+            customer_class = CASE WHEN d.attrs_seq IS NULL THEN f.customer_class
+                                  ELSE coalesce(d.attrs->>'customer_class', d.attrs->>'grade') END,
+            category = CASE WHEN d.attrs_seq IS NULL THEN f.category ELSE d.attrs->>'category' END,
+            amount = CASE WHEN d.attrs_seq IS NULL THEN f.amount
+                          ELSE order_flow._metric_number(d.attrs->'amount') END,
+            promised_ship_date = CASE WHEN d.attrs_seq IS NULL THEN f.promised_ship_date
+                                      ELSE order_flow._metric_date(d.attrs->'promised_ship_date') END,
+            ordered_at = least(f.ordered_at, d.ordered_at),
+            contract_signed_at = least(f.contract_signed_at, d.signed),
+            shipped_at = least(f.shipped_at, d.shipped),
+            first_logistics_at = least(f.first_logistics_at, d.logistics),
+            delivered_at = least(f.delivered_at, d.delivered),
+            accepted_at = least(f.accepted_at, d.accepted),
+            rework_return = f.rework_return OR d.rework,
+            exceptions = f.exceptions + d.exceptions,
+            payments = f.payments + d.payments,
+            payments_late = f.payments_late + d.late,
+            payment_due_amount = f.payment_due_amount + d.due_amount,
+            paid_on_time_amount = f.paid_on_time_amount + d.on_time_amount,
+            service_requests = f.service_requests + d.service_requests,
+            complaints = f.complaints + d.complaints
+          FROM d WHERE f.order_key = d.order_key
+        RETURNING f.order_key, f.contract_signed_at
+    ), ins AS (
+        INSERT INTO order_flow.order_fact
             (order_key, customer_key, attrs_seq, region, customer_class, category, amount,
              promised_ship_date, ordered_at, contract_signed_at, shipped_at, first_logistics_at,
              delivered_at, accepted_at, rework_return, exceptions, payments, payments_late,
              payment_due_amount, paid_on_time_amount, service_requests, complaints)
-        SELECT g.order_key, coalesce(g.customer, t.customer_key), coalesce(g.attrs_seq, -1),
-               g.attrs->>'region',
-               coalesce(g.attrs->>'customer_class', g.attrs->>'grade'),
-               g.attrs->>'category',
-               order_flow._metric_number(g.attrs->'amount'),
-               order_flow._metric_date(g.attrs->'promised_ship_date'),
-               g.ordered_at, g.signed, g.shipped, g.logistics, g.delivered, g.accepted,
-               g.rework, g.exceptions, g.payments, g.late, g.due_amount, g.on_time_amount,
-               g.service_requests, g.complaints
-          FROM g JOIN w ON w.order_key = g.order_key
-          LEFT JOIN order_flow.tracked_order t ON t.order_key = g.order_key
-        ON CONFLICT (order_key) DO UPDATE SET
-            (customer_key, attrs_seq, region, customer_class, category, amount, promised_ship_date,
-             ordered_at, contract_signed_at, shipped_at, first_logistics_at, delivered_at, accepted_at,
-             rework_return, exceptions, payments, payments_late, payment_due_amount,
-             paid_on_time_amount, service_requests, complaints) =
-            (excluded.customer_key, excluded.attrs_seq, excluded.region, excluded.customer_class,
-             excluded.category, excluded.amount, excluded.promised_ship_date, excluded.ordered_at,
-             excluded.contract_signed_at, excluded.shipped_at, excluded.first_logistics_at,
-             excluded.delivered_at, excluded.accepted_at, excluded.rework_return, excluded.exceptions,
-             excluded.payments, excluded.payments_late, excluded.payment_due_amount,
-             excluded.paid_on_time_amount, excluded.service_requests, excluded.complaints)
-        RETURNING f.order_key, f.contract_signed_at
+        SELECT d.order_key, coalesce(d.customer, t.customer_key), coalesce(d.attrs_seq, -1),
+               d.attrs->>'region',
+               coalesce(d.attrs->>'customer_class', d.attrs->>'grade'),
+               d.attrs->>'category',
+               order_flow._metric_number(d.attrs->'amount'),
+               order_flow._metric_date(d.attrs->'promised_ship_date'),
+               d.ordered_at, d.signed, d.shipped, d.logistics, d.delivered, d.accepted,
+               d.rework, d.exceptions, d.payments, d.late, d.due_amount, d.on_time_amount,
+               d.service_requests, d.complaints
+          FROM d LEFT JOIN order_flow.tracked_order t ON t.order_key = d.order_key
+         WHERE NOT EXISTS (SELECT FROM order_flow.order_fact f WHERE f.order_key = d.order_key)
+        RETURNING order_key, contract_signed_at
+    ), exc AS (
+        INSERT INTO order_flow.exception_fact (order_key, event_id, exception_type, occurred_at, action)
+        SELECT ev.order_key, ev.id, ev.ex, ev.occurred_at, ev.action FROM ev WHERE ev.ex IS NOT NULL
     ), marks AS (
-        INSERT INTO order_flow.kpi_dirty (month)
-        SELECT DISTINCT date_trunc('month', f.contract_signed_at, 'UTC')
-          FROM f JOIN g ON g.order_key = f.order_key
-         WHERE g.kpi_touched AND isfinite(f.contract_signed_at)
-           AND f.contract_signed_at < date_trunc('month', transaction_timestamp(), 'UTC')
+        /* one mark per month and transaction; no lock on kpi_dirty without one */
+        SELECT order_flow._kpi_mark(r.contract_signed_at) AS marked
+          FROM (SELECT * FROM upd UNION ALL SELECT * FROM ins) r
+          JOIN d ON d.order_key = r.order_key
+         WHERE d.kpi_touched
+    ), moved AS (
+        UPDATE order_flow.metrics_watermark w SET folded_seq = top.max_seq
+          FROM top WHERE w.order_key = top.order_key
+        RETURNING w.order_key
     )
-    SELECT count(*) INTO n FROM w;
+    SELECT count(*) INTO n FROM d WHERE (SELECT count(*) FROM marks) >= 0;
     RETURN n;
 END
 $$;
 REVOKE ALL ON FUNCTION order_flow._metrics_fold_orders(text[]) FROM PUBLIC;
+CREATE FUNCTION order_flow._kpi_mark(signed_at timestamptz) RETURNS boolean
+    AS 'MODULE_PATHNAME', 'order_flow_kpi_mark' LANGUAGE C STRICT;
+REVOKE ALL ON FUNCTION order_flow._kpi_mark(timestamptz) FROM PUBLIC;
+COMMENT ON FUNCTION order_flow._kpi_mark(timestamptz) IS
+    'Internal: mark the kpi() cache month of an order signed at signed_at changed (once per transaction; none for the current month)';
 COMMENT ON FUNCTION order_flow._metrics_fold_orders(text[]) IS
-    'Internal: recompute the rollup rows of these orders from their events (metrics_rebuild()''s rules)';
+    'Internal: fold the events of these orders above their watermarks into the rollup, set-based';
 
 /*
  * _metrics_fold_window(lo, hi): refold every order with events recorded in
  * [lo, hi) -- or, with NULL bounds, every order whose chain is ahead of its
- * watermark -- 5,000 orders per statement, each batch in a subtransaction:
- * a batch that fails is reported and left for the next catch-up, the others
- * go on.  Returns the number of orders whose rows were written.
+ * watermark -- 5,000 orders per batch, each batch in a subtransaction: a
+ * batch that fails is reported and left for the next catch-up, the others
+ * go on.  Returns the number of orders with events folded.
  */
 CREATE FUNCTION order_flow._metrics_fold_window(lo timestamptz, hi timestamptz) RETURNS bigint
 LANGUAGE plpgsql
@@ -938,7 +967,7 @@ COMMENT ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz) IS
  * wherever its events lie (after a restore, which reloads the log without
  * folding it).  One fold at a time: another waits for it, or with wait =>
  * false (the scheduler) returns 0 at once.  Returns the number of orders
- * whose rollup rows were written.
+ * with events folded.
  */
 CREATE FUNCTION order_flow.metrics_fold(catch_up boolean DEFAULT false, wait boolean DEFAULT true)
 RETURNS bigint

@@ -942,3 +942,19 @@ order_flow_fold_catch_up_wanted(PG_FUNCTION_ARGS)
 	of_fold_request(true);
 	return PointerGetDatum(NULL);
 }
+
+PG_FUNCTION_INFO_V1(order_flow_kpi_mark);
+
+/*
+ * order_flow._kpi_mark(signed_at): the set-based fold's way to the kpi()
+ * cache marks, with the per-transaction memo of the per-event fold.
+ */
+Datum
+order_flow_kpi_mark(PG_FUNCTION_ARGS)
+{
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	kpi_mark_dirty(PG_GETARG_TIMESTAMPTZ(0));
+	SPI_finish();
+	PG_RETURN_BOOL(true);
+}

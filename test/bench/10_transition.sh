@@ -136,20 +136,20 @@ cpu_ticks() {
         END { print t + 0 }'
 }
 
-# sample_lag SECONDS: order_flow.metrics_lag() of D every 100 ms, in seconds
-LAGS=$(mktemp)
-on_exit "rm -f $LAGS"
+# sample_lag SECONDS: order_flow.metrics_lag() of D every 100 ms, in seconds,
+# each sample its own short statement (an open transaction would hold the
+# fold back: it could still write events), the pauses taken by the client
 sample_lag() {
-    psql_q -At -d "${DB[D]}" -c "DO \$\$
-        DECLARE t0 timestamptz := clock_timestamp();
-        BEGIN
-            WHILE clock_timestamp() < t0 + interval '$1 seconds' LOOP
-                RAISE NOTICE 'lag %', extract(epoch FROM order_flow.metrics_lag());
-                PERFORM pg_sleep(0.1);
-            END LOOP;
-        END \$\$" 2>&1 | sed -n 's/^NOTICE:  lag //p'
+    local i n
+    n=$(($1 * 10))
+    for ((i = 0; i < n; i++)); do
+        echo "SELECT extract(epoch FROM order_flow.metrics_lag());"
+        echo '\! sleep 0.1'
+    done | psql_q -At -d "${DB[D]}" 2>/dev/null
 }
 
+LAGS=$(mktemp)
+on_exit "rm -f $LAGS"
 echo "measuring: $CLIENTS clients, ${WARMUP} s warm-up + ${SECS} s per run, $ROUNDS interleaved rounds"
 declare -A RUNS CPURUNS
 for ((round = 1; round <= ROUNDS; round++)); do
