@@ -33,12 +33,13 @@
 /* ------------------------------------------------------------------ */
 
 CREATE FUNCTION order_flow._read_as_owner(tbl regclass, key_column name, status_column name,
-                                          customer_column name DEFAULT NULL, attributes name[] DEFAULT '{}')
+                                          customer_column name DEFAULT NULL, attributes name[] DEFAULT '{}',
+                                          only_key text DEFAULT NULL)
     RETURNS TABLE (k text, s text, c text, a jsonb)
     AS 'MODULE_PATHNAME', 'order_flow_read_as_owner' LANGUAGE C;
-REVOKE ALL ON FUNCTION order_flow._read_as_owner(regclass, name, name, name, name[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION order_flow._read_as_owner(regclass, name, name, name, name[]) TO order_flow_admin;
-COMMENT ON FUNCTION order_flow._read_as_owner(regclass, name, name, name, name[]) IS
+REVOKE ALL ON FUNCTION order_flow._read_as_owner(regclass, name, name, name, name[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION order_flow._read_as_owner(regclass, name, name, name, name[], text) TO order_flow_admin;
+COMMENT ON FUNCTION order_flow._read_as_owner(regclass, name, name, name, name[], text) IS
     'Internal: a managed table''s key, status, customer and attributes as text, read as the table''s owner under SECURITY_RESTRICTED_OPERATION (the caller needs SELECT on it)';
 
 /* ------------------------------------------------------------------ */
@@ -339,7 +340,7 @@ BEGIN
         RAISE EXCEPTION 'order % of % is not tracked', order_key, tbl USING ERRCODE = 'P0002';
     END IF;
     SELECT x.s INTO row_state
-      FROM order_flow._read_as_owner(tbl, m.key_column, m.status_column) x
+      FROM order_flow._read_as_owner(tbl, m.key_column, m.status_column, NULL, '{}', order_key) x
      WHERE x.k = order_key;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'order % not found in %', order_key, tbl USING ERRCODE = 'P0002';
@@ -385,7 +386,11 @@ AS $$
 DECLARE
     m record;
 BEGIN
-    FOR m IN SELECT * FROM order_flow.managed_table ORDER BY tbl LOOP
+    FOR m IN SELECT * FROM order_flow.managed_table mt
+              WHERE only_key IS NULL
+                 OR mt.tbl = (SELECT t.tbl FROM order_flow.tracked_order t WHERE t.order_key = only_key)
+                 OR NOT EXISTS (SELECT FROM order_flow.tracked_order t WHERE t.order_key = only_key)
+              ORDER BY tbl LOOP
         RETURN QUERY
         SELECT coalesce(r.k, t.order_key), NULL::bigint,
                CASE WHEN t.order_key IS NULL THEN
@@ -398,7 +403,7 @@ BEGIN
                         format('drift: the order was deleted, but %s has a row in state %s', m.tbl, quote_ident(r.s))
                     ELSE format('drift: %s says %s, the chain says %s', m.tbl, quote_ident(r.s), quote_ident(t.state))
                END
-          FROM order_flow._read_as_owner(m.relid, m.key_column, m.status_column) r
+          FROM order_flow._read_as_owner(m.relid, m.key_column, m.status_column, NULL, '{}', only_key) r
           /* the chains of this table since it was (last) managed: rows deleted
              while it was not managed, or before a table of the same name was
              dropped, are history, not drift */

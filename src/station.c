@@ -36,6 +36,7 @@
 #include "utils/tuplestore.h"
 #include "utils/acl.h"
 #include "utils/array.h"
+#include "utils/lsyscache.h"
 #include "catalog/pg_type_d.h"
 
 #include "order_flow.h"
@@ -164,6 +165,9 @@ order_flow_read_as_owner(PG_FUNCTION_ARGS)
 	int			save_sec;
 	Portal		portal;
 	char	   *rel;
+	int			nargs = 0;
+	Oid			key_type[1] = {TEXTOID};
+	Datum		key_arg = (Datum) 0;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
@@ -211,6 +215,21 @@ order_flow_read_as_owner(PG_FUNCTION_ARGS)
 		appendStringInfoString(&sql, "))");
 	}
 	appendStringInfo(&sql, " FROM %s t", rel);
+	if (PG_NARGS() > 5 && !PG_ARGISNULL(5))
+	{
+		/* one order: found through the key's own type (and so its index) */
+		AttrNumber	att = get_attnum(relid, NameStr(*PG_GETARG_NAME(1)));
+
+		if (att == InvalidAttrNumber)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column \"%s\" of %s does not exist", NameStr(*PG_GETARG_NAME(1)), rel)));
+		appendStringInfo(&sql, " WHERE t.%s OPERATOR(pg_catalog.=) $1::%s",
+						 quote_identifier(NameStr(*PG_GETARG_NAME(1))),
+						 format_type_be_qualified(get_atttype(relid, att)));
+		key_arg = PG_GETARG_DATUM(5);
+		nargs = 1;
+	}
 
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)
@@ -218,7 +237,7 @@ order_flow_read_as_owner(PG_FUNCTION_ARGS)
 	GetUserIdAndSecContext(&save_user, &save_sec);
 	SetUserIdAndSecContext(relation_owner(relid),
 						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
-	portal = SPI_cursor_open_with_args(NULL, sql.data, 0, NULL, NULL, NULL, true, 0);
+	portal = SPI_cursor_open_with_args(NULL, sql.data, nargs, key_type, &key_arg, NULL, true, 0);
 	for (;;)
 	{
 		SPI_cursor_fetch(portal, true, 1000);
