@@ -189,15 +189,13 @@ read_catalogue(void)
 	MemoryContext old;
 	int			ret;
 	uint64		i;
-	Oid			save_user;
-	int			save_sec;
+	OfUserSave	save;
 	bool		pushed = false;
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	/* the catalogue is read as the extension owner: callers need no grants on it */
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(of_extension_owner(), save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	of_become_owner(&save);
 	/* with the latest snapshot: a REPEATABLE READ transaction must not cache old rules */
 	if (!IsInParallelMode())
 	{
@@ -375,7 +373,7 @@ read_catalogue(void)
 
 	if (pushed)
 		PopActiveSnapshot();
-	SetUserIdAndSecContext(save_user, save_sec);
+	of_restore_user(&save);
 	SPI_finish();
 }
 

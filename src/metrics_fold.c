@@ -748,14 +748,6 @@ fold_event(const char *key, int64 event_id, int64 seq, const char *action, const
 	return true;
 }
 
-/* The owner switch of the rollup's writes: the log's owner writes it. */
-static void
-become_owner(Oid *save_user, int *save_sec)
-{
-	GetUserIdAndSecContext(save_user, save_sec);
-	SetUserIdAndSecContext(of_extension_owner(), *save_sec | SECURITY_LOCAL_USERID_CHANGE);
-}
-
 PG_FUNCTION_INFO_V1(order_flow_metrics_capture);
 
 /*
@@ -775,8 +767,7 @@ order_flow_metrics_capture(PG_FUNCTION_ARGS)
 	char	   *key;
 	int64		seq;
 	int64		event_id;
-	Oid			save_user;
-	int			save_sec;
+	OfUserSave	save;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_AFTER(td->tg_event) ||
 		!TRIGGER_FIRED_FOR_ROW(td->tg_event) || !TRIGGER_FIRED_BY_INSERT(td->tg_event))
@@ -799,7 +790,7 @@ order_flow_metrics_capture(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	become_owner(&save_user, &save_sec);
+	of_become_owner(&save);
 	{
 		bool		dnull;
 		Datum		dd = SPI_getbinval(tup, desc, SPI_fnumber(desc, "details"), &dnull);
@@ -808,7 +799,7 @@ order_flow_metrics_capture(PG_FUNCTION_ARGS)
 						  tuple_text(tup, desc, "from_state"), tuple_text(tup, desc, "to_state"),
 						  DatumGetTimestampTz(d), dnull ? NULL : DatumGetJsonbP(dd));
 	}
-	SetUserIdAndSecContext(save_user, save_sec);
+	of_restore_user(&save);
 	SPI_finish();
 	return PointerGetDatum(NULL);
 }
@@ -900,8 +891,7 @@ fold_order(const char *key, int64 upto)
 void
 of_metrics_after_append(const char *key, int64 seq)
 {
-	Oid			save_user;
-	int			save_sec;
+	OfUserSave	save;
 	bool		sync;
 
 	if (strncmp(key, "order_flow:", 11) == 0 || !of_catalog_async_fold())
@@ -915,9 +905,9 @@ of_metrics_after_append(const char *key, int64 seq)
 	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	become_owner(&save_user, &save_sec);
+	of_become_owner(&save);
 	(void) fold_order(key, seq);
-	SetUserIdAndSecContext(save_user, save_sec);
+	of_restore_user(&save);
 	SPI_finish();
 	/* the scheduler moves the fold's position past it (a no-op fold) */
 	of_fold_request(false);

@@ -66,8 +66,7 @@ Datum
 order_flow_owner_move(PG_FUNCTION_ARGS)
 {
 	Oid			relid = PG_GETARG_OID(0);
-	Oid			save_user;
-	int			save_sec;
+	OfUserSave	save;
 	Oid			types[5] = {REGCLASSOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID};
 	Datum		values[5];
 	char		nulls[5];
@@ -79,13 +78,11 @@ order_flow_owner_move(PG_FUNCTION_ARGS)
 	}
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(relation_owner(relid),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	of_become(relation_owner(relid), true, &save);
 	if (SPI_execute_with_args("SELECT order_flow._move($1, $2, $3, $4, $5, 'transition', NULL)",
 							  5, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not move order");
-	SetUserIdAndSecContext(save_user, save_sec);
+	of_restore_user(&save);
 	SPI_finish();
 	PG_RETURN_VOID();
 }
@@ -107,8 +104,7 @@ order_flow_stock(PG_FUNCTION_ARGS)
 	const char *sql;
 	Oid			types[2] = {TEXTOID, INT4OID};
 	Datum		values[2];
-	Oid			save_user;
-	int			save_sec;
+	OfUserSave	save;
 	bool		isnull = true;
 	Datum		result = (Datum) 0;
 
@@ -131,14 +127,12 @@ order_flow_stock(PG_FUNCTION_ARGS)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(relation_owner(relid),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	of_become(relation_owner(relid), true, &save);
 	if (SPI_execute_with_args(sql, 2, types, values, NULL, false, 0) < 0)
 		elog(ERROR, "could not %s stock in %s", op, rel);
 	if (SPI_processed >= 1)
 		result = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	SetUserIdAndSecContext(save_user, save_sec);
+	of_restore_user(&save);
 	SPI_finish();
 	if (isnull)
 		PG_RETURN_NULL();
@@ -161,8 +155,7 @@ order_flow_read_as_owner(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Oid			relid;
 	StringInfoData sql;
-	Oid			save_user;
-	int			save_sec;
+	OfUserSave	save;
 	Portal		portal;
 	char	   *rel;
 	int			nargs = 0;
@@ -234,9 +227,7 @@ order_flow_read_as_owner(PG_FUNCTION_ARGS)
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	GetUserIdAndSecContext(&save_user, &save_sec);
-	SetUserIdAndSecContext(relation_owner(relid),
-						   save_sec | SECURITY_LOCAL_USERID_CHANGE | SECURITY_RESTRICTED_OPERATION);
+	of_become(relation_owner(relid), true, &save);
 	portal = SPI_cursor_open_with_args(NULL, sql.data, nargs, key_type, &key_arg, NULL, true, 0);
 	for (;;)
 	{
@@ -248,7 +239,7 @@ order_flow_read_as_owner(PG_FUNCTION_ARGS)
 		SPI_freetuptable(SPI_tuptable);
 	}
 	SPI_cursor_close(portal);
-	SetUserIdAndSecContext(save_user, save_sec);
+	of_restore_user(&save);
 	SPI_finish();
 	return (Datum) 0;
 }
