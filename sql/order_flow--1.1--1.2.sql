@@ -1045,8 +1045,14 @@ AS $$
 DECLARE
     n bigint;
 BEGIN
+    /*
+     * The scheduler's folds first (they take the fold's position first,
+     * then the watermarks and the rollup: waiting for them here, before
+     * anything else, cannot deadlock), then the writers.
+     */
+    PERFORM 1 FROM order_flow.fold_progress FOR UPDATE;
     LOCK TABLE order_flow.audit_log IN SHARE MODE;
-    /* folds wait: a fold of a watermark locked here would be undone */
+    /* folds in writing transactions wait: a fold of a watermark locked here would be undone */
     LOCK TABLE order_flow.metrics_watermark IN EXCLUSIVE MODE;
     TRUNCATE order_flow.order_fact, order_flow.exception_fact;
     CREATE TEMP TABLE pg_temp.metrics_event ON COMMIT DROP AS
