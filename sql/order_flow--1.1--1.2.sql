@@ -927,9 +927,11 @@ COMMENT ON FUNCTION order_flow._metrics_fold_orders(text[]) IS
  * [lo, hi) -- or, with NULL bounds, every order whose chain is ahead of its
  * watermark -- 5,000 orders per batch, each batch in a subtransaction: a
  * batch that fails is reported and left for the next catch-up, the others
- * go on.  Returns the number of orders with events folded.
+ * go on (strict: the error stands).  Returns the number of orders with
+ * events folded.
  */
-CREATE FUNCTION order_flow._metrics_fold_window(lo timestamptz, hi timestamptz) RETURNS bigint
+CREATE FUNCTION order_flow._metrics_fold_window(lo timestamptz, hi timestamptz, strict boolean DEFAULT false)
+RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -951,6 +953,10 @@ BEGIN
                            AND t.last_seq > coalesce(w.folded_seq, 0)) c) k
          GROUP BY k.batch ORDER BY k.batch
     LOOP
+        IF strict THEN
+            n := n + order_flow._metrics_fold_orders(keys);
+            CONTINUE;
+        END IF;
         BEGIN
             n := n + order_flow._metrics_fold_orders(keys);
         EXCEPTION WHEN OTHERS THEN
@@ -961,8 +967,8 @@ BEGIN
     RETURN n;
 END
 $$;
-REVOKE ALL ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz) FROM PUBLIC;
-COMMENT ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz) IS
+REVOKE ALL ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz, boolean) FROM PUBLIC;
+COMMENT ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz, boolean) IS
     'Internal: refold the orders with events recorded in [lo, hi); NULL bounds: every order behind its watermark';
 
 /*
@@ -1054,93 +1060,20 @@ BEGIN
     LOCK TABLE order_flow.audit_log IN SHARE MODE;
     /* folds in writing transactions wait: a fold of a watermark locked here would be undone */
     LOCK TABLE order_flow.metrics_watermark IN EXCLUSIVE MODE;
-    TRUNCATE order_flow.order_fact, order_flow.exception_fact;
-    CREATE TEMP TABLE pg_temp.metrics_event ON COMMIT DROP AS
-    SELECT e.order_key, e.id, coalesce(e.seq, 0) AS seq, e.action, e.to_state, e.occurred_at, x.sc,
-           CASE WHEN x.sc THEN e.details->>'customer' END AS customer,
-           CASE WHEN x.sc THEN e.details->'attributes' END AS attrs,
-           x.ex,
-           (x.sc AND e.to_state IN ('rework', 'returned'))
-               OR coalesce(x.ex IN ('rework', 'return', 'returned', 'reshipment'), false) AS rework,
-           CASE WHEN e.action = 'payment'
-                THEN coalesce(order_flow._metric_number(e.details->'amount'), 0) END AS pay_amount,
-           CASE WHEN e.action = 'payment' THEN order_flow._metric_date(e.details->'due_date') END AS due,
-           CASE WHEN e.action = 'payment'
-                THEN coalesce(order_flow._metric_date(e.details->'paid_date'),
-                              (e.occurred_at AT TIME ZONE 'UTC')::date) END AS paid
-      FROM order_flow.audit_log e
-     CROSS JOIN LATERAL (
-            SELECT e.to_state IS NOT NULL AND e.from_state IS DISTINCT FROM e.to_state AS sc) s
-     CROSS JOIN LATERAL (
-            SELECT s.sc,
-                   CASE WHEN s.sc OR e.action = 'exception'
-                        THEN nullif(e.details->>'exception_type', '') END AS ex) x
-     WHERE NOT starts_with(e.order_key, 'order_flow:')
-       AND (e.seq = 1
-            OR e.action IN ('created', 'payment', 'service_request', 'complaint', 'exception', 'logistics')
-            OR (e.from_state IS DISTINCT FROM e.to_state
-                AND (e.to_state IN ('contract_signed', 'shipped', 'delivered', 'accepted', 'rework', 'returned')
-                     OR e.details ? 'exception_type')));
-
-    INSERT INTO order_flow.exception_fact (order_key, event_id, exception_type, occurred_at, action)
-    SELECT order_key, id, ex, occurred_at, action FROM pg_temp.metrics_event WHERE ex IS NOT NULL;
-
-    INSERT INTO order_flow.order_fact AS f
-        (order_key, customer_key, attrs_seq, region, customer_class, category, amount,
-         promised_ship_date, ordered_at, contract_signed_at, shipped_at, first_logistics_at,
-         delivered_at, accepted_at, rework_return, exceptions, payments, payments_late,
-         payment_due_amount, paid_on_time_amount, service_requests, complaints)
-    SELECT g.order_key, coalesce(g.customer, t.customer_key), coalesce(g.attrs_seq, -1),
-           g.attrs->>'region',
-           coalesce(g.attrs->>'customer_class', g.attrs->>'grade'),
-           g.attrs->>'category',
-           order_flow._metric_number(g.attrs->'amount'),
-           order_flow._metric_date(g.attrs->'promised_ship_date'),
-           g.ordered_at, g.signed, g.shipped, g.logistics, g.delivered, g.accepted,
-           g.rework, g.exceptions, g.payments, g.late, g.due_amount, g.on_time_amount,
-           g.service_requests, g.complaints
-      FROM (SELECT m.order_key,
-                   (array_agg(m.customer ORDER BY m.seq DESC)
-                        FILTER (WHERE m.sc AND m.customer IS NOT NULL))[1] AS customer,
-                   max(m.seq) FILTER (WHERE m.sc) AS attrs_seq,
-                   (array_agg(m.attrs ORDER BY m.seq DESC) FILTER (WHERE m.sc))[1] AS attrs,
-                   min(m.occurred_at) AS ordered_at,
-                   min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'contract_signed') AS signed,
-                   min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'shipped') AS shipped,
-                   min(m.occurred_at) FILTER (WHERE (m.sc AND m.to_state = 'shipped')
-                                                 OR m.action = 'logistics') AS logistics,
-                   min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'delivered') AS delivered,
-                   min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'accepted') AS accepted,
-                   bool_or(m.rework) AS rework,
-                   count(m.ex) AS exceptions,
-                   count(*) FILTER (WHERE m.action = 'payment') AS payments,
-                   count(*) FILTER (WHERE m.action = 'payment' AND m.due IS NOT NULL
-                                      AND m.paid > m.due) AS late,
-                   coalesce(sum(m.pay_amount) FILTER (WHERE m.action = 'payment'
-                                                         AND m.due IS NOT NULL), 0) AS due_amount,
-                   coalesce(sum(m.pay_amount) FILTER (WHERE m.action = 'payment'
-                                                         AND m.paid <= m.due), 0) AS on_time_amount,
-                   count(*) FILTER (WHERE m.action = 'service_request') AS service_requests,
-                   count(*) FILTER (WHERE m.action = 'complaint') AS complaints
-              FROM pg_temp.metrics_event m
-             GROUP BY m.order_key) g
-      LEFT JOIN order_flow.tracked_order t ON t.order_key = g.order_key;
-    GET DIAGNOSTICS n = ROW_COUNT;
-    DROP TABLE pg_temp.metrics_event;
-
-    /* every event of the log is now folded: the watermarks say so */
-    TRUNCATE order_flow.metrics_watermark;
-    INSERT INTO order_flow.metrics_watermark (order_key, folded_seq)
-    SELECT e.order_key, max(e.seq) FROM order_flow.audit_log e
-     WHERE NOT starts_with(e.order_key, 'order_flow:') AND e.seq IS NOT NULL
-     GROUP BY e.order_key;
+    /* (the TRUNCATE of order_fact also empties the kpi() cache) */
+    TRUNCATE order_flow.order_fact, order_flow.exception_fact, order_flow.metrics_watermark;
+    /* every order of the log, folded from nothing by the fold's own rules */
+    n := order_flow._metrics_fold_window('-infinity', 'infinity', strict => true);
+    /* the cache is empty: the fold's marks for it mean nothing */
+    TRUNCATE order_flow.kpi_dirty;
+    PERFORM order_flow._kpi_marks_spent();
     RETURN n;
 END
 $$;
 
 REVOKE ALL ON order_flow.metrics_watermark, order_flow.fold_progress FROM PUBLIC;
 GRANT SELECT ON order_flow.metrics_watermark, order_flow.fold_progress TO order_flow_admin;
-REVOKE ALL ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz),
+REVOKE ALL ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz, boolean),
     order_flow.metrics_fold(boolean, boolean), order_flow.metrics_lag() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION order_flow.metrics_fold(boolean, boolean), order_flow.metrics_lag() TO order_flow_admin;
 

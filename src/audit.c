@@ -91,8 +91,9 @@ of_event_hash(const OfEvent *ev, uint8 *out)
 	pg_cryptohash_free(ctx);
 }
 
-static bytea *
-hash_to_bytea(const uint8 *h)
+/* of_hash_bytea: a hash as the bytea the tables hold */
+bytea *
+of_hash_bytea(const uint8 *h)
 {
 	bytea	   *b = palloc(VARHDRSZ + OF_HASH_LEN);
 
@@ -136,7 +137,7 @@ order_flow_event_hash(PG_FUNCTION_ARGS)
 	ev.details = PG_ARGISNULL(10) ? NULL :
 		JsonbToCString(NULL, &PG_GETARG_JSONB_P(10)->root, VARSIZE(PG_GETARG_JSONB_P(10)));
 	of_event_hash(&ev, h);
-	PG_RETURN_BYTEA_P(hash_to_bytea(h));
+	PG_RETURN_BYTEA_P(of_hash_bytea(h));
 }
 
 /*
@@ -222,10 +223,7 @@ order_flow_append_event(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("order %s is not tracked", ev.order_key)));
-	ev.seq = head.last_seq + 1;
-	ev.prev_hash = head.last_hash ? (uint8 *) VARDATA_ANY(head.last_hash) : NULL;
-	ev.prev_hash_len = head.last_hash ? VARSIZE_ANY_EXHDR(head.last_hash) : 0;
-	of_event_hash(&ev, h);
+	of_chain_link(&ev, &head, h);
 	id = of_chain_append_event(&w, &ev, details, h);
 	memset(&chg, 0, sizeof(chg));
 	chg.stamp_col = -1;

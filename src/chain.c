@@ -94,11 +94,21 @@ layout_invalidate(Datum arg, Oid relid)
 		head_layout.valid = false;
 }
 
+/*
+ * extension_relid: the OID of the extension's table name, as l last knew it
+ * (every transition opens both tables: no catalogue lookup while the layout
+ * is valid; a DROP/CREATE EXTENSION invalidates it with the old relation).
+ */
 static Oid
-extension_relid(const char *name)
+extension_relid(RelLayout *l, const char *name)
 {
-	Oid			nsp = get_namespace_oid(OF_SCHEMA, false);
-	Oid			relid = get_relname_relid(name, nsp);
+	Oid			nsp;
+	Oid			relid;
+
+	if (l->valid)
+		return l->relid;
+	nsp = get_namespace_oid(OF_SCHEMA, false);
+	relid = get_relname_relid(name, nsp);
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
@@ -199,8 +209,8 @@ of_chain_begin(OfChainWriter *w)
 	RangeTblEntry *rte_head = makeNode(RangeTblEntry);
 
 	memset(w, 0, sizeof(*w));
-	w->log = table_open(extension_relid("audit_log"), RowExclusiveLock);
-	w->head = table_open(extension_relid("tracked_order"), RowExclusiveLock);
+	w->log = table_open(extension_relid(&log_layout, "audit_log"), RowExclusiveLock);
+	w->head = table_open(extension_relid(&head_layout, "tracked_order"), RowExclusiveLock);
 	layout(&log_layout, w->log, log_columns, LOG_NCOLS, true);
 	layout(&head_layout, w->head, head_columns, HEAD_NCOLS, true);
 	if (!OidIsValid(head_layout.pkey))
@@ -311,15 +321,17 @@ of_chain_lock_head(OfChainWriter *w, const char *key, OfChainHead *head)
 	return true;
 }
 
-/* hash_bytea: a hash as the bytea the tables hold */
-static bytea *
-hash_bytea(const uint8 *hash)
+/*
+ * of_chain_link: ev becomes the next event of the chain ending at head:
+ * its sequence number and previous hash, and its own hash into hash.
+ */
+void
+of_chain_link(OfEvent *ev, const OfChainHead *head, uint8 *hash)
 {
-	bytea	   *h = palloc(VARHDRSZ + OF_HASH_LEN);
-
-	SET_VARSIZE(h, VARHDRSZ + OF_HASH_LEN);
-	memcpy(VARDATA(h), hash, OF_HASH_LEN);
-	return h;
+	ev->seq = head->found ? head->last_seq + 1 : 1;
+	ev->prev_hash = head->last_hash ? (uint8 *) VARDATA_ANY(head->last_hash) : NULL;
+	ev->prev_hash_len = head->last_hash ? VARSIZE_ANY_EXHDR(head->last_hash) : 0;
+	of_event_hash(ev, hash);
 }
 
 /*
@@ -331,7 +343,7 @@ of_chain_append_event(OfChainWriter *w, const OfEvent *ev, Jsonb *details, const
 {
 	TupleTableSlot *slot = w->log_slot;
 	int			natts = slot->tts_tupleDescriptor->natts;
-	bytea	   *h = hash_bytea(hash);
+	bytea	   *h = of_hash_bytea(hash);
 	Datum	   *v;
 	bool	   *n;
 	int64		id = 0;
@@ -387,7 +399,7 @@ of_chain_move_head(OfChainWriter *w, const OfEvent *ev, const uint8 *hash, const
 {
 	TupleTableSlot *slot = w->new_slot;
 	int			natts = slot->tts_tupleDescriptor->natts;
-	bytea	   *h = hash_bytea(hash);
+	bytea	   *h = of_hash_bytea(hash);
 	Datum	   *v;
 	bool	   *n;
 
@@ -456,7 +468,7 @@ of_chain_create_head(OfChainWriter *w, const OfEvent *ev, const uint8 *hash, con
 {
 	TupleTableSlot *slot = w->new_slot;
 	int			natts = slot->tts_tupleDescriptor->natts;
-	bytea	   *h = hash_bytea(hash);
+	bytea	   *h = of_hash_bytea(hash);
 	Datum	   *v;
 	bool	   *n;
 

@@ -76,6 +76,7 @@ typedef struct OfHeadChange
 extern void of_chain_begin(OfChainWriter *w);
 extern void of_chain_end(OfChainWriter *w);
 extern bool of_chain_lock_head(OfChainWriter *w, const char *key, OfChainHead *head);
+extern void of_chain_link(OfEvent *ev, const OfChainHead *head, uint8 *hash);
 extern int64 of_chain_append_event(OfChainWriter *w, const OfEvent *ev, Jsonb *details,
 								   const uint8 *hash);
 extern void of_chain_move_head(OfChainWriter *w, const OfEvent *ev, const uint8 *hash,

@@ -148,6 +148,7 @@ typedef struct OfEvent
 } OfEvent;
 
 extern void of_event_hash(const OfEvent *ev, uint8 *out);
+extern bytea *of_hash_bytea(const uint8 *h);
 extern char *of_string_array_text(char **items, int n);
 
 #endif							/* ORDER_FLOW_H */

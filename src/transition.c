@@ -697,8 +697,9 @@ check_move(Request *rq, OfChainHead *head)
 
 /*
  * build_event: the captured attributes and customer, the details, and the
- * event itself, hashed onto the chain.  The details are built as a jsonb
- * value directly: the path parses no JSON text of its own making.
+ * event itself, hashed onto the chain.  The details and the attributes are
+ * written as JSON text (escaped here) and parsed once each by jsonb_in; the
+ * details are rendered back to canonical text once, for the hash.
  */
 static Jsonb *
 build_event(Request *rq, OfChainHead *head, OfEvent *ev, uint8 *hash, Jsonb **attrs_out)
@@ -766,7 +767,6 @@ build_event(Request *rq, OfChainHead *head, OfEvent *ev, uint8 *hash, Jsonb **at
 	*attrs_out = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(attrs.data)));
 
 	ev->order_key = rq->key;
-	ev->seq = head->found ? head->last_seq + 1 : 1;
 	ev->action = rq->action;
 	ev->from_state = rq->from;
 	ev->to_state = rq->to;
@@ -775,9 +775,7 @@ build_event(Request *rq, OfChainHead *head, OfEvent *ev, uint8 *hash, Jsonb **at
 	ev->occurred_at = rq->occurred;
 	ev->recorded_at = rq->now;
 	ev->details = JsonbToCString(NULL, &details->root, VARSIZE(details));
-	ev->prev_hash = head->last_hash ? (uint8 *) VARDATA_ANY(head->last_hash) : NULL;
-	ev->prev_hash_len = head->last_hash ? VARSIZE_ANY_EXHDR(head->last_hash) : 0;
-	of_event_hash(ev, hash);
+	of_chain_link(ev, head, hash);
 	return details;
 }
 
@@ -1069,7 +1067,6 @@ delete_row(TriggerData *td)
 	details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(det.data)));
 
 	ev.order_key = key;
-	ev.seq = head.last_seq + 1;
 	ev.action = "deleted";
 	ev.from_state = head.state;
 	ev.to_state = NULL;
@@ -1077,9 +1074,7 @@ delete_row(TriggerData *td)
 	ev.db_user = of_db_user();
 	ev.occurred_at = ev.recorded_at = GetCurrentTimestamp();
 	ev.details = JsonbToCString(NULL, &details->root, VARSIZE(details));
-	ev.prev_hash = head.last_hash ? (uint8 *) VARDATA_ANY(head.last_hash) : NULL;
-	ev.prev_hash_len = head.last_hash ? VARSIZE_ANY_EXHDR(head.last_hash) : 0;
-	of_event_hash(&ev, hash);
+	of_chain_link(&ev, &head, hash);
 
 	memset(&chg, 0, sizeof(chg));
 	chg.moves = true;			/* to no state: held_from, stale_after cleared */
