@@ -3,11 +3,14 @@
 #
 # Owns: running and counting the four suites against one private cluster
 # (see lib.sh), then printing, as the very last line, `N passed, N failed`.
-#   regress    sql/NNN_*.sql vs expected/NNN_*.out   `make installcheck` (pg_regress)
-#              counted per test ("test X ... ok|FAILED")
+#   released   the released install/update scripts (src/sql/released/) are
+#              byte for byte what was released: `make check-released`
+#              against SHA256SUMS; counted as one test
+#   regress    sql/*.sql vs expected/*.out: PGXS's `make installcheck`
+#              (pg_regress only); counted per test ("test X ... ok|FAILED")
 #   pgtap      test/pgtap/*.sql, each in a fresh database, via pg_prove -v
 #              counted per assertion ("ok N" / "not ok N")
-#   isolation  test/isolation/*.spec (or test/isolation/specs/*.spec) vs
+#   isolation  test/isolation/specs/*.spec vs
 #              test/isolation/expected/*.out, via pg_isolation_regress;
 #              counted per spec
 #   tap        test/t/*.pl (PostgreSQL::Test::Cluster), run with prove -v as
@@ -30,8 +33,8 @@
 #                       pg_regress and pg_isolation_regress sessions still run
 #                       in PST8PDT (they set PGTZ); pgTAP sessions, the
 #                       scheduler and the server defaults follow ZONE.
-#   OF_SUITES="..."     the suites to run, of: regress pgtap isolation tap
-#                       (default: all four).
+#   OF_SUITES="..."     the suites to run, of: released regress pgtap isolation
+#                       tap (default: all five).
 #   OF_SKIP_BUILD=1     no make / make install: test the extension already
 #                       installed (used by test_clock.sh after its one build).
 set -euo pipefail
@@ -121,11 +124,11 @@ count_tap() {
 }
 
 # ------------------------------------------------------------------ switches
-OF_SUITES=${OF_SUITES:-regress pgtap isolation tap}
+OF_SUITES=${OF_SUITES:-released regress pgtap isolation tap}
 for suite in $OF_SUITES; do
     case $suite in
-    regress | pgtap | isolation | tap) ;;
-    *) abort "OF_SUITES: unknown suite '$suite' (known: regress pgtap isolation tap)" ;;
+    released | regress | pgtap | isolation | tap) ;;
+    *) abort "OF_SUITES: unknown suite '$suite' (known: released regress pgtap isolation tap)" ;;
     esac
 done
 # The clock: FAKETIME asks for it to be moved (we re-run ourselves under
@@ -189,16 +192,30 @@ work_cleanup() {
 }
 on_exit work_cleanup
 
+# ---------------------------------------------------- the released scripts
+suite_released() {
+    section "released scripts"
+    if make -s check-released PG_CONFIG="$PG_CONFIG"; then
+        echo "src/sql/released/: every script matches SHA256SUMS"
+        record released 1 0
+    else
+        echo "src/sql/released/: a released script was edited (see above)"
+        record released 0 1
+    fi
+}
+
 # ------------------------------------------------------------ a) pg_regress
 suite_regress() {
-    local files=(sql/[0-9][0-9][0-9]_*.sql) rc=0 out=$WORK/regress.log
+    local files=(sql/*.sql) rc=0 out=$WORK/regress.log
     section "pg_regress (${#files[@]} tests)"
     if [[ ${#files[@]} -eq 0 ]]; then
-        echo "no sql/NNN_*.sql files: skipped"
+        echo "no sql/*.sql files: skipped"
         record regress 0 0 "no tests"
         return 0
     fi
-    make -s installcheck PG_CONFIG="$PG_CONFIG" 2>&1 | tee "$out" || rc=$?
+    # PGXS's installcheck, pg_regress part only: the isolation and TAP
+    # suites run below with this harness's scratch directories and counts
+    make -s installcheck PG_CONFIG="$PG_CONFIG" ISOLATION= TAP_TESTS= 2>&1 | tee "$out" || rc=$?
     count_pg_regress "$out"
     if [[ $rc -ne 0 ]]; then
         local missing=$((${#files[@]} - R_PASS - R_FAIL))
@@ -241,11 +258,11 @@ suite_pgtap() {
 
 # ------------------------------------------------------------- c) isolation
 suite_isolation() {
-    local specs=(test/isolation/*.spec test/isolation/specs/*.spec) names=() s n
+    local specs=(test/isolation/specs/*.spec) names=() s n
     local rc=0 outdir=$OF_REPO_ROOT/output_iso out=$WORK/isolation.log
     section "isolation (${#specs[@]} specs)"
     if [[ ${#specs[@]} -eq 0 ]]; then
-        echo "no test/isolation/*.spec files: skipped"
+        echo "no test/isolation/specs/*.spec files: skipped"
         record isolation 0 0 "no tests"
         return 0
     fi
@@ -321,7 +338,7 @@ suite_tap() {
 }
 
 # ------------------------------------------------------------------- run all
-for suite in regress pgtap isolation tap; do
+for suite in released regress pgtap isolation tap; do
     if [[ " $OF_SUITES " != *" $suite "* ]]; then
         SUMMARY_ROWS+=("$(printf '%-10s not run (OF_SUITES=%s)' "$suite" "$OF_SUITES")")
         continue

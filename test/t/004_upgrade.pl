@@ -1,6 +1,7 @@
-# 004_upgrade.pl -- the upgrade path: a database created at order_flow 1.0,
+# 004_upgrade.pl -- the upgrade paths: a database created at order_flow 1.0,
 # with orders, events, recorded facts and a customised catalogue, updated
-# with ALTER EXTENSION order_flow UPDATE.
+# with ALTER EXTENSION order_flow UPDATE; then one created at 1.1 (every
+# released version is a starting point).
 #
 #   - the update succeeds and the database reports the default version;
 #   - every extension object (functions with their bodies and settings,
@@ -214,6 +215,49 @@ is($node->safe_psql('old', $facts), $rollup,
 	'the rollup kept across the update equals metrics_rebuild()');
 is($node->safe_psql('old', q{SELECT orders FROM order_flow.kpi('-infinity', 'infinity')}), '4',
 	'kpi() reads the updated database (4 orders signed)');
+
+# ------------------------------------------- from every released version
+# 1.1 is released too: a database created there updates to the same objects
+$node->safe_psql('postgres', 'CREATE DATABASE old11');
+$node->safe_psql('old11', q{CREATE EXTENSION order_flow VERSION '1.1'});
+$node->safe_psql('old11', q{
+CREATE TABLE orders (id int PRIMARY KEY, customer text, status text NOT NULL DEFAULT 'inquiry');
+SELECT order_flow.manage('orders', customer_column => 'customer');
+INSERT INTO orders (id, customer) SELECT g, 'C' || g FROM generate_series(1, 3) g;
+UPDATE orders SET status = 'quoted';
+UPDATE orders SET status = 'contract_signed' WHERE id = 1;
+SELECT order_flow.record('1', 'payment', '{"amount": 10, "due_date": "2026-02-01", "paid_date": "2026-02-03"}');
+});
+my $before11 = $node->safe_psql('old11', $content);
+($rc, $out, $err) = $node->psql('old11', 'ALTER EXTENSION order_flow UPDATE');
+is($rc, 0, 'a database created at 1.1 updates') or diag($err);
+is($node->safe_psql('old11', q{SELECT extversion FROM pg_extension WHERE extname = 'order_flow'}),
+	$default, "... to $default");
+is($node->safe_psql('old11', $content), $before11, '... keeping its orders, events and configuration');
+my @old11 = split /\n/, $node->safe_psql('old11', $fingerprint);
+my %in_old11 = map { $_ => 1 } @old11;
+@missing = grep { !$in_old11{$_} } @fresh;
+@extra   = grep { !$in_fresh{$_} } @old11;
+is(scalar(@missing) + scalar(@extra), 0, 'updated from 1.1, it has exactly the objects of a fresh install')
+  or diag(join("\n", 'missing:', @missing[0 .. ($#missing < 9 ? $#missing : 9)],
+                    'left over:', @extra[0 .. ($#extra < 9 ? $#extra : 9)]));
+($rc, $out, $err) = $node->psql('old11', q{UPDATE orders SET status = 'warehouse_confirmed' WHERE id = 1});
+is($rc, 0, 'its orders move on after the update') or diag($err);
+is($node->safe_psql('old11', 'SELECT count(*) FROM order_flow.verify_audit()'), '0',
+	'... and its chains verify');
+
+# every released script is installed, and every one is reachable: each
+# released version has a path to the default version
+my @versions = split /\n/, $node->safe_psql('postgres',
+	q{SELECT version FROM pg_available_extension_versions WHERE name = 'order_flow' ORDER BY version});
+is_deeply(\@versions, ['1.0', '1.1', $default], 'the installable versions are 1.0, 1.1 and ' . $default);
+for my $v (@versions)
+{
+	next if $v eq $default;
+	is($node->safe_psql('postgres', qq{SELECT count(*) FROM pg_extension_update_paths('order_flow')
+	                                     WHERE source = '$v' AND target = '$default' AND path IS NOT NULL}),
+		'1', "$v has an update path to $default");
+}
 
 $node->stop;
 done_testing();

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * chain.h
- *	  The per-order audit chain on disk (see chain.c).
+ *	  The per-order audit chain on disk (see chain/chain.c).
  *
  *-------------------------------------------------------------------------
  */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * plans.c
+ * util/plans.c
  *	  Saved SPI plans for the few statements the C paths still run: each
  *	  prepared once per backend, on first use, and kept.
  *

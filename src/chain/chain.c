@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * chain.c
+ * chain/chain.c
  *	  The per-order audit chain on disk: lock an order's chain head
  *	  (order_flow.tracked_order), append an event (order_flow.audit_log),
  *	  move the head.  One implementation for the transition trigger and

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * order_flow.c
+ * settings/settings.c
  *	  Module initialisation: settings, shared memory and the launcher.
  *
  * Session settings (the claimed actor, a reason for plain UPDATEs) exist

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * transition.c
+ * transition/transition.c
  *	  The C transition trigger: validate, stamp, audit, open notifications,
  *	  NOTIFY -- one path for plain UPDATEs, transition() and imports.
  *
@@ -12,14 +12,14 @@
  * key: the order's tracking row (chain head, state, stamps), the audit
  * event, notifications and outbox messages.
  *
- * Cost per transition: the workflow graph comes from catalog.c's cache;
+ * Cost per transition: the workflow graph comes from catalogue/cache.c's cache;
  * the column layout of each table is cached per relation OID (dropped on
  * its relcache invalidation); the chain head is locked, the event appended
- * and the head moved by chain.c without SPI; only a move on an edge that
+ * and the head moved by chain/chain.c without SPI; only a move on an edge that
  * notifies runs a statement (its notifications and outbox rows), and only a
  * department on a working-hours calendar asks SQL for its deadline.  The
  * writes run as the extension owner, since ordinary roles cannot write the
- * log.  Metrics are not folded here (see metrics_fold.c).
+ * log.  Metrics are not folded here (see metrics/fold.c).
  *
  * The chain is the truth: a move is checked against the state of the
  * order's chain head (order_flow.tracked_order.state), locked first, and a

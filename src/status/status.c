@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * status.c
+ * status/status.c
  *	  The order_flow.status base type: a state name stored as its 4-byte
  *	  process position.
  *

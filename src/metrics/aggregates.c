@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
- * metrics.c
+ * metrics/aggregates.c
  *	  The C aggregates behind customer_health and kpi(), over the per-order
- *	  rollup that metrics_fold.c keeps.
+ *	  rollup that metrics/fold.c keeps.
  *
  * Aggregates -- each with combine, serial and deserial functions and
  * declared PARALLEL SAFE; the internal states live in the aggregate memory

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * worker.c
+ * worker/worker.c
  *	  The escalation background workers: one launcher per cluster, one
  *	  scheduler per served database.
  *

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * metrics_fold.c
+ * metrics/fold.c
  *	  The per-order rollup of the audit log (order_flow.order_fact and
  *	  order_flow.exception_fact) and how events are folded into it.
  *

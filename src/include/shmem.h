@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * shmem.h
- *	  Shared-memory layout of order_flow (see shmem.c for the protocol).
+ *	  Shared-memory layout of order_flow (see worker/shmem.c for the protocol).
  *
  *-------------------------------------------------------------------------
  */

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * shmem.c
+ * worker/shmem.c
  *	  Shared memory of the preloaded library: the scheduler registry that
  *	  lets a transaction wake the escalation worker of its database, and the
  *	  bounded queue of refused transition attempts.

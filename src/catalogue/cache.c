@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * catalog.c
+ * catalogue/cache.c
  *	  Backend-local cache of the workflow catalogue: states, edges and
  *	  department membership, so the transition hot path runs no catalogue
  *	  query per row.

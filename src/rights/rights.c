@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * rights.c
+ * rights/rights.c
  *	  Who is acting: the claimed actor, the database user, admin bypass and
  *	  the extension owner the write paths run as.
  *

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * audit.c
+ * chain/audit.c
  *	  The tamper-evident audit log: event hashing, appending non-transition
  *	  events, verification, and the append-only guard.
  *
@@ -8,7 +8,7 @@
  * so chains are per order: concurrent orders never contend, and chains
  * survive sharding by order key.  The head of each chain (last sequence
  * number and hash) lives in order_flow.tracked_order; appending locks that
- * row, which serialises appends to one order.  chain.c writes both, for the
+ * row, which serialises appends to one order.  chain/chain.c writes both, for the
  * transition trigger and for _append_event here alike.
  *
  * The hash covers every column a reader relies on, each field length-
@@ -157,7 +157,7 @@ static SPIPlanPtr head_plan = NULL;
  * order_flow._append_event(order_key, action, from_state, to_state,
  * details, occurred_at): append a non-transition event (a fact, a
  * notification answer, an escalation, a configuration change...) to the
- * order's chain through chain.c, as the transition trigger appends its
+ * order's chain through chain/chain.c, as the transition trigger appends its
  * events; returns its id.  Called by the extension's own SECURITY DEFINER
  * functions only (PUBLIC has no EXECUTE on it).
  */

@@ -3,14 +3,22 @@
  * order_flow.h
  *	  Declarations shared by the C files of the order_flow extension.
  *
- * Each file owns one concern: order_flow.c (module init, settings),
- * status.c (the status type), catalog.c (the workflow cache), rights.c
- * (actors, admins, the extension owner), transition.c (the trigger and the
- * transition context), audit.c (hash chain, append, verify, guard),
- * metrics_fold.c (the per-order rollup and when events are folded into
- * it), metrics.c (the aggregates over it), station.c (reaching users'
- * objects with their owners' rights), shmem.c (shared memory: scheduler
- * registry, wake-ups, refusal queue), worker.c (launcher and schedulers).
+ * The C code is laid out by subsystem, one concern per file (each file's
+ * header says what it owns):
+ *   settings/settings.c      module initialisation and every setting
+ *   status/status.c          the order_flow.status type
+ *   catalogue/cache.c        the backend-local workflow catalogue cache
+ *   rights/rights.c          actors, admins, the extension owner, user switches
+ *   rights/as_owner.c        reaching users' objects with their owners' rights
+ *   transition/transition.c  the transition trigger and the transition context
+ *   chain/chain.c            the per-order audit chain on disk (lock, append)
+ *   chain/audit.c            event hashing, _append_event, verification, guard
+ *   metrics/fold.c           the per-order rollup and when events are folded
+ *   metrics/aggregates.c     the C aggregates over the rollup
+ *   worker/shmem.c           shared memory: scheduler registry, wake-ups,
+ *                            refusal queue
+ *   worker/worker.c          the launcher and the per-database schedulers
+ *   util/plans.c             saved SPI plans
  *
  *-------------------------------------------------------------------------
  */
@@ -29,7 +37,7 @@
 #define OF_KEY_MAX			(3 * OF_NAME_MAX)
 #define OF_HASH_LEN			32		/* SHA-256 */
 
-/* order_flow.c */
+/* settings/settings.c */
 extern char *of_actor_setting;
 extern char *of_reason_setting;
 extern bool of_preloaded;
@@ -48,11 +56,11 @@ typedef enum OfFoldMode
 	OF_FOLD_ASYNC
 } OfFoldMode;
 
-/* worker.c */
+/* worker/worker.c */
 extern void of_register_launcher(void);
 extern void of_install_utility_hook(void);
 
-/* rights.c */
+/* rights/rights.c */
 extern char *of_current_actor(void);
 extern bool of_is_admin(void);
 extern Oid	of_extension_owner(void);
@@ -68,7 +76,7 @@ extern void of_become(Oid role, bool restricted, OfUserSave *save);
 extern void of_become_owner(OfUserSave *save);
 extern void of_restore_user(const OfUserSave *save);
 
-/* catalog.c: the cached workflow graph */
+/* catalogue/cache.c: the cached workflow graph */
 typedef enum OfStamp
 {
 	OF_STAMP_NONE = 0,
@@ -120,17 +128,17 @@ extern Oid	of_sentinel_relid(void);
 extern void of_catalog_init(void);
 extern bool of_catalog_async_fold(void);
 
-/* plans.c */
+/* util/plans.c */
 extern SPIPlanPtr of_keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types);
 
-/* metrics_fold.c */
+/* metrics/fold.c */
 extern void of_metrics_after_append(const char *key, int64 seq);
 
-/* status.c */
+/* status/status.c */
 extern char *of_closest_states(const char *name, const char *workflow);
 extern void of_status_cache_invalidate(void);
 
-/* audit.c */
+/* chain/audit.c */
 typedef struct OfEvent
 {
 	const char *order_key;

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * station.c
+ * rights/as_owner.c
  *	  The station's reach into objects that users own, run with those
  *	  users' rights.
  *

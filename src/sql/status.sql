@@ -1,0 +1,93 @@
+/*
+ * src/sql/status.sql
+ *
+ * The status type's idempotent part: position, min/max, create_status().
+ * The type itself, its I/O, operators, operator classes and casts are
+ * created once (pre_install/status.sql).
+ */
+
+CREATE OR REPLACE FUNCTION order_flow.status_position(order_flow.status) RETURNS integer
+    AS 'MODULE_PATHNAME', 'status_position' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION order_flow.status_larger(order_flow.status, order_flow.status) RETURNS order_flow.status
+    AS 'MODULE_PATHNAME', 'status_larger' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+CREATE OR REPLACE FUNCTION order_flow.status_smaller(order_flow.status, order_flow.status) RETURNS order_flow.status
+    AS 'MODULE_PATHNAME', 'status_smaller' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+CREATE OR REPLACE AGGREGATE order_flow.max(order_flow.status) (
+    SFUNC = order_flow.status_larger, STYPE = order_flow.status,
+    COMBINEFUNC = order_flow.status_larger, SORTOP = OPERATOR(order_flow.>), PARALLEL = SAFE);
+
+CREATE OR REPLACE AGGREGATE order_flow.min(order_flow.status) (
+    SFUNC = order_flow.status_smaller, STYPE = order_flow.status,
+    COMBINEFUNC = order_flow.status_smaller, SORTOP = OPERATOR(order_flow.<), PARALLEL = SAFE);
+
+/*
+ * create_status(label, after, before): add a name to the dictionary.  With
+ * neither neighbour it goes after the last name; with one or both it is
+ * placed between them (positions never move, so a gap is halved).
+ */
+CREATE OR REPLACE FUNCTION order_flow.create_status(label text, after text DEFAULT NULL,
+                                         before text DEFAULT NULL)
+RETURNS order_flow.status
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    lo bigint;
+    hi bigint;
+    pos bigint;
+BEGIN
+    IF label IS NULL THEN
+        RAISE EXCEPTION 'status name must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF EXISTS (SELECT 1 FROM order_flow.status_label l WHERE l.label = create_status.label) THEN
+        RAISE EXCEPTION 'status "%" already exists', label USING ERRCODE = '42710';
+    END IF;
+    LOCK TABLE order_flow.status_label IN SHARE ROW EXCLUSIVE MODE;
+    IF after IS NULL AND before IS NULL THEN
+        SELECT coalesce(max(sort_position), 0) INTO lo FROM order_flow.status_label;
+        pos := lo + 65536;
+    ELSE
+        IF after IS NOT NULL THEN
+            SELECT sort_position INTO lo FROM order_flow.status_label l WHERE l.label = after;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'status "%" does not exist', after USING ERRCODE = '22P02';
+            END IF;
+        END IF;
+        IF before IS NOT NULL THEN
+            SELECT sort_position INTO hi FROM order_flow.status_label l WHERE l.label = before;
+            IF NOT FOUND THEN
+                RAISE EXCEPTION 'status "%" does not exist', before USING ERRCODE = '22P02';
+            END IF;
+        END IF;
+        IF after IS NOT NULL THEN
+            /* right after "after": up to the next existing name */
+            IF hi IS NOT NULL AND hi <= lo THEN
+                RAISE EXCEPTION 'status "%" does not sort before "%"', after, before USING ERRCODE = '22023';
+            END IF;
+            SELECT min(sort_position) INTO hi FROM order_flow.status_label WHERE sort_position > lo;
+            hi := COALESCE(hi, lo + 131072);
+        ELSE
+            /* right before "before": down to the previous existing name */
+            SELECT max(sort_position) INTO lo FROM order_flow.status_label WHERE sort_position < hi;
+            lo := COALESCE(lo, -2147483648);
+        END IF;
+        IF hi <= lo THEN
+            RAISE EXCEPTION 'status "%" does not sort before "%"', after, before USING ERRCODE = '22023';
+        END IF;
+        IF hi - lo < 2 THEN
+            RAISE EXCEPTION 'no room left between "%" and "%"', after, before
+                USING ERRCODE = '54000',
+                      HINT = 'Positions never move; create the status at another place.';
+        END IF;
+        pos := lo + (hi - lo) / 2;
+    END IF;
+    IF pos > 2147483647 THEN
+        RAISE EXCEPTION 'status dictionary is full' USING ERRCODE = '54000';
+    END IF;
+    INSERT INTO order_flow.status_label(label, sort_position) VALUES (label, pos::integer);
+    RETURN label::order_flow.status;
+END
+$$;
