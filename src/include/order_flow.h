@@ -48,6 +48,14 @@ extern bool of_enabled;
 extern int	of_metrics_fold_mode;
 extern bool of_notify_enabled;
 
+/* order_flow.database as parsed by its check hook: n names, NUL-separated */
+typedef struct OfNameList
+{
+	int			n;
+	char		names[FLEXIBLE_ARRAY_MEMBER];
+} OfNameList;
+extern const OfNameList *of_database_names;
+
 /* order_flow.metrics_fold */
 typedef enum OfFoldMode
 {

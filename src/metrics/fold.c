@@ -62,6 +62,7 @@
 #include "utils/resowner.h"
 #include "utils/timestamp.h"
 
+#include "metric_names.h"
 #include "order_flow.h"
 #include "shmem.h"
 
@@ -509,12 +510,27 @@ kpi_mark_dirty(TimestampTz signed_at)
 	mark_memo_n++;
 }
 
+/* the name lists of metric_names.h */
+static const char *const metric_actions[] = {OF_METRIC_ACTIONS};
+static const char *const metric_states[] = {OF_METRIC_STATES};
+static const char *const rework_states[] = {OF_REWORK_STATES};
+static const char *const rework_types[] = {OF_REWORK_TYPES};
+static const char *const non_kpi_actions[] = {OF_NON_KPI_ACTIONS};
+
+static bool
+name_in(const char *name, const char *const *names, int n)
+{
+	for (int i = 0; i < n; i++)
+		if (strcmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
 /* Exception types that mean the delivery was not right the first time. */
 static bool
 is_rework_type(const char *t)
 {
-	return strcmp(t, "rework") == 0 || strcmp(t, "return") == 0 ||
-		strcmp(t, "returned") == 0 || strcmp(t, "reshipment") == 0;
+	return name_in(t, rework_types, lengthof(rework_types));
 }
 
 static char *
@@ -565,24 +581,12 @@ static bool
 metric_event(int64 seq, const char *action, bool state_change, const char *to,
 			 JsonbContainer *root)
 {
-	static const char *const facts[] = {
-		"created", "payment", "service_request", "complaint", "exception", "logistics"
-	};
-	static const char *const stamped[] = {
-		"contract_signed", "shipped", "delivered", "accepted", "rework", "returned"
-	};
-	int			i;
-
-	if (seq == 1)
+	if (seq == 1 || name_in(action, metric_actions, lengthof(metric_actions)))
 		return true;
-	for (i = 0; i < lengthof(facts); i++)
-		if (strcmp(action, facts[i]) == 0)
-			return true;
 	if (!state_change)
 		return false;
-	for (i = 0; i < lengthof(stamped); i++)
-		if (strcmp(to, stamped[i]) == 0)
-			return true;
+	if (name_in(to, metric_states, lengthof(metric_states)))
+		return true;
 	return jb_get(root, "exception_type") != NULL;
 }
 
@@ -661,25 +665,25 @@ fold_event(const char *key, int64 event_id, int64 seq, const char *action, const
 			nulls[F_PROMISED] = ' ';
 		}
 
-		if (strcmp(to, "contract_signed") == 0)
+		if (strcmp(to, OF_STATE_SIGNED) == 0)
 			set_time(values, nulls, F_SIGNED, occurred);
-		else if (strcmp(to, "shipped") == 0)
+		else if (strcmp(to, OF_STATE_SHIPPED) == 0)
 		{
 			set_time(values, nulls, F_SHIPPED, occurred);
 			set_time(values, nulls, F_LOGISTICS, occurred);
 		}
-		else if (strcmp(to, "delivered") == 0)
+		else if (strcmp(to, OF_STATE_DELIVERED) == 0)
 			set_time(values, nulls, F_DELIVERED, occurred);
-		else if (strcmp(to, "accepted") == 0)
+		else if (strcmp(to, OF_STATE_ACCEPTED) == 0)
 			set_time(values, nulls, F_ACCEPTED, occurred);
-		else if (strcmp(to, "rework") == 0 || strcmp(to, "returned") == 0)
+		else if (name_in(to, rework_states, lengthof(rework_states)))
 			rework = true;
 	}
-	if (strcmp(action, "logistics") == 0)
+	if (strcmp(action, OF_ACTION_LOGISTICS) == 0)
 		set_time(values, nulls, F_LOGISTICS, occurred);
 
 	/* exceptions: edges with an exception type, and exception records */
-	if (state_change || strcmp(action, "exception") == 0)
+	if (state_change || strcmp(action, OF_ACTION_EXCEPTION) == 0)
 	{
 		ex_type = jb_text(jb_get(root, "exception_type"));
 		if (ex_type != NULL && ex_type[0] == '\0')
@@ -699,7 +703,7 @@ fold_event(const char *key, int64 event_id, int64 seq, const char *action, const
 	values[F_DUE_AMOUNT] = values[F_ON_TIME_AMOUNT] = Float8GetDatum(0.0);
 	nulls[F_PAYMENTS] = nulls[F_LATE] = nulls[F_SERVICE] = nulls[F_COMPLAINTS] = ' ';
 	nulls[F_DUE_AMOUNT] = nulls[F_ON_TIME_AMOUNT] = ' ';
-	if (strcmp(action, "payment") == 0)
+	if (strcmp(action, OF_ACTION_PAYMENT) == 0)
 	{
 		float8		amount = 0.0;
 		DateADT		due;
@@ -718,9 +722,9 @@ fold_event(const char *key, int64 event_id, int64 seq, const char *action, const
 				values[F_LATE] = Int32GetDatum(1);
 		}
 	}
-	else if (strcmp(action, "service_request") == 0)
+	else if (strcmp(action, OF_ACTION_SERVICE_REQUEST) == 0)
 		values[F_SERVICE] = Int32GetDatum(1);
-	else if (strcmp(action, "complaint") == 0)
+	else if (strcmp(action, OF_ACTION_COMPLAINT) == 0)
 		values[F_COMPLAINTS] = Int32GetDatum(1);
 
 	if (ex_type != NULL)
@@ -742,8 +746,7 @@ fold_event(const char *key, int64 event_id, int64 seq, const char *action, const
 	if (!upserted && !state_change && nulls[F_CUSTOMER] == 'n' && no_customer)
 		fold(FOLD_CUSTOMER, values, nulls, key, event_id);
 	/* payments, service requests, complaints and notes do not touch kpi() */
-	if (has_signed && strcmp(action, "payment") != 0 && strcmp(action, "service_request") != 0 &&
-		strcmp(action, "complaint") != 0 && strcmp(action, "note") != 0)
+	if (has_signed && !name_in(action, non_kpi_actions, lengthof(non_kpi_actions)))
 		kpi_mark_dirty(signed_at);
 	return true;
 }

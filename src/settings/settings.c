@@ -3,11 +3,12 @@
  * settings/settings.c
  *	  Module initialisation: settings, shared memory and the launcher.
  *
- * Session settings (the claimed actor, a reason for plain UPDATEs) exist
- * whenever the library is loaded.  The worker's settings, its shared
- * memory and the launcher exist only when the library comes in through
- * shared_preload_libraries: defining PGC_POSTMASTER/SIGHUP settings later
- * would make CREATE EXTENSION in a server without the preload die.
+ * Every setting exists whenever the library is loaded, preloaded or not,
+ * so SHOW and pg_settings always answer; a value that can be wrong is
+ * checked by a check hook (order_flow.database's list syntax; the numbers
+ * by their ranges).  The shared memory, the launcher and the DROP
+ * DATABASE hook exist only when the library comes in through
+ * shared_preload_libraries.
  *
  *-------------------------------------------------------------------------
  */
@@ -20,6 +21,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 
 #include "order_flow.h"
 #include "shmem.h"
@@ -45,6 +47,63 @@ static const struct config_enum_entry fold_modes[] = {
 };
 
 void		_PG_init(void);
+
+/* order_flow.database, parsed once by its check hook (NULL or n = 0: every database) */
+const OfNameList *of_database_names = NULL;
+
+/*
+ * check_database_list: order_flow.database must be a list of database
+ * names (identifiers, comma-separated).  The parsed names travel to the
+ * assign hook as the setting's extra: one block, so GUC can free it.
+ */
+static bool
+check_database_list(char **newval, void **extra, GucSource source)
+{
+	char	   *raw = pstrdup(*newval ? *newval : "");
+	List	   *names = NIL;
+	ListCell   *lc;
+	Size		size = offsetof(OfNameList, names);
+	OfNameList *parsed;
+	char	   *p;
+
+	if (!SplitIdentifierString(raw, ',', &names))
+	{
+		GUC_check_errdetail("List syntax is invalid.");
+		pfree(raw);
+		list_free(names);
+		return false;
+	}
+	foreach(lc, names)
+		size += strlen((char *) lfirst(lc)) + 1;
+#if PG_VERSION_NUM >= 160000
+	parsed = guc_malloc(LOG, size);
+#else
+	parsed = malloc(size);
+#endif
+	if (parsed == NULL)
+	{
+		pfree(raw);
+		list_free(names);
+		return false;
+	}
+	parsed->n = list_length(names);
+	p = parsed->names;
+	foreach(lc, names)
+	{
+		strcpy(p, (char *) lfirst(lc));
+		p += strlen(p) + 1;
+	}
+	pfree(raw);
+	list_free(names);
+	*extra = parsed;
+	return true;
+}
+
+static void
+assign_database_list(const char *newval, void *extra)
+{
+	of_database_names = (const OfNameList *) extra;
+}
 
 void
 _PG_init(void)
@@ -78,19 +137,27 @@ _PG_init(void)
 							 "used in a transaction prepared for two-phase commit.",
 							 &of_notify_enabled, true, PGC_USERSET, 0, NULL, NULL, NULL);
 
+	/*
+	 * The background worker's settings exist in every session, so that SHOW
+	 * and pg_settings answer whether or not the library is preloaded; they
+	 * are read from the server configuration (a reload applies them).
+	 */
+	DefineCustomStringVariable("order_flow.database",
+							   "Databases the escalation worker serves (comma-separated; empty: every database with the extension).",
+							   "A reload applies a change; a list that does not parse is refused.",
+							   &of_database_setting, "", PGC_SIGHUP, GUC_LIST_INPUT,
+							   check_database_list, assign_database_list, NULL);
+	DefineCustomIntVariable("order_flow.naptime",
+							"Longest sleep of the escalation scheduler between sweeps.",
+							"It normally sleeps exactly until the next deadline; this caps the sleep.",
+							&of_naptime, 60, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
+	DefineCustomBoolVariable("order_flow.enabled",
+							 "Whether the background worker escalates and reminds.",
+							 NULL, &of_enabled, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
+
 	if (process_shared_preload_libraries_in_progress)
 	{
 		of_preloaded = true;
-		DefineCustomStringVariable("order_flow.database",
-								   "Databases the escalation worker serves (comma-separated; empty: every database with the extension).",
-								   NULL, &of_database_setting, "", PGC_SIGHUP, 0, NULL, NULL, NULL);
-		DefineCustomIntVariable("order_flow.naptime",
-								"Longest sleep of the escalation scheduler between sweeps.",
-								"It normally sleeps exactly until the next deadline; this caps the sleep.",
-								&of_naptime, 60, 1, 86400, PGC_SIGHUP, GUC_UNIT_S, NULL, NULL, NULL);
-		DefineCustomBoolVariable("order_flow.enabled",
-								 "Whether the background worker escalates and reminds.",
-								 NULL, &of_enabled, true, PGC_SIGHUP, 0, NULL, NULL, NULL);
 		of_shmem_init();
 		of_register_launcher();
 		of_install_utility_hook();

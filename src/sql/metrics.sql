@@ -909,9 +909,9 @@ BEGIN
         /* every event above the watermark, read once: the metric ones are folded */
         SELECT e.order_key, e.id, e.seq, e.action, e.from_state, e.to_state, e.occurred_at, e.details,
                (e.seq = 1
-                OR e.action IN ('created', 'payment', 'service_request', 'complaint', 'exception', 'logistics')
+                OR e.action IN (@OF_METRIC_ACTIONS@)
                 OR (e.from_state IS DISTINCT FROM e.to_state
-                    AND (e.to_state IN ('contract_signed', 'shipped', 'delivered', 'accepted', 'rework', 'returned')
+                    AND (e.to_state IN (@OF_METRIC_STATES@)
                          OR e.details ? 'exception_type'))) AS metric
           FROM order_flow.audit_log e JOIN wm ON wm.order_key = e.order_key AND e.seq > wm.folded_seq
     ), top AS (
@@ -921,12 +921,12 @@ BEGIN
                CASE WHEN x.sc THEN e.details->>'customer' END AS customer,
                CASE WHEN x.sc THEN e.details->'attributes' END AS attrs,
                x.ex,
-               (x.sc AND e.to_state IN ('rework', 'returned'))
-                   OR coalesce(x.ex IN ('rework', 'return', 'returned', 'reshipment'), false) AS rework,
-               CASE WHEN e.action = 'payment'
+               (x.sc AND e.to_state IN (@OF_REWORK_STATES@))
+                   OR coalesce(x.ex IN (@OF_REWORK_TYPES@), false) AS rework,
+               CASE WHEN e.action = @OF_ACTION_PAYMENT@
                     THEN coalesce(order_flow._metric_number(e.details->'amount'), 0) END AS pay_amount,
-               CASE WHEN e.action = 'payment' THEN order_flow._metric_date(e.details->'due_date') END AS due,
-               CASE WHEN e.action = 'payment'
+               CASE WHEN e.action = @OF_ACTION_PAYMENT@ THEN order_flow._metric_date(e.details->'due_date') END AS due,
+               CASE WHEN e.action = @OF_ACTION_PAYMENT@
                     THEN coalesce(order_flow._metric_date(e.details->'paid_date'),
                                   (e.occurred_at AT TIME ZONE 'UTC')::date) END AS paid
           FROM news e
@@ -934,7 +934,7 @@ BEGIN
                 SELECT e.to_state IS NOT NULL AND e.from_state IS DISTINCT FROM e.to_state AS sc) s
          CROSS JOIN LATERAL (
                 SELECT s.sc,
-                       CASE WHEN s.sc OR e.action = 'exception'
+                       CASE WHEN s.sc OR e.action = @OF_ACTION_EXCEPTION@
                             THEN nullif(e.details->>'exception_type', '') END AS ex) x
          WHERE e.metric AND e.occurred_at IS NOT NULL
     ), d AS MATERIALIZED (
@@ -944,25 +944,25 @@ BEGIN
                max(m.seq) FILTER (WHERE m.sc) AS attrs_seq,
                (array_agg(m.attrs ORDER BY m.seq DESC) FILTER (WHERE m.sc))[1] AS attrs,
                min(m.occurred_at) AS ordered_at,
-               min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'contract_signed') AS signed,
-               min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'shipped') AS shipped,
-               min(m.occurred_at) FILTER (WHERE (m.sc AND m.to_state = 'shipped')
-                                             OR m.action = 'logistics') AS logistics,
-               min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'delivered') AS delivered,
-               min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = 'accepted') AS accepted,
+               min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = @OF_STATE_SIGNED@) AS signed,
+               min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = @OF_STATE_SHIPPED@) AS shipped,
+               min(m.occurred_at) FILTER (WHERE (m.sc AND m.to_state = @OF_STATE_SHIPPED@)
+                                             OR m.action = @OF_ACTION_LOGISTICS@) AS logistics,
+               min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = @OF_STATE_DELIVERED@) AS delivered,
+               min(m.occurred_at) FILTER (WHERE m.sc AND m.to_state = @OF_STATE_ACCEPTED@) AS accepted,
                bool_or(m.rework) AS rework,
                count(m.ex) AS exceptions,
-               count(*) FILTER (WHERE m.action = 'payment') AS payments,
-               count(*) FILTER (WHERE m.action = 'payment' AND m.due IS NOT NULL
+               count(*) FILTER (WHERE m.action = @OF_ACTION_PAYMENT@) AS payments,
+               count(*) FILTER (WHERE m.action = @OF_ACTION_PAYMENT@ AND m.due IS NOT NULL
                                   AND m.paid > m.due) AS late,
-               coalesce(sum(m.pay_amount) FILTER (WHERE m.action = 'payment'
+               coalesce(sum(m.pay_amount) FILTER (WHERE m.action = @OF_ACTION_PAYMENT@
                                                      AND m.due IS NOT NULL), 0) AS due_amount,
-               coalesce(sum(m.pay_amount) FILTER (WHERE m.action = 'payment'
+               coalesce(sum(m.pay_amount) FILTER (WHERE m.action = @OF_ACTION_PAYMENT@
                                                      AND m.paid <= m.due), 0) AS on_time_amount,
-               count(*) FILTER (WHERE m.action = 'service_request') AS service_requests,
-               count(*) FILTER (WHERE m.action = 'complaint') AS complaints,
+               count(*) FILTER (WHERE m.action = @OF_ACTION_SERVICE_REQUEST@) AS service_requests,
+               count(*) FILTER (WHERE m.action = @OF_ACTION_COMPLAINT@) AS complaints,
                /* kpi() reads it: not only payments, requests, complaints and notes */
-               bool_or(m.action NOT IN ('payment', 'service_request', 'complaint', 'note')) AS kpi_touched
+               bool_or(m.action NOT IN (@OF_NON_KPI_ACTIONS@)) AS kpi_touched
           FROM ev m
          GROUP BY m.order_key
     ), upd AS (

@@ -119,6 +119,25 @@ launcher_db(Oid dboid, const char *name)
 	return &dbs[ndbs++];
 }
 
+/* the names of order_flow.database as a list (NIL: every database) */
+static List *
+setting_names(void)
+{
+	const OfNameList *names = of_database_names;
+	List	   *result = NIL;
+	const char *p;
+
+	if (names == NULL)
+		return NIL;
+	p = names->names;
+	for (int i = 0; i < names->n; i++)
+	{
+		result = lappend(result, pstrdup(p));
+		p += strlen(p) + 1;
+	}
+	return result;
+}
+
 static bool
 named_in_setting(const char *name, List *names)
 {
@@ -137,22 +156,12 @@ static List *
 list_databases(void)
 {
 	List	   *result = NIL;
-	List	   *wanted = NIL;
-	char	   *raw;
+	List	   *wanted = setting_names();
 	Relation	rel;
 	TableScanDesc scan;
 	HeapTuple	tup;
 	ListCell   *lc;
 	MemoryContext outer = CurrentMemoryContext;
-
-	raw = pstrdup(of_database_setting ? of_database_setting : "");
-	if (raw[0] != '\0' && !SplitIdentifierString(raw, ',', &wanted))
-	{
-		ereport(LOG,
-				(errmsg("order_flow: invalid list syntax in order_flow.database: \"%s\"", of_database_setting)));
-		wanted = NIL;
-		raw[0] = '\0';
-	}
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
@@ -164,7 +173,7 @@ list_databases(void)
 		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
 		bool		take;
 
-		if (raw[0] != '\0')
+		if (wanted != NIL)
 			take = named_in_setting(NameStr(db->datname), wanted);
 		else
 			take = db->datallowconn && !db->datistemplate;
@@ -301,6 +310,19 @@ forget_db(int i)
 	dbs[i] = dbs[--ndbs];
 }
 
+/* before_shmem_exit: the launcher's slot is free again */
+static void
+launcher_unregister(int code, Datum arg)
+{
+	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+	if (of_shared->launcher_pid == MyProcPid)
+	{
+		of_shared->launcher_pid = 0;
+		of_shared->launcher_latch = NULL;
+	}
+	LWLockRelease(of_shared->lock);
+}
+
 void
 of_launcher_main(Datum arg)
 {
@@ -313,8 +335,8 @@ of_launcher_main(Datum arg)
 	pgstat_report_appname("order_flow launcher");
 
 	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
-	if (of_shared->launcher_pid != 0 && of_shared->launcher_pid != MyProcPid &&
-		kill(of_shared->launcher_pid, 0) == 0)
+	/* a launcher clears its pid on exit (launcher_unregister), a crash resets shared memory */
+	if (of_shared->launcher_pid != 0 && of_shared->launcher_pid != MyProcPid)
 	{
 		LWLockRelease(of_shared->lock);
 		ereport(LOG, (errmsg("order_flow: another launcher is running; exiting")));
@@ -323,6 +345,7 @@ of_launcher_main(Datum arg)
 	of_shared->launcher_pid = MyProcPid;
 	of_shared->launcher_latch = MyLatch;
 	LWLockRelease(of_shared->lock);
+	before_shmem_exit(launcher_unregister, (Datum) 0);
 	ereport(LOG, (errmsg("order_flow launcher started")));
 	loop_cxt = AllocSetContextCreate(TopMemoryContext, "order_flow launcher loop",
 									 ALLOCSET_DEFAULT_SIZES);
@@ -409,7 +432,8 @@ scheduler_register(Oid dboid)
 
 		if (s->dboid == dboid)
 		{
-			if (s->pid != 0 && s->pid != MyProcPid && kill(s->pid, 0) == 0)
+			/* a scheduler clears its pid on exit (scheduler_unregister) */
+			if (s->pid != 0 && s->pid != MyProcPid)
 			{
 				LWLockRelease(of_shared->lock);
 				ereport(LOG, (errmsg("order_flow: a scheduler already serves this database; exiting")));
@@ -550,9 +574,9 @@ earliest_stale(void)
 }
 
 /*
- * in_transaction: run fn(arg) in a transaction of its own, READ COMMITTED
- * whatever default_transaction_isolation says, with SPI connected and a
- * snapshot pushed.  An error is logged and rolled back (false), leaving the
+ * in_transaction: run fn(arg) in a transaction of its own (READ COMMITTED:
+ * the scheduler pins its default), with SPI connected and a snapshot
+ * pushed.  An error is logged and rolled back (false), leaving the
  * rest of the pass alone.
  */
 static bool
@@ -563,7 +587,6 @@ in_transaction(const char *activity, void (*fn) (void *), void *arg)
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
-	XactIsoLevel = XACT_READ_COMMITTED;
 	PG_TRY();
 	{
 		SPI_connect();
@@ -662,18 +685,174 @@ fold_metrics(bool catch_up)
 	return f.until;
 }
 
+/*
+ * What a scheduler remembers between passes: when each duty is next due.
+ * Everything else is in tables.
+ */
+typedef struct SchedulerState
+{
+	TimestampTz remind_due;		/* next look for stale orders */
+	TimestampTz next_stale;		/* earliest stale_after seen at the last look */
+	TimestampTz last_look;		/* when stale orders were last looked for */
+	int64		seen_changes;	/* tracked_order changes counted then (-1: none) */
+	TimestampTz kpi_due;		/* next kpi() cache refresh */
+	TimestampTz catch_up_due;	/* next full metrics catch-up (at start, then hourly) */
+	long		fold_delay;		/* nap while events wait to be folded (ms) */
+	TimestampTz folded_until;	/* the fold's position */
+} SchedulerState;
+
+/*
+ * Duty: escalate what is due, one batch.  Returns the number escalated
+ * (of_batch_size or more: there may be more).
+ */
+static int64
+escalate(void)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		v[1] = {Int32GetDatum(of_batch_size)};
+
+	return spi_int("SELECT order_flow._escalate_notifications(pg_catalog.clock_timestamp(), $1)",
+				   1, types, v);
+}
+
+/*
+ * Duty: raise due reminders.  Reminders are hours-scale: looked for at most
+ * once per naptime, and only when order tracking changed since the last
+ * look (by its statistics), the earliest stale_after then seen has come, or
+ * an hour passed.  The counts are read before the scan's snapshot, so a
+ * change they miss is seen by the scan or counted at the next look; the
+ * scheduler's own changes are added in.  Returns the number raised, and
+ * sets *more when a full batch was raised.
+ */
+static int64
+remind(SchedulerState *st, TimestampTz pass_start, bool *more)
+{
+	Oid			types[1] = {INT4OID};
+	Datum		v[1] = {Int32GetDatum(of_batch_size)};
+	TimestampTz next_look = TimestampTzPlusMilliseconds(pass_start, (int64) of_naptime * 1000);
+	int64		changes;
+	int64		n;
+
+	if (st->remind_due > pass_start)
+		return 0;
+	changes = tracking_changes(false);
+	if (changes >= 0 && changes == st->seen_changes && st->next_stale > pass_start &&
+		pass_start < TimestampTzPlusMilliseconds(st->last_look, REMINDER_RESCAN_MS))
+	{
+		st->remind_due = next_look;
+		return 0;
+	}
+	n = spi_int("SELECT order_flow._raise_reminders(pg_catalog.clock_timestamp(), $1)",
+				1, types, v);
+	st->next_stale = DT_NOBEGIN;
+	st->seen_changes = -1;
+	if (n >= of_batch_size)
+	{
+		*more = true;
+		return n;
+	}
+	st->remind_due = next_look;
+	st->last_look = pass_start;
+	if (changes >= 0)
+	{
+		st->next_stale = earliest_stale();
+		st->seen_changes = changes + tracking_changes(true);
+	}
+	return n;
+}
+
+/* The earliest escalation due (DT_NOEND: none); a fresh snapshot, which sees this pass's own. */
+static TimestampTz
+next_due(void)
+{
+	bool		isnull;
+	Datum		d = spi_value("SELECT order_flow._next_due()", 0, NULL, NULL, &isnull);
+
+	return isnull ? DT_NOEND : DatumGetTimestampTz(d);
+}
+
+/*
+ * Duty: the metrics fold, whenever a commit asked for it since the fold's
+ * position, with a full catch-up at start and hourly.  While the position
+ * cannot pass a request (an old transaction still runs), the naps back off
+ * from OF_FOLD_DELAY_MS to the naptime.
+ */
+static void
+fold(SchedulerState *st, TimestampTz pass_start)
+{
+	uint64		requested = pg_atomic_read_u64(&my_slot->fold_requested);
+	bool		catch_up = st->catch_up_due <= pass_start || my_slot->catch_up_requested;
+	TimestampTz before = st->folded_until;
+
+	if (!catch_up && (TimestampTz) requested < st->folded_until)
+		return;
+	my_slot->catch_up_requested = false;
+	st->folded_until = fold_metrics(catch_up);
+	if (catch_up)
+		st->catch_up_due = TimestampTzPlusMilliseconds(pass_start, REMINDER_RESCAN_MS);
+	st->fold_delay = st->folded_until > before ? OF_FOLD_DELAY_MS :
+		Min(st->fold_delay * 2, (long) of_naptime * 1000);
+}
+
+/* Duty: the kpi() cache is month-scale, looked after once per naptime. */
+static void
+keep_kpi_cache(SchedulerState *st, TimestampTz pass_start)
+{
+	if (!of_enabled || st->kpi_due > pass_start)
+		return;
+	refresh_kpi_cache();
+	st->kpi_due = TimestampTzPlusMilliseconds(pass_start, (int64) of_naptime * 1000);
+}
+
+/* The extension is gone from this database: mark the slot absent and exit. */
+static void
+exit_absent(void)
+{
+	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+	my_slot->absent = true;
+	my_slot->absent_since = GetCurrentTimestamp();
+	LWLockRelease(of_shared->lock);
+	ereport(DEBUG1, (errmsg("order_flow: extension not installed in this database; scheduler exits")));
+	proc_exit(0);
+}
+
+/*
+ * How long to sleep after a pass: until the next escalation or reminder is
+ * due, capped by the naptime, shorter while events wait to be folded, and
+ * never a busy loop over work that is due but could not be done.
+ */
+static long
+nap_after(SchedulerState *st, TimestampTz pass_start, TimestampTz next, bool more, int64 done)
+{
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz cap = TimestampTzPlusMilliseconds(now, (int64) of_naptime * 1000);
+	long		timeout;
+
+	if (more)
+		return 0;
+	if (!of_enabled || next > cap)
+		next = cap;
+	if (of_enabled && st->remind_due < next)
+		next = Max(st->remind_due, now);
+	timeout = next <= now ? 0 : TimestampDifferenceMilliseconds(now, next);
+	if ((TimestampTz) pg_atomic_read_u64(&my_slot->fold_requested) >= st->folded_until &&
+		timeout > st->fold_delay)
+		timeout = st->fold_delay;
+	/* due before this pass began yet not done (locked, failing): do not spin */
+	if (timeout == 0 && done == 0 && next <= pass_start)
+		timeout = 1000;
+	return timeout;
+}
+
 void
 of_scheduler_main(Datum arg)
 {
 	Oid			dboid = DatumGetObjectId(arg);
-	TimestampTz remind_due = 0;
-	TimestampTz kpi_due = 0;
-	TimestampTz next_stale = DT_NOBEGIN;
-	TimestampTz last_look = 0;
-	int64		seen_changes = -1;
-	TimestampTz catch_up_due = 0;	/* a full catch-up first, then hourly */
-	long		fold_delay = OF_FOLD_DELAY_MS;
-	TimestampTz folded_until = 0;
+	SchedulerState st = {0};
+
+	st.next_stale = DT_NOBEGIN;
+	st.seen_changes = -1;
+	st.fold_delay = OF_FOLD_DELAY_MS;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -682,6 +861,8 @@ of_scheduler_main(Datum arg)
 	pgstat_report_appname("order_flow scheduler");
 	SetConfigOption("order_flow.actor", "order_flow.scheduler", PGC_USERSET, PGC_S_SESSION);
 	SetConfigOption("application_name", "order_flow scheduler", PGC_USERSET, PGC_S_SESSION);
+	/* each statement its own snapshot, whatever the database's default says */
+	SetConfigOption("default_transaction_isolation", "read committed", PGC_SUSET, PGC_S_OVERRIDE);
 	/*
 	 * In a deadlock with a session's DDL (DROP EXTENSION takes the
 	 * extension's tables one by one), the scheduler is the one to give way:
@@ -690,17 +871,15 @@ of_scheduler_main(Datum arg)
 	 */
 	SetConfigOption("deadlock_timeout", "100", PGC_SUSET, PGC_S_OVERRIDE);
 	scheduler_register(dboid);
-	on_shmem_exit(scheduler_unregister, (Datum) 0);
+	before_shmem_exit(scheduler_unregister, (Datum) 0);
 
 	for (;;)
 	{
 		TimestampTz next = DT_NOEND;
-		TimestampTz now;
-		long		timeout;
-		bool		more = false;
-		bool		present;
-		int64		done = 0;
 		TimestampTz pass_start;
+		bool		more = false;
+		int64		done = 0;
+		long		timeout;
 
 		CHECK_FOR_INTERRUPTS();
 		if (ConfigReloadPending)
@@ -709,139 +888,39 @@ of_scheduler_main(Datum arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 
+		/* escalation, reminders, refusals and the next due time: one transaction */
 		pass_start = GetCurrentTimestamp();
 		SetCurrentStatementStartTimestamp();
 		StartTransactionCommand();
-		/* each statement its own snapshot, whatever default_transaction_isolation says */
-		XactIsoLevel = XACT_READ_COMMITTED;
-		present = OidIsValid(get_extension_oid("order_flow", true));
-		if (!present)
+		if (!OidIsValid(get_extension_oid("order_flow", true)))
 		{
 			CommitTransactionCommand();
-			LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
-			my_slot->absent = true;
-			my_slot->absent_since = GetCurrentTimestamp();
-			LWLockRelease(of_shared->lock);
-			ereport(DEBUG1, (errmsg("order_flow: extension not installed in this database; scheduler exits")));
-			proc_exit(0);
+			exit_absent();
 		}
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "order_flow: escalation sweep");
-
 		if (of_enabled)
 		{
-			Oid			types[1] = {INT4OID};
-			Datum		v[1] = {Int32GetDatum(of_batch_size)};
-			int64		n;
-
-			n = spi_int("SELECT order_flow._escalate_notifications(pg_catalog.clock_timestamp(), $1)",
-						1, types, v);
-			more = n >= of_batch_size;
-			done = n;
-			/*
-			 * Reminders are hours-scale: looked for at most once per naptime,
-			 * and only when order tracking changed since the last look (by
-			 * its statistics), the earliest stale_after then seen has come,
-			 * or an hour passed.  The counts are read before the scan's
-			 * snapshot, so a change they miss is seen by the scan or counted
-			 * at the next look; the scheduler's own changes are added in.
-			 */
-			if (remind_due <= pass_start)
-			{
-				int64		changes = tracking_changes(false);
-
-				if (changes < 0 || changes != seen_changes || next_stale <= pass_start ||
-					pass_start >= TimestampTzPlusMilliseconds(last_look, REMINDER_RESCAN_MS))
-				{
-					n = spi_int("SELECT order_flow._raise_reminders(pg_catalog.clock_timestamp(), $1)",
-								1, types, v);
-					next_stale = DT_NOBEGIN;
-					seen_changes = -1;
-					if (n >= of_batch_size)
-						more = true;
-					else
-					{
-						remind_due = TimestampTzPlusMilliseconds(pass_start, (int64) of_naptime * 1000);
-						last_look = pass_start;
-						if (changes >= 0)
-						{
-							next_stale = earliest_stale();
-							seen_changes = changes + tracking_changes(true);
-						}
-					}
-					done += n;
-				}
-				else
-					remind_due = TimestampTzPlusMilliseconds(pass_start, (int64) of_naptime * 1000);
-			}
+			done = escalate();
+			more = done >= of_batch_size;
+			done += remind(&st, pass_start, &more);
 		}
 		drain_refusals();
-		/* not read-only: a fresh snapshot, which sees this pass's own escalations */
-		{
-			bool		isnull;
-			Datum		d = spi_value("SELECT order_flow._next_due()", 0, NULL, NULL, &isnull);
-
-			if (!isnull)
-				next = DatumGetTimestampTz(d);
-		}
+		next = next_due();
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
-		/*
-		 * The metrics fold: whenever a commit asked for it since the fold's
-		 * position, with a full catch-up at start and hourly.  While the
-		 * position cannot pass a request (an old transaction still runs),
-		 * the naps back off from OF_FOLD_DELAY_MS to the naptime.
-		 */
-		{
-			uint64		requested = pg_atomic_read_u64(&my_slot->fold_requested);
-			bool		catch_up = catch_up_due <= pass_start || my_slot->catch_up_requested;
 
-			if (catch_up || (TimestampTz) requested >= folded_until)
-			{
-				TimestampTz before = folded_until;
-
-				my_slot->catch_up_requested = false;
-
-				folded_until = fold_metrics(catch_up);
-				if (catch_up)
-					catch_up_due = TimestampTzPlusMilliseconds(pass_start, REMINDER_RESCAN_MS);
-				fold_delay = folded_until > before ? OF_FOLD_DELAY_MS :
-					Min(fold_delay * 2, (long) of_naptime * 1000);
-			}
-		}
-		/* the kpi() cache is month-scale: looked after with the reminders */
-		if (of_enabled && kpi_due <= pass_start)
-		{
-			refresh_kpi_cache();
-			kpi_due = TimestampTzPlusMilliseconds(pass_start, (int64) of_naptime * 1000);
-		}
+		/* each in transactions of its own */
+		fold(&st, pass_start);
+		keep_kpi_cache(&st, pass_start);
 		pgstat_report_stat(true);
 		pgstat_report_activity(STATE_IDLE, NULL);
 
-		now = GetCurrentTimestamp();
-		if (more)
-			timeout = 0;
-		else
-		{
-			TimestampTz cap = TimestampTzPlusMilliseconds(now, (int64) of_naptime * 1000);
-
-			if (!of_enabled || next > cap)
-				next = cap;
-			if (of_enabled && remind_due < next)
-				next = Max(remind_due, now);
-			timeout = next <= now ? 0 : TimestampDifferenceMilliseconds(now, next);
-			/* events committed since the fold's position: come back soon */
-			if ((TimestampTz) pg_atomic_read_u64(&my_slot->fold_requested) >= folded_until &&
-				timeout > fold_delay)
-				timeout = fold_delay;
-			/* due before this pass began yet not done (locked, failing): do not spin */
-			if (timeout == 0 && done == 0 && next <= pass_start)
-				timeout = 1000;
-		}
+		timeout = nap_after(&st, pass_start, next, more, done);
 		LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
-		my_slot->next_wake = TimestampTzPlusMilliseconds(now, timeout);
+		my_slot->next_wake = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
 		my_slot->sweeps++;
 		LWLockRelease(of_shared->lock);
 
@@ -890,6 +969,20 @@ set_absent(Oid dboid, bool absent, pid_t *pid)
 	LWLockRelease(of_shared->lock);
 }
 
+/* the pid of the scheduler serving dboid (0: none) */
+static pid_t
+scheduler_pid(Oid dboid)
+{
+	pid_t		pid = 0;
+
+	LWLockAcquire(of_shared->lock, LW_SHARED);
+	for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
+		if (of_shared->sched[i].dboid == dboid)
+			pid = of_shared->sched[i].pid;
+	LWLockRelease(of_shared->lock);
+	return pid;
+}
+
 static void
 of_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree,
 				   ProcessUtilityContext context, ParamListInfo params,
@@ -911,7 +1004,8 @@ of_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 			set_absent(dboid, true, &pid);
 			if (pid != 0 && kill(pid, SIGTERM) == 0)
 			{
-				for (int i = 0; i < 50 && kill(pid, 0) == 0; i++)
+				/* gone once it has cleared its slot (scheduler_unregister) */
+				for (int i = 0; i < 50 && scheduler_pid(dboid) == pid; i++)
 				{
 					CHECK_FOR_INTERRUPTS();
 					pg_usleep(100 * 1000L);

@@ -26,6 +26,22 @@ like($err, qr/WARNING:.*shared_preload_libraries/s,
 	'CREATE EXTENSION warns, naming shared_preload_libraries');
 unlike($err, qr/(ERROR|FATAL|PANIC)/, 'no error on CREATE EXTENSION');
 
+# every setting exists without the preload: SHOW and pg_settings answer
+is($node->safe_psql('app', q{LOAD 'order_flow'; SHOW order_flow.naptime}), '1min',
+	'SHOW order_flow.naptime answers without the preload');
+is($node->safe_psql('app', q{LOAD 'order_flow';
+	SELECT string_agg(name || '=' || context, ',' ORDER BY name) FROM pg_settings
+	 WHERE name IN ('order_flow.database', 'order_flow.naptime', 'order_flow.enabled')}),
+	'order_flow.database=sighup,order_flow.enabled=sighup,order_flow.naptime=sighup',
+	'the worker settings are listed, applied by a reload');
+# a list that does not parse is refused, not logged and ignored
+($rc, $out, $err) = $node->psql('app', q{LOAD 'order_flow'; ALTER SYSTEM SET order_flow.database = 'app, "unclosed'});
+isnt($rc, 0, 'ALTER SYSTEM refuses an order_flow.database that does not parse');
+like($err, qr/invalid value for parameter "order_flow.database".*List syntax is invalid/s, '... saying why');
+($rc, $out, $err) = $node->psql('app', q{LOAD 'order_flow'; ALTER SYSTEM SET order_flow.database = 'app, "Other DB"'});
+is($rc, 0, 'a list of names, one quoted, is accepted') or diag($err);
+$node->safe_psql('app', q{LOAD 'order_flow'; ALTER SYSTEM RESET order_flow.database});
+
 # the backend that created the extension keeps working, and so do new ones
 ($rc, $out, $err) = $node->psql('app', q{
 CREATE TABLE orders (id int PRIMARY KEY, status order_flow.status NOT NULL DEFAULT 'inquiry');
