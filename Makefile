@@ -53,13 +53,14 @@ ISOLATION = $(sort $(basename $(notdir $(wildcard test/isolation/specs/*.spec)))
 ISOLATION_OPTS = --inputdir=test/isolation --outputdir=output_iso --load-extension=$(EXTENSION)
 TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
-PROVE_FLAGS = -I test/t
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
 ifeq ($(wildcard $(PGXS)),)
 $(error PGXS not found through PG_CONFIG=$(PG_CONFIG): run "make deps" (Debian), or pass PG_CONFIG=/path/to/pg_config)
 endif
 include $(PGXS)
+# after the include: Makefile.global sets PROVE_FLAGS
+PROVE_FLAGS += -I test/t
 
 # every object is rebuilt when a header changes (shared-memory layouts live
 # there); after the include, so that the default goal stays PGXS's "all"
