@@ -35,10 +35,12 @@ PG_CFLAGS = -Wall -Werror -Wmissing-prototypes
 # around the same idempotent sources.  Released scripts are frozen copies,
 # checked against src/sql/released/SHA256SUMS.
 SQL_SUBSYSTEMS = status catalogue tracking broadcast station metrics
-SQL_PRE_INSTALL = $(foreach s,status catalogue tracking station privileges metrics,src/sql/pre_install/$(s).sql)
+SQL_PRE_INSTALL = $(foreach s,status catalogue tracking checkpoints station privileges metrics metrics_fold,src/sql/pre_install/$(s).sql)
 SQL_SOURCES = $(foreach s,status tracking catalogue broadcast station metrics privileges,src/sql/$(s).sql)
 PREV_VERSION = 1.1
 SQL_UPDATE_PRE = src/sql/updates/$(PREV_VERSION)--$(EXTVERSION).pre.sql
+# objects new in this version: created by the update from their pre_install files
+SQL_UPDATE_NEW = src/sql/pre_install/checkpoints.sql src/sql/pre_install/metrics_fold.sql
 SQL_UPDATE_POST = src/sql/updates/$(PREV_VERSION)--$(EXTVERSION).post.sql
 
 DATA = $(sort $(wildcard src/sql/released/*.sql))
@@ -93,8 +95,8 @@ endef
 .build/$(EXTENSION)--$(EXTVERSION).sql: $(SQL_PRE_INSTALL) $(SQL_SOURCES) .build/metric_names.sed $(EXTENSION).control Makefile
 	$(call assemble,$(EXTVERSION) -- install script,CREATE EXTENSION $(EXTENSION),$(SQL_PRE_INSTALL) $(SQL_SOURCES))
 
-.build/$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql: $(SQL_UPDATE_PRE) $(SQL_SOURCES) $(SQL_UPDATE_POST) .build/metric_names.sed $(EXTENSION).control Makefile
-	$(call assemble,$(PREV_VERSION) -> $(EXTVERSION),ALTER EXTENSION $(EXTENSION) UPDATE TO '$(EXTVERSION)',$(SQL_UPDATE_PRE) $(SQL_SOURCES) $(SQL_UPDATE_POST))
+.build/$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql: $(SQL_UPDATE_PRE) $(SQL_UPDATE_NEW) $(SQL_SOURCES) $(SQL_UPDATE_POST) .build/metric_names.sed $(EXTENSION).control Makefile
+	$(call assemble,$(PREV_VERSION) -> $(EXTVERSION),ALTER EXTENSION $(EXTENSION) UPDATE TO '$(EXTVERSION)',$(SQL_UPDATE_PRE) $(SQL_UPDATE_NEW) $(SQL_SOURCES) $(SQL_UPDATE_POST))
 
 .PHONY: test test-clock demo bench deps installcheck-pgtap check-released
 deps:

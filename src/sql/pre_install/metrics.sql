@@ -32,6 +32,9 @@ CREATE TABLE order_flow.order_fact (
     complaints          integer NOT NULL DEFAULT 0
 ) WITH (fillfactor = 80);
 
+COMMENT ON TABLE order_flow.order_fact IS
+    'Per-order rollup of the audit log, folded by order_flow.metrics_fold() (see metrics_rebuild)';
+
 /* Room on the page keeps the few updates per order HOT. */
 CREATE INDEX order_fact_signed_idx ON order_flow.order_fact (contract_signed_at);
 
@@ -237,43 +240,3 @@ COMMENT ON TABLE order_flow.kpi_dirty IS
 REVOKE ALL ON order_flow.kpi_month, order_flow.kpi_dirty FROM PUBLIC;
 
 GRANT SELECT ON order_flow.kpi_month TO order_flow_admin;
-
-/* ------------------------------------------------------------------ */
-/* The metrics rollup off the transition path.                         */
-/* ------------------------------------------------------------------ */
-
-/*
- * Events are folded into order_fact and exception_fact by the scheduler,
- * within about a second of their commit (order_flow.metrics_fold =
- * 'auto', when a scheduler serves the database, or 'async'), or by the
- * transaction that writes them ('sync'; 'auto' without a scheduler).  The
- * per-order watermark makes every fold exact whoever asks and how often.
- */
-CREATE TABLE order_flow.metrics_watermark (
-    order_key       text PRIMARY KEY,
-    folded_seq      bigint NOT NULL
-) WITH (fillfactor = 70);
-
-/* room on the page keeps its updates HOT */
-COMMENT ON TABLE order_flow.metrics_watermark IS
-    'Per order: the highest sequence number of its audit chain folded into the metrics rollup';
-
-CREATE TABLE order_flow.fold_progress (
-    id              boolean PRIMARY KEY DEFAULT true CHECK (id),
-    folded_until    timestamptz NOT NULL,
-    folded_at       timestamptz NOT NULL DEFAULT clock_timestamp(),
-    orders_folded   bigint NOT NULL DEFAULT 0
-);
-
-COMMENT ON TABLE order_flow.fold_progress IS
-    'The metrics fold''s position: every event recorded before folded_until is in the rollup';
-
-/* Everything written so far was folded by 1.1's trigger; the hour's overlap is folded again as a no-op. */
-INSERT INTO order_flow.fold_progress (folded_until) VALUES (now() - interval '1 hour');
-
-COMMENT ON TABLE order_flow.order_fact IS
-    'Per-order rollup of the audit log, folded by order_flow.metrics_fold() (see metrics_rebuild)';
-
-REVOKE ALL ON order_flow.metrics_watermark, order_flow.fold_progress FROM PUBLIC;
-
-GRANT SELECT ON order_flow.metrics_watermark, order_flow.fold_progress TO order_flow_admin;

@@ -169,26 +169,3 @@ SELECT pg_catalog.pg_extension_config_dump('order_flow.refused_attempt', '');
 
 SELECT pg_catalog.pg_extension_config_dump('order_flow.refused_attempt_id_seq', '');
 
-/* ------------------------------------------------------------------ */
-/* Witness checkpoints.                                                */
-/* ------------------------------------------------------------------ */
-CREATE TABLE order_flow.audit_checkpoint_head (
-    checkpoint_id   bigint NOT NULL,
-    order_key       text NOT NULL,
-    seq             bigint NOT NULL,
-    hash            bytea NOT NULL,
-    PRIMARY KEY (checkpoint_id, order_key)
-);
-
-COMMENT ON TABLE order_flow.audit_checkpoint_head IS
-    'Every chain''s last event at each audit_checkpoint(): where verify_audit(checkpoint) looks for shortened or rewritten chains';
-
-CREATE SEQUENCE order_flow.audit_checkpoint_id_seq;
-
-REVOKE ALL ON order_flow.audit_checkpoint_head, order_flow.audit_checkpoint_id_seq FROM PUBLIC;
-
-GRANT SELECT ON order_flow.audit_checkpoint_head TO order_flow_admin;
-
-SELECT pg_catalog.pg_extension_config_dump('order_flow.audit_checkpoint_head', '');
-
-SELECT pg_catalog.pg_extension_config_dump('order_flow.audit_checkpoint_id_seq', '');

@@ -1,10 +1,16 @@
 /*
  * src/sql/updates/1.1--1.2.post.sql
  *
- * 1.1 -> 1.2, after the idempotent sources: tables managed before 1.2
- * get the DELETE and TRUNCATE triggers; every backend re-reads its
- * catalogue cache.
+ * 1.1 -> 1.2, after the idempotent sources: the fold's watermarks start
+ * at what 1.1 already folded; tables managed before 1.2 get the DELETE
+ * and TRUNCATE triggers; every backend re-reads its catalogue cache.
  */
+
+/* 1.1's trigger folded every event written so far. */
+INSERT INTO order_flow.metrics_watermark (order_key, folded_seq)
+SELECT e.order_key, max(e.seq) FROM order_flow.audit_log e
+ WHERE NOT starts_with(e.order_key, 'order_flow:') AND e.seq IS NOT NULL
+ GROUP BY e.order_key;
 
 /* Tables managed before 1.2 get the DELETE and TRUNCATE triggers. */
 DO $upgrade$
