@@ -14,7 +14,9 @@
  *   chain/chain.c            the per-order audit chain on disk (lock, append)
  *   chain/audit.c            event hashing, _append_event, verification, guard
  *   metrics/fold.c           the per-order rollup and when events are folded
- *   metrics/aggregates.c     the C aggregates over the rollup
+ *   metrics/agg_*.c          the C aggregates over the rollup, one family
+ *                            per file, over agg_time.c, agg_dict.c and
+ *                            agg_values.c (see aggregates.h)
  *   worker/shmem.c           shared memory: scheduler registry, wake-ups,
  *                            refusal queue
  *   worker/worker.c          the launcher and the per-database schedulers
