@@ -57,12 +57,15 @@ TAP_TESTS = 1
 PROVE_TESTS = $(sort $(wildcard test/t/*.pl))
 
 PGXS := $(shell $(PG_CONFIG) --pgxs 2>/dev/null)
-ifeq ($(wildcard $(PGXS)),)
-$(error PGXS not found through PG_CONFIG=$(PG_CONFIG): run "make deps" (Debian), or pass PG_CONFIG=/path/to/pg_config)
-endif
+ifneq ($(wildcard $(PGXS)),)
 include $(PGXS)
 # after the include: Makefile.global sets PROVE_FLAGS
 PROVE_FLAGS += -I test/t
+else
+# no PGXS yet: make test, demo, bench and deps install it themselves
+all install installcheck clean:
+	@echo "PGXS not found through PG_CONFIG=$(PG_CONFIG): run \"make deps\" (Debian), or pass PG_CONFIG=/path/to/pg_config" >&2; exit 1
+endif
 
 # every object is rebuilt when a header changes (shared-memory layouts live
 # there); after the include, so that the default goal stays PGXS's "all"
