@@ -115,6 +115,7 @@ SELECT line FROM (
     UNION ALL
     SELECT 'relation ' || c.oid::regclass || ' ' || c.relkind::text || ' ' || coalesce(c.reloptions::text, '-')
            || ' acl ' || coalesce(c.relacl::text, '-') || ' rls ' || c.relrowsecurity::text
+           || ' replica identity ' || c.relreplident::text
            || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
            || CASE WHEN c.relkind = 'v' THEN ' view ' || md5(pg_get_viewdef(c.oid)) ELSE '' END
       FROM pg_class c JOIN rels r ON r.oid = c.oid

@@ -57,7 +57,7 @@ ALTER TABLE order_flow.tracked_order SET (fillfactor = 80);
 CREATE TABLE order_flow.audit_log (
     id              bigserial NOT NULL,
     order_key       text NOT NULL,
-    seq             bigint,
+    seq             bigint NOT NULL,
     action          text NOT NULL,
     from_state      text,
     to_state        text,
@@ -67,7 +67,9 @@ CREATE TABLE order_flow.audit_log (
     recorded_at     timestamptz NOT NULL DEFAULT clock_timestamp(),
     details         jsonb NOT NULL DEFAULT '{}',
     prev_hash       bytea,
-    hash            bytea
+    hash            bytea,
+    /* an event is the seq-th of its order's chain: its identity, and the replica identity */
+    CONSTRAINT audit_log_pkey PRIMARY KEY (order_key, seq)
 );
 
 COMMENT ON COLUMN order_flow.tracked_order.stale_after IS
@@ -79,7 +81,6 @@ COMMENT ON TABLE order_flow.audit_log IS
 ALTER SEQUENCE order_flow.audit_log_id_seq CACHE 32;
 
 /* search by order, by actor, by time range (BRIN: events arrive in time order) */
-CREATE UNIQUE INDEX audit_log_order_seq_idx ON order_flow.audit_log (order_key, seq);
 
 CREATE INDEX audit_log_actor_idx ON order_flow.audit_log (actor, occurred_at);
 
@@ -103,7 +104,8 @@ CREATE TABLE order_flow.notification (
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     answered_at     timestamptz,
     answered_by     text,
-    response        jsonb
+    response        jsonb,
+    CONSTRAINT notification_pkey PRIMARY KEY (id)
 );
 
 ALTER SEQUENCE order_flow.notification_id_seq CACHE 32;
@@ -111,7 +113,6 @@ ALTER SEQUENCE order_flow.notification_id_seq CACHE 32;
 COMMENT ON COLUMN order_flow.notification.status IS
     'pending, acknowledged, need_info, escalated, or closed (the order was deleted)';
 
-CREATE UNIQUE INDEX notification_id_idx ON order_flow.notification (id);
 
 CREATE INDEX notification_order_idx ON order_flow.notification (order_key);
 
@@ -126,7 +127,8 @@ CREATE TABLE order_flow.outbox (
     payload         jsonb NOT NULL,
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     delivered_at    timestamptz,
-    attempts        integer NOT NULL DEFAULT 0
+    attempts        integer NOT NULL DEFAULT 0,
+    CONSTRAINT outbox_pkey PRIMARY KEY (id)
 );
 
 ALTER SEQUENCE order_flow.outbox_id_seq CACHE 32;
@@ -144,7 +146,8 @@ CREATE TABLE order_flow.refused_attempt (
     from_state      text,
     to_state        text,
     sqlstate        text,
-    reason          text
+    reason          text,
+    CONSTRAINT refused_attempt_pkey PRIMARY KEY (id)
 );
 
 CREATE INDEX refused_attempt_time_idx ON order_flow.refused_attempt (attempted_at);

@@ -18,6 +18,21 @@ ALTER TABLE order_flow.notification ADD CONSTRAINT notification_status_check
 COMMENT ON COLUMN order_flow.notification.status IS
     'pending, acknowledged, need_info, escalated, or closed (the order was deleted)';
 
+/* ------------------------------------------------------------------ */
+/* Every table has a primary key or a replica identity, so a           */
+/* FOR ALL TABLES publication changes nothing for the workflow.        */
+/* ------------------------------------------------------------------ */
+/* events have always been numbered per order; the unique index becomes the key */
+ALTER TABLE order_flow.audit_log ALTER COLUMN seq SET NOT NULL;
+ALTER TABLE order_flow.audit_log
+    ADD CONSTRAINT audit_log_pkey PRIMARY KEY USING INDEX audit_log_order_seq_idx;
+ALTER TABLE order_flow.notification
+    ADD CONSTRAINT notification_pkey PRIMARY KEY USING INDEX notification_id_idx;
+ALTER TABLE order_flow.outbox ADD CONSTRAINT outbox_pkey PRIMARY KEY (id);
+ALTER TABLE order_flow.refused_attempt ADD CONSTRAINT refused_attempt_pkey PRIMARY KEY (id);
+ALTER TABLE order_flow.kpi_dirty ADD CONSTRAINT kpi_dirty_pkey PRIMARY KEY (id);
+ALTER TABLE order_flow.exception_fact REPLICA IDENTITY FULL;
+
 /* 1.2 folds the metrics off the transition path (metrics_fold.sql creates its tables). */
 DROP TRIGGER audit_log_metrics ON order_flow.audit_log;
 
