@@ -568,14 +568,35 @@ PG_FUNCTION_INFO_V1(order_flow_loading);
 Datum
 order_flow_loading(PG_FUNCTION_ARGS)
 {
-	/*
-	 * Only a superuser's session restores: anyone else's COPY is an edit,
-	 * validated and audited (a superuser can bypass anything anyway).
-	 * pg_restore and the scripts of pg_dump turn row_security off before
-	 * loading data (search_path, which they empty too, is pinned inside our
-	 * functions and so cannot tell); an application's own COPY into the
-	 * configuration is a normal, validated and audited edit.
-	 */
-	PG_RETURN_BOOL(ActivePortal != NULL && ActivePortal->commandTag == CMDTAG_COPY &&
-				   !row_security && superuser_arg(GetOuterUserId()));
+	PG_RETURN_BOOL(of_restoring());
+}
+
+/*
+ * of_restoring: is this COPY a reload by pg_restore or a pg_dump script?
+ *
+ * Only a superuser's session restores: anyone else's COPY is an edit,
+ * validated and audited (a superuser can bypass anything anyway).
+ * pg_restore and the scripts of pg_dump turn row_security off before
+ * loading data (search_path, which they empty too, is pinned inside our
+ * functions and so cannot tell); an application's own COPY into the
+ * configuration is a normal, validated and audited edit.
+ */
+bool
+of_restoring(void)
+{
+	return ActivePortal != NULL && ActivePortal->commandTag == CMDTAG_COPY &&
+		!row_security && superuser_arg(GetOuterUserId());
+}
+
+/*
+ * of_dumping: is this COPY TO pg_dump reading data?  pg_dump (and each
+ * worker of a parallel pg_dump) copies out in a read-only transaction with
+ * a transaction snapshot and row_security off; an application's COPY or
+ * query hardly ever runs in that combination.
+ */
+bool
+of_dumping(void)
+{
+	return ActivePortal != NULL && ActivePortal->commandTag == CMDTAG_COPY &&
+		!row_security && XactReadOnly && IsolationUsesXactSnapshot();
 }

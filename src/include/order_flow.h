@@ -136,6 +136,8 @@ extern bool of_actor_in(const char *actor, char **departments, int n);
 extern const char *of_stamp_name(OfStamp stamp);
 extern Oid	of_sentinel_relid(void);
 extern void of_catalog_init(void);
+extern bool of_restoring(void);
+extern bool of_dumping(void);
 extern bool of_catalog_async_fold(void);
 
 /* util/plans.c */

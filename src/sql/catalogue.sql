@@ -192,6 +192,14 @@ BEGIN
     IF NOT order_flow._loading() THEN
         RETURN NEW;
     END IF;
+    /*
+     * The dictionary may also be filled, during a parallel restore, by the
+     * load of a table whose status values carry their positions (see
+     * _restore_label): one at a time.
+     */
+    IF TG_TABLE_NAME = 'status_label' THEN
+        PERFORM pg_advisory_xact_lock('order_flow.status_label'::regclass::oid::bigint);
+    END IF;
     SELECT string_agg(format('t.%I IS NOT DISTINCT FROM ($1->>%L)::%s', a.attname, a.attname,
                              format_type(a.atttypid, a.atttypmod)), ' AND ')
       INTO cond
@@ -213,12 +221,20 @@ BEGIN
 END
 $$;
 
-/* States named in a workflow enter the dictionary automatically. */
+/*
+ * States named in a workflow enter the dictionary automatically -- except
+ * in a restore, where the dictionary's own rows (or the status values of a
+ * managed table, which carry their positions) bring the name at its
+ * original position, in whatever order a parallel restore loads them.
+ */
 CREATE OR REPLACE FUNCTION order_flow._state_label() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF order_flow._loading() THEN
+        RETURN NEW;
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM order_flow.status_label WHERE label = NEW.state) THEN
         PERFORM order_flow.create_status(NEW.state);
     END IF;
@@ -271,3 +287,94 @@ $cfg$;
 
 CREATE OR REPLACE TRIGGER config_tombstone_reload BEFORE INSERT ON order_flow.config_tombstone
     FOR EACH ROW EXECUTE FUNCTION order_flow._tombstone_reload();
+
+/*
+ * Parallel restore.  pg_dump writes the extension's tables parents first,
+ * but pg_restore -j loads them in no fixed order, and a foreign key of the
+ * catalogue (a transition rule's states, a state's department) would
+ * refuse a row whose parent row is not loaded yet.  During a restore such
+ * a row waits in order_flow.restore_pending and is inserted when its
+ * parent table's load ends.  The loads of these tables (and of new state
+ * names, _restore_label) take one lock, so a row is never set aside after
+ * its parent's load looked for it.
+ */
+CREATE OR REPLACE FUNCTION order_flow._restore_defer() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    newj jsonb := to_jsonb(NEW);
+    fk record;
+    found_parent boolean;
+BEGIN
+    PERFORM pg_advisory_xact_lock('order_flow.status_label'::regclass::oid::bigint);
+    FOR fk IN
+        SELECT c.confrelid::regclass AS parent,
+               string_agg(format('p.%I IS NOT DISTINCT FROM ($1->>%L)::%s', pa.attname, ca.attname,
+                                 format_type(pa.atttypid, pa.atttypmod)), ' AND ') AS cond,
+               bool_or(newj->>ca.attname IS NULL) AS has_null
+          FROM pg_constraint c
+          CROSS JOIN LATERAL unnest(c.conkey, c.confkey) AS k(child_att, parent_att)
+          JOIN pg_attribute ca ON ca.attrelid = c.conrelid AND ca.attnum = k.child_att
+          JOIN pg_attribute pa ON pa.attrelid = c.confrelid AND pa.attnum = k.parent_att
+         WHERE c.conrelid = TG_RELID AND c.contype = 'f' AND c.confrelid <> TG_RELID
+         GROUP BY c.oid, c.confrelid
+    LOOP
+        CONTINUE WHEN fk.has_null;      -- a NULL reference refers to nothing
+        EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s p WHERE %s)', fk.parent, fk.cond)
+           INTO found_parent USING newj;
+        IF NOT found_parent THEN
+            INSERT INTO order_flow.restore_pending (relid, waits_for, row_data)
+            VALUES (TG_RELID, fk.parent, newj);
+            RETURN NULL;
+        END IF;
+    END LOOP;
+    RETURN NEW;
+END
+$$;
+
+COMMENT ON FUNCTION order_flow._restore_defer() IS
+    'Internal: during a restore, set aside a row whose parent row is not loaded yet (order_flow.restore_pending)';
+
+CREATE OR REPLACE FUNCTION order_flow._restore_replay() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p record;
+BEGIN
+    FOR p IN DELETE FROM order_flow.restore_pending r WHERE r.waits_for = TG_RELID
+             RETURNING r.relid, r.row_data
+    LOOP
+        /* through the table's triggers again: it may still wait for another parent */
+        EXECUTE format('INSERT INTO %s SELECT * FROM jsonb_populate_record(NULL::%s, $1)', p.relid, p.relid)
+          USING p.row_data;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+COMMENT ON FUNCTION order_flow._restore_replay() IS
+    'Internal: at the end of a restored table''s load, insert the rows that waited for it';
+
+DO $restore$
+DECLARE
+    t regclass;
+BEGIN
+    /* every table of a foreign key between the extension's tables, both ends */
+    FOR t IN
+        SELECT DISTINCT x.rel
+          FROM pg_constraint c, LATERAL (VALUES (c.conrelid), (c.confrelid)) x(rel)
+         WHERE c.contype = 'f' AND c.connamespace = 'order_flow'::regnamespace
+    LOOP
+        EXECUTE format('CREATE OR REPLACE TRIGGER restore_defer BEFORE INSERT ON %s
+                        FOR EACH ROW WHEN (order_flow._loading())
+                        EXECUTE FUNCTION order_flow._restore_defer()', t);
+        IF EXISTS (SELECT 1 FROM pg_constraint c WHERE c.contype = 'f' AND c.confrelid = t) THEN
+            EXECUTE format('CREATE OR REPLACE TRIGGER restore_replay AFTER INSERT ON %s
+                            FOR EACH STATEMENT WHEN (order_flow._loading())
+                            EXECUTE FUNCTION order_flow._restore_replay()', t);
+        END IF;
+    END LOOP;
+END
+$restore$;

@@ -91,3 +91,39 @@ BEGIN
     RETURN label::order_flow.status;
 END
 $$;
+
+/*
+ * _restore_label(label, position): during a restore, the dictionary entry
+ * a status value carries (pg_dump writes a status as "label@position",
+ * see status_out).  A parallel restore may load a managed table before the
+ * dictionary itself; the value then creates its name at the position it
+ * had, and the dictionary's own row, when it comes, merges as identical.
+ * One at a time (the same lock as the dictionary's reload).  Returns the
+ * position of label.
+ */
+CREATE OR REPLACE FUNCTION order_flow._restore_label(label text, pos integer) RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    have integer;
+    holder text;
+BEGIN
+    PERFORM pg_advisory_xact_lock('order_flow.status_label'::regclass::oid::bigint);
+    SELECT l.sort_position INTO have FROM order_flow.status_label l WHERE l.label = _restore_label.label;
+    IF FOUND THEN
+        RETURN have;
+    END IF;
+    SELECT l.label INTO holder FROM order_flow.status_label l WHERE l.sort_position = pos;
+    IF FOUND THEN
+        RAISE EXCEPTION 'cannot restore state name "%" at sort position %: "%" is there', label, pos, holder
+            USING ERRCODE = '23505', CONSTRAINT = 'status_label_sort_position_key',
+                  HINT = 'Restore into a database whose order_flow has only the shipped states.';
+    END IF;
+    INSERT INTO order_flow.status_label (label, sort_position) VALUES (label, pos);
+    RETURN pos;
+END
+$$;
+
+COMMENT ON FUNCTION order_flow._restore_label(text, integer) IS
+    'Internal: during a restore, enter a state name at the sort position its dumped status values carry';

@@ -33,6 +33,7 @@
 #include "access/htup_details.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "catalog/pg_type.h"
 #include "catalog/namespace.h"
 #include "common/hashfn.h"
 #include "fmgr.h"
@@ -248,11 +249,58 @@ of_closest_states(const char *name, const char *workflow)
 	return buf.data;
 }
 
+/*
+ * restore_label: during a restore, enter name at position pos (as its
+ * dumped value says) unless it is there already; returns its position.
+ */
 static int32
-status_from_cstring(const char *name)
+restore_label(const char *name, int32 pos)
 {
+	Oid			types[2] = {TEXTOID, INT4OID};
+	Datum		values[2] = {CStringGetTextDatum(name), Int32GetDatum(pos)};
+	bool		isnull;
+	int32		result;
+
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT order_flow._restore_label($1, $2)", 2, types, values, NULL,
+							  false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not restore state name \"%s\"", name);
+	result = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_finish();
+	load_labels();
+	return result;
+}
+
+/*
+ * A status as text: its name, or -- as pg_dump writes it -- "name@position".
+ * The name is what a value means: when it is known, its position here is
+ * used, whatever the dump says.  Only a restore enters an unknown name, at
+ * the dumped position, so that a parallel restore may load a managed table
+ * before the dictionary.
+ */
+static int32
+status_from_cstring(const char *input)
+{
+	const char *at = strchr(input, '@');
+	const char *name = input;
 	int32		pos;
 
+	if (at != NULL)
+	{
+		char	   *end;
+		long		dumped;
+
+		name = pnstrdup(input, at - input);
+		errno = 0;
+		dumped = strtol(at + 1, &end, 10);
+		if (at[1] == '\0' || *end != '\0' || errno != 0 || dumped < PG_INT32_MIN || dumped > PG_INT32_MAX)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+					 errmsg("invalid input value for order_flow.status: \"%s\"", input),
+					 errdetail("A position after \"@\" must be an integer.")));
+		if (!lookup_name(name, &pos) && of_restoring())
+			return restore_label(name, (int32) dumped);
+	}
 	if (!lookup_name(name, &pos))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
@@ -287,11 +335,21 @@ status_in(PG_FUNCTION_ARGS)
 	PG_RETURN_INT32(status_from_cstring(PG_GETARG_CSTRING(0)));
 }
 
+/*
+ * The name -- and, to pg_dump, "name@position", so that any restore (a
+ * parallel one loads tables in no fixed order) recreates each name at its
+ * position even before the dictionary's own rows are loaded.
+ */
 PG_FUNCTION_INFO_V1(status_out);
 Datum
 status_out(PG_FUNCTION_ARGS)
 {
-	PG_RETURN_CSTRING(pstrdup(status_to_cstring(PG_GETARG_INT32(0))));
+	int32		pos = PG_GETARG_INT32(0);
+	const char *name = status_to_cstring(pos);
+
+	if (of_dumping())
+		PG_RETURN_CSTRING(psprintf("%s@%d", name, pos));
+	PG_RETURN_CSTRING(pstrdup(name));
 }
 
 /* Binary I/O carries the name, as enum_send does: positions are per database. */

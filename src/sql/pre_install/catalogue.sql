@@ -45,7 +45,7 @@ CREATE TABLE order_flow.department (
 
 CREATE TABLE order_flow.state (
     workflow        text NOT NULL REFERENCES order_flow.workflow ON UPDATE CASCADE ON DELETE CASCADE,
-    state           text NOT NULL REFERENCES order_flow.status_label(label),
+    state           text NOT NULL,      -- in order_flow.status_label: the state_label trigger adds it
     category        text NOT NULL DEFAULT 'active'
                     CHECK (category IN ('initial', 'active', 'exception', 'terminal')),
     owner_department text REFERENCES order_flow.department ON UPDATE CASCADE,
