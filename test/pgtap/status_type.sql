@@ -5,7 +5,7 @@
 BEGIN;
 \ir include/helpers.psql
 
-SELECT plan(83);
+SELECT plan(90);
 
 -- ---------------------------------------------------------------- the type
 SELECT has_type('order_flow', 'status', 'type order_flow.status exists');
@@ -226,6 +226,20 @@ SET LOCAL enable_seqscan = off;
 SELECT results_eq($$SELECT s::text FROM many WHERE s > 'packed' AND s < 'shipped'$$, ARRAY['tw_later'],
                   'the btree index finds the new name between its neighbours, old rows untouched');
 RESET enable_seqscan;
+
+-- ----------------------------------------- name@position (pg_dump's form)
+SELECT is('quoted@131072'::order_flow.status, 'quoted'::order_flow.status,
+          'name@position reads as the name');
+SELECT is('quoted@5'::order_flow.status::text, 'quoted',
+          '... whatever position the dump says: the name is what a value means');
+SELECT throws_ok($$SELECT 'no_such_state@4242'::order_flow.status$$, '22P02', NULL,
+                 'an unknown name with a position outside a restore: 22P02');
+SELECT is((SELECT count(*) FROM order_flow.status_label WHERE label = 'no_such_state'), 0::bigint,
+          '... and it is not entered into the dictionary');
+SELECT throws_ok($$SELECT 'quoted@'::order_flow.status$$, '22P02', NULL, 'a missing position: 22P02');
+SELECT throws_ok($$SELECT 'quoted@1x'::order_flow.status$$, '22P02', NULL, 'a position that is no integer: 22P02');
+SELECT is((SELECT 'packed'::order_flow.status::text), 'packed',
+          'outside pg_dump a status is written as its bare name');
 
 SELECT * FROM finish();
 ROLLBACK;
