@@ -23,9 +23,14 @@
  *
  * Refusals: a refused transition rolls back with its transaction, so the
  * trigger copies it here first; the database's scheduler drains the queue
- * into order_flow.refused_attempt.  When the queue is full the attempt is
- * counted as dropped.  Without the preload none of this exists and all
- * functions here are no-ops.
+ * into order_flow.refused_attempt.  The queue is shared by every database,
+ * fairly: when it is full, an attempt evicts the oldest queued attempt of
+ * the database holding the most -- unless that is its own database, or no
+ * other database holds more than it would; then the new attempt is
+ * dropped.  So a database whose scheduler is stopped can fill the queue,
+ * yet never pushes out another database's attempts.  Evicted and dropped
+ * attempts are counted as dropped.  Without the preload none of this
+ * exists and all functions here are no-ops.
  *
  *-------------------------------------------------------------------------
  */
@@ -268,6 +273,57 @@ of_fold_request(bool catch_up)
 
 /* ---- refused attempts ---- */
 
+/*
+ * refusal_victim: the queue is full and database dboid wants a slot: the
+ * slot of the oldest attempt of the database that holds the most, when
+ * that database holds more than dboid would with the new attempt; else -1
+ * (the new attempt is the one dropped).  Caller holds the lock.
+ */
+static int
+refusal_victim(Oid dboid)
+{
+	Oid			dbs[OF_MAX_SCHEDULERS + 1];
+	int			counts[OF_MAX_SCHEDULERS + 1];
+	int			ndbs = 0;
+	int			mine = 0;
+	int			most = -1;
+	int			victim = -1;
+	TimestampTz oldest = DT_NOEND;
+
+	for (int i = 0; i < OF_REFUSAL_SLOTS; i++)
+	{
+		Oid			db = of_shared->refusals[i].dboid;
+		int			k;
+
+		for (k = 0; k < ndbs && dbs[k] != db; k++)
+			;
+		if (k == ndbs)
+		{
+			if (ndbs == lengthof(dbs))
+				continue;		/* more databases than slots: never the largest */
+			dbs[ndbs] = db;
+			counts[ndbs++] = 0;
+		}
+		counts[k]++;
+	}
+	for (int k = 0; k < ndbs; k++)
+	{
+		if (dbs[k] == dboid)
+			mine = counts[k];
+		else if (most < 0 || counts[k] > counts[most])
+			most = k;
+	}
+	if (most < 0 || counts[most] <= mine + 1)
+		return -1;
+	for (int i = 0; i < OF_REFUSAL_SLOTS; i++)
+		if (of_shared->refusals[i].dboid == dbs[most] && of_shared->refusals[i].at < oldest)
+		{
+			oldest = of_shared->refusals[i].at;
+			victim = i;
+		}
+	return victim;
+}
+
 void
 of_refusal_push(const OfRefusal *r)
 {
@@ -292,7 +348,16 @@ of_refusal_push(const OfRefusal *r)
 		}
 	}
 	if (!stored)
+	{
+		int			victim = refusal_victim(r->dboid);
+
+		if (victim >= 0)
+		{
+			of_shared->refusals[victim] = *r;
+			of_shared->refusals[victim].used = true;
+		}
 		of_shared->refused_dropped++;
+	}
 	for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
 		if (of_shared->sched[i].dboid == r->dboid && of_shared->sched[i].pid != 0)
 			latch = of_shared->sched[i].latch;
