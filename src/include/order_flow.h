@@ -8,6 +8,7 @@
  *   settings/settings.c      module initialisation and every setting
  *   status/status.c          the order_flow.status type
  *   catalogue/cache.c        the backend-local workflow catalogue cache
+ *   catalogue/uninstall.c    DROP EXTENSION refused while tables are managed
  *   rights/rights.c          actors, admins, the extension owner, user switches
  *   rights/as_owner.c        reaching users' objects with their owners' rights
  *   transition/transition.c  the transition trigger and the transition context
@@ -137,6 +138,9 @@ extern const char *of_stamp_name(OfStamp stamp);
 extern Oid	of_sentinel_relid(void);
 extern void of_catalog_init(void);
 extern bool of_restoring(void);
+
+/* catalogue/uninstall.c */
+extern void of_check_drop_extension(Node *parsetree);
 extern bool of_dumping(void);
 extern bool of_catalog_async_fold(void);
 

@@ -39,7 +39,7 @@ TO PUBLIC;
 GRANT EXECUTE ON FUNCTION
     order_flow._transition_trigger(),
     order_flow.manage(regclass, name, name, text, name, name[]),
-    order_flow.unmanage(regclass),
+    order_flow.unmanage(regclass, boolean),
     order_flow.import_transition(regclass, text, text, timestamptz, jsonb),
     order_flow.record(text, text, jsonb),
     order_flow.verify_audit(text),

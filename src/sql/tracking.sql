@@ -514,26 +514,56 @@ $$;
 COMMENT ON FUNCTION order_flow.manage IS
     'Attach the workflow to a table: installs the C transition trigger and adopts existing rows';
 
-CREATE OR REPLACE FUNCTION order_flow.unmanage(tbl regclass) RETURNS void
+/*
+ * unmanage(tbl, [convert_status]): detach the workflow from a table (its
+ * triggers go; the table, its rows and the orders' history stay).  With
+ * convert_status, a status column of type order_flow.status becomes text
+ * (the same names), its default too, so that the table no longer depends
+ * on the extension at all (DROP EXTENSION then leaves it alone); this
+ * needs the table's owner.
+ */
+CREATE OR REPLACE FUNCTION order_flow.unmanage(tbl regclass, convert_status boolean DEFAULT false) RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
+DECLARE
+    m record;
+    def text;
+    val text;
 BEGIN
-    IF tbl IS NULL THEN
-        RAISE EXCEPTION 'table must not be null' USING ERRCODE = '22004';
+    IF tbl IS NULL OR convert_status IS NULL THEN
+        RAISE EXCEPTION 'table and convert_status must not be null' USING ERRCODE = '22004';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM order_flow.managed_table m WHERE m.relid = tbl) THEN
+    SELECT * INTO m FROM order_flow.managed_table t WHERE t.relid = tbl;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'table % is not managed', tbl USING ERRCODE = '42704';
     END IF;
     EXECUTE format('DROP TRIGGER IF EXISTS order_flow_transition ON %s', tbl);
     EXECUTE format('DROP TRIGGER IF EXISTS order_flow_no_truncate ON %s', tbl);
-    DELETE FROM order_flow.managed_table m WHERE m.relid = tbl;
+    DELETE FROM order_flow.managed_table t WHERE t.relid = tbl;
+    IF convert_status AND EXISTS (SELECT 1 FROM pg_attribute a
+                                   WHERE a.attrelid = tbl AND a.attname = m.status_column
+                                     AND a.atttypid = 'order_flow.status'::regtype) THEN
+        SELECT pg_get_expr(d.adbin, d.adrelid) INTO def
+          FROM pg_attrdef d JOIN pg_attribute a ON a.attrelid = d.adrelid AND a.attnum = d.adnum
+         WHERE d.adrelid = tbl AND a.attname = m.status_column;
+        IF def IS NOT NULL THEN
+            /* 'inquiry'::order_flow.status would keep depending on the type: keep its value */
+            EXECUTE format('SELECT (%s)::text', def) INTO val;
+            EXECUTE format('ALTER TABLE %s ALTER COLUMN %I DROP DEFAULT', tbl, m.status_column);
+        END IF;
+        EXECUTE format('ALTER TABLE %s ALTER COLUMN %I TYPE text USING %I::text',
+                       tbl, m.status_column, m.status_column);
+        IF val IS NOT NULL THEN
+            EXECUTE format('ALTER TABLE %s ALTER COLUMN %I SET DEFAULT %L', tbl, m.status_column, val);
+        END IF;
+    END IF;
 END
 $$;
 
-COMMENT ON FUNCTION order_flow.unmanage(regclass) IS
-    'Detach the workflow from a table; its orders'' history stays in the audit log';
+COMMENT ON FUNCTION order_flow.unmanage(regclass, boolean) IS
+    'Detach the workflow from a table; its orders'' history stays in the audit log; convert_status: an order_flow.status column becomes text';
 
 /* ------------------------------------------------------------------ */
 /* The chain is the truth: drift repair and verification.              */

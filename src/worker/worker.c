@@ -990,6 +990,7 @@ of_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 {
 	Oid			dropping = InvalidOid;
 
+	of_check_drop_extension(pstmt->utilityStmt);
 	if (of_shared != NULL && IsA(pstmt->utilityStmt, DropdbStmt) &&
 		!IsInTransactionBlock(context == PROCESS_UTILITY_TOPLEVEL))
 	{

@@ -46,7 +46,7 @@ SELECT ok(has_table_privilege('tw_pv_nobody', 'order_flow.' || t, 'SELECT'), 'PU
 -- ---------------------------------------------- PUBLIC and the functions
 SELECT ok(NOT has_function_privilege('tw_pv_nobody', f, 'EXECUTE'), 'PUBLIC cannot call ' || f)
   FROM unnest(ARRAY['order_flow.manage(regclass,name,name,text,name,name[])',
-                    'order_flow.unmanage(regclass)',
+                    'order_flow.unmanage(regclass, boolean)',
                     'order_flow.record(text,text,jsonb)',
                     'order_flow.import_transition(regclass,text,text,timestamptz,jsonb)',
                     'order_flow._append_event(text,text,text,text,jsonb,timestamptz)',

@@ -40,6 +40,9 @@ ALTER TABLE order_flow.exception_fact REPLICA IDENTITY FULL;
  */
 ALTER TABLE order_flow.state DROP CONSTRAINT state_state_fkey;
 
+/* unmanage() gained convert_status (a new signature) */
+DROP FUNCTION order_flow.unmanage(regclass);
+
 /* 1.2 folds the metrics off the transition path (metrics_fold.sql creates its tables). */
 DROP TRIGGER audit_log_metrics ON order_flow.audit_log;
 
