@@ -154,3 +154,6 @@ GRANT SELECT ON order_flow.pending_acks, order_flow.stale_orders, order_flow.sta
     order_flow.order_timeline, order_flow.state_durations, order_flow.exception_pareto,
     order_flow.delay_events, order_flow.delay_reasons, order_flow.customer_health
 TO order_flow_admin;
+
+/* monitoring: pg_monitor reads the schedulers' state */
+GRANT EXECUTE ON FUNCTION order_flow.worker_status() TO pg_monitor;

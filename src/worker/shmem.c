@@ -235,10 +235,20 @@ of_note_deadline(TimestampTz dl)
 void
 of_request_service(void)
 {
+	int			needed;
+
 	if (of_shared == NULL)
 		return;
 	ensure_callback();
 	launcher_request_pending = true;
+	needed = of_worker_shortage();
+	if (needed > 0)
+		ereport(WARNING,
+				(errmsg("order_flow: this database may get no scheduler: with it, order_flow needs %d background workers, and max_worker_processes is %d",
+						needed, max_worker_processes),
+				 errdetail("One scheduler per database with the extension, plus one launcher; parallel query and logical replication draw on the same pool."),
+				 errhint("Raise max_worker_processes (a restart) to at least %d plus what parallel query and replication use; until then notifications of this database are not escalated.",
+						 needed)));
 }
 
 /*
@@ -269,6 +279,68 @@ of_fold_request(bool catch_up)
 	ensure_callback();
 	fold_pending = true;
 	catch_up_pending |= catch_up;
+}
+
+/*
+ * of_note_no_worker: the launcher could (not) start a scheduler for dboid
+ * for want of a background worker slot; worker_status() shows it.  Takes
+ * a registry slot for the database if it has none (and one is free).
+ */
+void
+of_note_no_worker(Oid dboid, bool no_worker)
+{
+	OfSchedSlot *slot = NULL;
+
+	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
+	for (int i = 0; i < OF_MAX_SCHEDULERS && slot == NULL; i++)
+		if (of_shared->sched[i].dboid == dboid)
+			slot = &of_shared->sched[i];
+	for (int i = 0; i < OF_MAX_SCHEDULERS && slot == NULL && no_worker; i++)
+		if (of_shared->sched[i].dboid == InvalidOid)
+		{
+			slot = &of_shared->sched[i];
+			memset(slot, 0, sizeof(OfSchedSlot));
+			pg_atomic_init_u64(&slot->fold_requested, 0);
+			slot->dboid = dboid;
+			slot->next_wake = DT_NOEND;
+		}
+	if (slot != NULL && slot->no_worker != no_worker)
+	{
+		slot->no_worker = no_worker;
+		slot->no_worker_since = no_worker ? GetCurrentTimestamp() : 0;
+	}
+	LWLockRelease(of_shared->lock);
+}
+
+/*
+ * of_worker_shortage: with how many other databases served, would one
+ * more scheduler (and the launcher) still fit in max_worker_processes?
+ * Returns the number of background workers order_flow would then need, or
+ * 0 when they fit.  (Parallel query and logical replication draw on the
+ * same pool: this only looks at order_flow's own.)
+ */
+int
+of_worker_shortage(void)
+{
+	int			served = 0;
+	bool		mine = false;
+
+	if (of_shared == NULL)
+		return 0;
+	LWLockAcquire(of_shared->lock, LW_SHARED);
+	for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
+	{
+		OfSchedSlot *s = &of_shared->sched[i];
+
+		if (s->dboid == MyDatabaseId)
+			mine = s->pid != 0;
+		else if (s->pid != 0 || s->no_worker)
+			served++;
+	}
+	LWLockRelease(of_shared->lock);
+	if (mine || served + 2 <= max_worker_processes)
+		return 0;
+	return served + 2;
 }
 
 /* ---- refused attempts ---- */

@@ -99,6 +99,7 @@ typedef struct LauncherDb
 	BackgroundWorkerHandle *handle;
 	TimestampTz started;
 	TimestampTz stopped;
+	bool		no_worker;		/* the last start found no worker slot */
 } LauncherDb;
 
 static LauncherDb dbs[OF_MAX_SCHEDULERS];
@@ -245,9 +246,20 @@ start_scheduler(LauncherDb *d)
 	if (!ok)
 	{
 		d->handle = NULL;
-		ereport(LOG,
-				(errmsg("order_flow: could not start a scheduler for database \"%s\"", d->name),
-				 errhint("Raise max_worker_processes.")));
+		/* logged once per shortage, not at every retry; worker_status() shows it */
+		if (!d->no_worker)
+			ereport(LOG,
+					(errmsg("order_flow: could not start a scheduler for database \"%s\": no free background worker slot",
+							d->name),
+					 errhint("Raise max_worker_processes (now %d): order_flow needs one per database with the extension, plus one.",
+							 max_worker_processes)));
+		d->no_worker = true;
+		of_note_no_worker(d->dboid, true);
+	}
+	else if (d->no_worker)
+	{
+		d->no_worker = false;
+		of_note_no_worker(d->dboid, false);
 	}
 }
 
@@ -456,6 +468,7 @@ scheduler_register(Oid dboid)
 	my_slot->pid = MyProcPid;
 	my_slot->latch = MyLatch;
 	my_slot->absent = false;
+	my_slot->no_worker = false;
 	my_slot->next_wake = DT_NOEND;
 	LWLockRelease(of_shared->lock);
 }

@@ -43,6 +43,9 @@ ALTER TABLE order_flow.state DROP CONSTRAINT state_state_fkey;
 /* unmanage() gained convert_status (a new signature) */
 DROP FUNCTION order_flow.unmanage(regclass);
 
+/* worker_status() gained no_worker_slot (a new result type) */
+DROP FUNCTION order_flow.worker_status();
+
 /* 1.2 folds the metrics off the transition path (metrics_fold.sql creates its tables). */
 DROP TRIGGER audit_log_metrics ON order_flow.audit_log;
 
