@@ -509,6 +509,11 @@ BEGIN
       FROM unnest(ARRAY[tblname, workflow, key_column::text, status_column::text,
                         coalesce(customer_column::text, '')] || attributes::text[]) a;
     PERFORM order_flow._attach_triggers(tbl, key_column, status_column, args);
+    IF EXISTS (SELECT 1 FROM pg_subscription_rel r WHERE r.srrelid = tbl) THEN
+        RAISE WARNING 'rows of % arrive by logical replication, which moves them without order_flow''s trigger', tbl
+            USING DETAIL = 'Replicated moves are neither checked nor recorded here: the rows drift from their chains.',
+                  HINT = 'On a subscriber, do not manage the table: publish order_flow.tracked_order, audit_log, notification and outbox with it (README: Logical replication).';
+    END IF;
 END
 $$;
 

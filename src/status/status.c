@@ -46,6 +46,7 @@
 #include "utils/snapmgr.h"
 #include "utils/varlena.h"
 #include "mb/pg_wchar.h"
+#include "replication/logicalworker.h"
 
 #include "order_flow.h"
 
@@ -272,6 +273,38 @@ restore_label(const char *name, int32 pos)
 }
 
 /*
+ * replicated_label: a logical replication apply worker brings a state name
+ * this database does not know (its catalogue differs from the
+ * publisher's): rather than stop replication, enter it at the end of the
+ * process order, and say so.
+ */
+static int32
+replicated_label(const char *name)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1] = {CStringGetTextDatum(name)};
+	int32		pos;
+
+	if (strlen(name) >= OF_NAME_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+				 errmsg("invalid input value for order_flow.status: \"%s\"", name)));
+	SPI_connect();
+	if (SPI_execute_with_args("SELECT order_flow.create_status($1)", 1, types, values, NULL, false, 1)
+		!= SPI_OK_SELECT)
+		elog(ERROR, "could not enter state name \"%s\"", name);
+	SPI_finish();
+	load_labels();
+	if (!lookup_name(name, &pos))
+		elog(ERROR, "state name \"%s\" is not in the dictionary after create_status()", name);
+	ereport(WARNING,
+			(errmsg("order_flow: state name \"%s\" arrived by logical replication and was added at the end of the process order",
+					name),
+			 errhint("Create it with order_flow.create_status() on this side too, at its place, or replicate order_flow.status_label.")));
+	return pos;
+}
+
+/*
  * A status as text: its name, or -- as pg_dump writes it -- "name@position".
  * The name is what a value means: when it is known, its position here is
  * used, whatever the dump says.  Only a restore enters an unknown name, at
@@ -301,6 +334,8 @@ status_from_cstring(const char *input)
 		if (!lookup_name(name, &pos) && of_restoring())
 			return restore_label(name, (int32) dumped);
 	}
+	if (!lookup_name(name, &pos) && IsLogicalWorker())
+		return replicated_label(name);
 	if (!lookup_name(name, &pos))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),

@@ -935,6 +935,22 @@ order_flow_transition_trigger(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
 				 errmsg("order_flow._transition_trigger() must be a BEFORE INSERT OR UPDATE OR DELETE row trigger")));
 
+	/*
+	 * Enabled ALWAYS (or REPLICA) and firing for a replicated row: on a
+	 * logical replication subscriber the publisher's events arrive with
+	 * the rows when the extension's tables are replicated too; running
+	 * here would write a second history under another actor and open the
+	 * notifications again.  Refuse rather than fork the chain.
+	 */
+	if (SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("order_flow's trigger on %s does not run for replicated rows (session_replication_role = replica)",
+						RelationGetRelationName(td->tg_relation)),
+				 errhint("Do not ENABLE ALWAYS the trigger %s on a subscriber: publish order_flow.tracked_order, "
+						 "audit_log, notification and outbox with the table instead (README: Logical replication).",
+						 td->tg_trigger->tgname)));
+
 	memset(&attempt, 0, sizeof(attempt));
 	refusing = false;
 	PG_TRY();

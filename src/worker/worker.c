@@ -712,7 +712,26 @@ typedef struct SchedulerState
 	TimestampTz catch_up_due;	/* next full metrics catch-up (at start, then hourly) */
 	long		fold_delay;		/* nap while events wait to be folded (ms) */
 	TimestampTz folded_until;	/* the fold's position */
+	bool		replica;		/* notifications arrive by logical replication */
 } SchedulerState;
+
+/*
+ * Do this database's notifications arrive by logical replication?  Then
+ * the publisher escalates and reminds, and so does not this scheduler (it
+ * would change replicated rows and fork their history); it still folds
+ * the replicated events into the local metrics, at every naptime, since
+ * replicated rows do not ask for a fold.
+ */
+static bool
+notifications_replicated(void)
+{
+	bool		isnull;
+	Datum		d = spi_value("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription_rel r"
+							  " WHERE r.srrelid OPERATOR(pg_catalog.=) 'order_flow.notification'::pg_catalog.regclass)",
+							  0, NULL, NULL, &isnull);
+
+	return !isnull && DatumGetBool(d);
+}
 
 /*
  * Duty: escalate what is due, one batch.  Returns the number escalated
@@ -802,7 +821,8 @@ fold(SchedulerState *st, TimestampTz pass_start)
 	my_slot->catch_up_requested = false;
 	st->folded_until = fold_metrics(catch_up);
 	if (catch_up)
-		st->catch_up_due = TimestampTzPlusMilliseconds(pass_start, REMINDER_RESCAN_MS);
+		st->catch_up_due = TimestampTzPlusMilliseconds(pass_start, st->replica ?
+													   (int64) of_naptime * 1000 : REMINDER_RESCAN_MS);
 	st->fold_delay = st->folded_until > before ? OF_FOLD_DELAY_MS :
 		Min(st->fold_delay * 2, (long) of_naptime * 1000);
 }
@@ -845,7 +865,7 @@ nap_after(SchedulerState *st, TimestampTz pass_start, TimestampTz next, bool mor
 		return 0;
 	if (!of_enabled || next > cap)
 		next = cap;
-	if (of_enabled && st->remind_due < next)
+	if (of_enabled && !st->replica && st->remind_due < next)
 		next = Max(st->remind_due, now);
 	timeout = next <= now ? 0 : TimestampDifferenceMilliseconds(now, next);
 	if ((TimestampTz) pg_atomic_read_u64(&my_slot->fold_requested) >= st->folded_until &&
@@ -913,14 +933,23 @@ of_scheduler_main(Datum arg)
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "order_flow: escalation sweep");
-		if (of_enabled)
+		if (notifications_replicated() != st.replica)
+		{
+			st.replica = !st.replica;
+			st.catch_up_due = 0;	/* replicated events are folded by catch-ups */
+			ereport(LOG,
+					(errmsg(st.replica ?
+							"order_flow: this database's notifications arrive by logical replication; its scheduler leaves escalation and reminders to the publisher" :
+							"order_flow: this database's notifications no longer arrive by logical replication; its scheduler escalates and reminds again")));
+		}
+		if (of_enabled && !st.replica)
 		{
 			done = escalate();
 			more = done >= of_batch_size;
 			done += remind(&st, pass_start, &more);
 		}
 		drain_refusals();
-		next = next_due();
+		next = st.replica ? DT_NOEND : next_due();
 		SPI_finish();
 		PopActiveSnapshot();
 		CommitTransactionCommand();
