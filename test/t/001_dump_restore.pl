@@ -24,6 +24,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use OrderFlowTest;
 use IPC::Run;
 
 my $node = PostgreSQL::Test::Cluster->new('dump_restore');
@@ -34,15 +35,7 @@ $node->start;
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 
 # run a client program against the node; returns (ok, stdout, stderr)
-sub client
-{
-	my @cmd = @_;
-	my ($out, $err) = ('', '');
-	my $ok = IPC::Run::run(
-		[ $cmd[0], '-h', $node->host, '-p', $node->port, @cmd[ 1 .. $#cmd ] ],
-		'>', \$out, '2>', \$err);
-	return ($ok, $out, $err);
-}
+sub client { return client_program($node, @_); }
 
 # pg_dump -Fc SRC; createdb DST; pg_restore; returns (ok, stderr of pg_restore)
 # the staged restore the README documents for managed tables whose status

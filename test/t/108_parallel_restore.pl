@@ -23,6 +23,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use OrderFlowTest;
 use IPC::Run;
 
 my $node = PostgreSQL::Test::Cluster->new('parallel_restore');
@@ -35,15 +36,7 @@ $node->start;
 
 my $tmp = PostgreSQL::Test::Utils::tempdir;
 
-sub client
-{
-	my @cmd = @_;
-	my ($out, $err) = ('', '');
-	my $ok = IPC::Run::run(
-		[ $cmd[0], '-h', $node->host, '-p', $node->port, @cmd[ 1 .. $#cmd ] ],
-		'>', \$out, '2>', \$err);
-	return ($ok, $out, $err);
-}
+sub client { return client_program($node, @_); }
 
 # ---------------------------------------------------------------- source
 $node->safe_psql('postgres', 'CREATE DATABASE src');

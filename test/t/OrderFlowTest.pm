@@ -8,8 +8,9 @@ use warnings;
 use Exporter 'import';
 use PostgreSQL::Test::Cluster;
 use Time::HiRes qw(usleep time);
+use IPC::Run;
 
-our @EXPORT = qw(poll_until fast_worker_node);
+our @EXPORT = qw(poll_until fast_worker_node client_program);
 
 # fast_worker_node(name): a started cluster with order_flow preloaded and
 # a scheduler naptime of one second, and a database "app" with the
@@ -44,6 +45,17 @@ sub poll_until
 		usleep($interval_ms * 1000);
 	}
 	return undef;
+}
+
+# client_program(node, program, args...): run a client program (pg_dump,
+# pg_restore, ...) against node; returns (ok, stdout, stderr).
+sub client_program
+{
+	my ($node, $program, @args) = @_;
+	my ($out, $err) = ('', '');
+	my $ok = IPC::Run::run([ $program, '-h', $node->host, '-p', $node->port, @args ],
+		'>', \$out, '2>', \$err);
+	return ($ok, $out, $err);
 }
 
 1;
