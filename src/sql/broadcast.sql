@@ -303,7 +303,7 @@ BEGIN
     PERFORM order_flow._append_event(n.order_key, 'need_info', NULL, NULL,
         jsonb_build_object('notification_id', n.id, 'department', n.department, 'level', n.level,
                            'form', details, 'opened', nid, 'for_department', origin), NULL);
-    PERFORM pg_notify('order_flow', jsonb_build_object('event', 'need_info', 'order_key', n.order_key,
+    PERFORM order_flow._notify(jsonb_build_object('event', 'need_info', 'order_key', n.order_key,
                                                        'notification_id', nid, 'department', origin)::text);
     PERFORM order_flow._wake_scheduler(dl);
     RETURN nid;
@@ -380,7 +380,7 @@ BEGIN
                                        'department', o.department, 'level', o.level,
                                        'title', o.payload->>'title', 'deadline', o.deadline,
                                        'overdue_since', o.payload->'overdue_since'), NULL),
-                       pg_notify('order_flow', jsonb_build_object('event', 'escalate', 'order_key', o.order_key,
+                       order_flow._notify(jsonb_build_object('event', 'escalate', 'order_key', o.order_key,
                                                                   'notification_id', o.id,
                                                                   'department', o.department,
                                                                   'level', o.level)::text)
@@ -424,7 +424,7 @@ BEGIN
                                    'department', r.department, 'level', r.level + 1,
                                    'title', pol.title, 'deadline', dl, 'overdue_since', r.deadline),
                 NULL);
-            PERFORM pg_notify('order_flow', jsonb_build_object('event', 'escalate', 'order_key', r.order_key,
+            PERFORM order_flow._notify(jsonb_build_object('event', 'escalate', 'order_key', r.order_key,
                                                                'notification_id', nid, 'department', r.department,
                                                                'level', r.level + 1)::text);
             done := done + 1;
@@ -477,7 +477,7 @@ BEGIN
                                           'waiting_since', r.entered_at);
                 PERFORM order_flow._append_event(r.order_key, 'remind', r.state, r.state, msg, NULL);
                 INSERT INTO order_flow.outbox (order_key, payload) VALUES (r.order_key, msg);
-                PERFORM pg_notify('order_flow', msg::text);
+                PERFORM order_flow._notify(msg::text);
                 lvl := p.level;
                 done := done + 1;
             END LOOP;

@@ -41,6 +41,23 @@ BEGIN
 END
 $preload$;
 
+/*
+ * _notify(payload): pg_notify('order_flow', payload), unless the session
+ * turned NOTIFY off (order_flow.notify = off: the outbox alone carries the
+ * broadcast, as in a transaction prepared for two-phase commit).  The
+ * transition trigger asks the same setting in C.
+ */
+CREATE OR REPLACE FUNCTION order_flow._notify(payload text) RETURNS void
+LANGUAGE sql
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN current_setting('order_flow.notify', true) IS DISTINCT FROM 'off'
+                THEN pg_notify('order_flow', payload) END
+$$;
+
+COMMENT ON FUNCTION order_flow._notify(text) IS
+    'Internal: NOTIFY on channel order_flow unless order_flow.notify is off';
+
 CREATE OR REPLACE FUNCTION order_flow.current_actor() RETURNS text
     AS 'MODULE_PATHNAME', 'order_flow_current_actor' LANGUAGE C STABLE PARALLEL SAFE;
 

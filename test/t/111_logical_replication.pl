@@ -60,7 +60,7 @@ $orders_ddl;
 });
 my $connstr = $pub->connstr . ' dbname=shop';
 $sub->safe_psql('replica', "CREATE SUBSCRIPTION shop_sub CONNECTION '$connstr' PUBLICATION shop_pub");
-$sub->wait_for_subscription_sync($pub, 'shop_sub');
+$sub->wait_for_subscription_sync($pub, 'shop_sub', 'replica');
 
 my $digest = q{
 SELECT md5(string_agg(x, ',' ORDER BY x)) FROM (
