@@ -954,9 +954,16 @@ of_scheduler_main(Datum arg)
 		PopActiveSnapshot();
 		CommitTransactionCommand();
 
-		/* each in transactions of its own */
-		fold(&st, pass_start);
-		keep_kpi_cache(&st, pass_start);
+		/*
+		 * Each in transactions of its own.  While escalations are still
+		 * due (a burst: the batch was full) they come first: the fold and
+		 * the kpi() cache wait until the burst is through.
+		 */
+		if (!more)
+		{
+			fold(&st, pass_start);
+			keep_kpi_cache(&st, pass_start);
+		}
 		pgstat_report_stat(true);
 		pgstat_report_activity(STATE_IDLE, NULL);
 
