@@ -7,6 +7,7 @@
 #                      (test/isolation/specs/) and TAP (test/t/; as a non-root user)
 #   make installcheck-pgtap  the pgTAP files (test/pgtap/) through pg_prove
 #   make deps          the Debian packages the build and the harness need
+#   make dist          the release archive (.build/order_flow-<version>.zip, for PGXN)
 #   make test          every suite on a private throwaway cluster, packages and build
 #                      included; ends "N passed, N failed"
 #                FAKETIME='2027-01-31 23:30:00 UTC'  cluster and clients under faketime (TAP skipped)
@@ -25,7 +26,7 @@ EXTVERSION := $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(EXTENSION).c
 # ------------------------------------------------------------------ C library
 MODULE_big = order_flow
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard src/*/*.c)))
-PG_CPPFLAGS = -I$(srcdir)/src/include
+PG_CPPFLAGS = -I$(srcdir)/src/include -DOF_VERSION='"$(EXTVERSION)"'
 PG_CFLAGS = -Wall -Werror -Wmissing-prototypes
 
 # ---------------------------------------------------------------- SQL scripts
@@ -43,6 +44,8 @@ SQL_UPDATE_NEW = src/sql/pre_install/checkpoints.sql src/sql/pre_install/restore
 SQL_UPDATE_POST = src/sql/updates/$(PREV_VERSION)--$(EXTVERSION).post.sql
 
 DATA = $(sort $(wildcard src/sql/released/*.sql))
+# the README, installed as the extension's documentation under a name of its own
+DOCS = .build/README.order_flow.md
 DATA_built = .build/$(EXTENSION)--$(EXTVERSION).sql \
              .build/$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql
 EXTRA_CLEAN = .build
@@ -68,7 +71,7 @@ endif
 
 # every object is rebuilt when a header changes (shared-memory layouts live
 # there); after the include, so that the default goal stays PGXS's "all"
-$(OBJS): $(wildcard src/include/*.h)
+$(OBJS): $(wildcard src/include/*.h) $(EXTENSION).control
 
 # The business names the metrics depend on (src/include/metric_names.h):
 # each `#define OF_X "a", "b"` becomes a substitution of @OF_X@ by 'a', 'b'.
@@ -100,7 +103,18 @@ endef
 .build/$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql: $(SQL_UPDATE_PRE) $(SQL_UPDATE_NEW) $(SQL_SOURCES) $(SQL_UPDATE_POST) .build/metric_names.sed $(EXTENSION).control Makefile
 	$(call assemble,$(PREV_VERSION) -> $(EXTVERSION),ALTER EXTENSION $(EXTENSION) UPDATE TO '$(EXTVERSION)',$(SQL_UPDATE_PRE) $(SQL_UPDATE_NEW) $(SQL_SOURCES) $(SQL_UPDATE_POST))
 
-.PHONY: test test-clock demo bench deps installcheck-pgtap check-released
+.build/README.order_flow.md: README.md
+	@mkdir -p .build
+	cp $< $@
+all: .build/README.order_flow.md
+
+# the release archive for PGXN (META.json), from the committed tree
+dist:
+	@mkdir -p .build
+	git archive --format zip --prefix=$(EXTENSION)-$(EXTVERSION).0/ -o .build/$(EXTENSION)-$(EXTVERSION).0.zip HEAD
+	@echo .build/$(EXTENSION)-$(EXTVERSION).0.zip
+
+.PHONY: test test-clock demo bench deps installcheck-pgtap check-released dist
 deps:
 	bash test/scripts/deps.sh
 

@@ -183,6 +183,40 @@ col_text_array(HeapTuple tup, TupleDesc desc, int col, char ***out)
  * a transaction; runs its own SPI connection so it can be called from
  * anywhere.
  */
+/* "1.2" -> 1002; -1 when it is no version */
+static int
+version_number(const char *v)
+{
+	int			major,
+				minor;
+
+	if (v == NULL || sscanf(v, "%d.%d", &major, &minor) != 2)
+		return -1;
+	return major * 1000 + minor;
+}
+
+/*
+ * check_sql_version: the library serves the SQL objects of its own version
+ * and of every earlier one (a database not yet updated keeps working until
+ * ALTER EXTENSION order_flow UPDATE); SQL objects newer than the library
+ * were written for code it does not have.  Called with SPI connected.
+ */
+static void
+check_sql_version(void)
+{
+	char	   *sql_version = NULL;
+
+	if (SPI_execute("SELECT extversion FROM pg_catalog.pg_extension WHERE extname = 'order_flow'",
+					true, 1) == SPI_OK_SELECT && SPI_processed == 1)
+		sql_version = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	if (version_number(sql_version) > version_number(OF_VERSION))
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("the order_flow library (%s) is older than the extension's SQL objects (%s)",
+						OF_VERSION, sql_version),
+				 errhint("Install the order_flow build of version %s and restart the server.", sql_version)));
+}
+
 static void
 read_catalogue(void)
 {
@@ -202,6 +236,7 @@ read_catalogue(void)
 		PushActiveSnapshot(GetLatestSnapshot());
 		pushed = true;
 	}
+	check_sql_version();
 
 	old = MemoryContextSwitchTo(cache_cxt);
 	workflows = new_hash("order_flow workflows", OF_KEY_MAX, sizeof(OfWorkflow));

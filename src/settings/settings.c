@@ -167,6 +167,15 @@ _PG_init(void)
 	of_catalog_init();
 }
 
+PG_FUNCTION_INFO_V1(order_flow_library_version);
+
+/* order_flow._library_version(): the version this library was built as. */
+Datum
+order_flow_library_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(OF_VERSION));
+}
+
 PG_FUNCTION_INFO_V1(order_flow_preloaded);
 
 /*

@@ -157,3 +157,6 @@ TO order_flow_admin;
 
 /* monitoring: pg_monitor reads the schedulers' state */
 GRANT EXECUTE ON FUNCTION order_flow.worker_status() TO pg_monitor;
+
+/* anyone may ask which versions run */
+GRANT EXECUTE ON FUNCTION order_flow.version(), order_flow._library_version() TO PUBLIC;

@@ -18,6 +18,29 @@ CREATE OR REPLACE FUNCTION order_flow._wake_scheduler(deadline timestamptz) RETU
 CREATE OR REPLACE FUNCTION order_flow._request_service() RETURNS void
     AS 'MODULE_PATHNAME', 'order_flow_request_service' LANGUAGE C;
 
+CREATE OR REPLACE FUNCTION order_flow._library_version() RETURNS text
+    AS 'MODULE_PATHNAME', 'order_flow_library_version' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION order_flow._library_version() IS
+    'Internal: the version the loaded order_flow library was built as';
+
+/*
+ * version(): the version of the SQL objects installed in this database and
+ * of the loaded library.  The library serves its own version and every
+ * earlier one (until ALTER EXTENSION order_flow UPDATE); a library older
+ * than the SQL objects is refused at the first transition.
+ */
+CREATE OR REPLACE FUNCTION order_flow.version(OUT sql_version text, OUT library_version text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (SELECT e.extversion FROM pg_extension e WHERE e.extname = 'order_flow'),
+           order_flow._library_version()
+$$;
+
+COMMENT ON FUNCTION order_flow.version() IS
+    'The version of the installed SQL objects and of the loaded library';
+
 CREATE OR REPLACE FUNCTION order_flow.worker_status(
         OUT dboid oid, OUT pid integer, OUT next_wake timestamptz, OUT sweeps bigint,
         OUT absent boolean, OUT refused_total bigint, OUT refused_dropped bigint,
