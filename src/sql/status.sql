@@ -109,6 +109,13 @@ DECLARE
     have integer;
     holder text;
 BEGIN
+    /* each statement must see what the lock's previous holder committed */
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'a restore of order_flow''s tables needs READ COMMITTED, not %',
+            current_setting('transaction_isolation')
+            USING ERRCODE = '55000',
+                  HINT = 'Restore into a database whose default_transaction_isolation is read committed.';
+    END IF;
     PERFORM pg_advisory_xact_lock('order_flow.status_label'::regclass::oid::bigint);
     SELECT l.sort_position INTO have FROM order_flow.status_label l WHERE l.label = _restore_label.label;
     IF FOUND THEN

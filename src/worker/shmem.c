@@ -354,36 +354,37 @@ of_worker_shortage(void)
 static int
 refusal_victim(Oid dboid)
 {
-	Oid			dbs[OF_MAX_SCHEDULERS + 1];
-	int			counts[OF_MAX_SCHEDULERS + 1];
-	int			ndbs = 0;
+	/* per database, how many attempts it holds: open addressing, twice the slots */
+	Oid			dbs[OF_REFUSAL_SLOTS * 2];
+	int			counts[OF_REFUSAL_SLOTS * 2];
 	int			mine = 0;
 	int			most = -1;
 	int			victim = -1;
 	TimestampTz oldest = DT_NOEND;
 
+	memset(dbs, 0, sizeof(dbs));
 	for (int i = 0; i < OF_REFUSAL_SLOTS; i++)
 	{
 		Oid			db = of_shared->refusals[i].dboid;
-		int			k;
+		uint32		h = (uint32) db % lengthof(dbs);
 
-		for (k = 0; k < ndbs && dbs[k] != db; k++)
-			;
-		if (k == ndbs)
+		while (dbs[h] != InvalidOid && dbs[h] != db)
+			h = (h + 1) % lengthof(dbs);
+		if (dbs[h] == InvalidOid)
 		{
-			if (ndbs == lengthof(dbs))
-				continue;		/* more databases than slots: never the largest */
-			dbs[ndbs] = db;
-			counts[ndbs++] = 0;
+			dbs[h] = db;
+			counts[h] = 0;
 		}
-		counts[k]++;
+		counts[h]++;
 	}
-	for (int k = 0; k < ndbs; k++)
+	for (int h = 0; h < lengthof(dbs); h++)
 	{
-		if (dbs[k] == dboid)
-			mine = counts[k];
-		else if (most < 0 || counts[k] > counts[most])
-			most = k;
+		if (dbs[h] == InvalidOid)
+			continue;
+		if (dbs[h] == dboid)
+			mine = counts[h];
+		else if (most < 0 || counts[h] > counts[most])
+			most = h;
 	}
 	if (most < 0 || counts[most] <= mine + 1)
 		return -1;

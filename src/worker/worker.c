@@ -713,10 +713,13 @@ typedef struct SchedulerState
 	long		fold_delay;		/* nap while events wait to be folded (ms) */
 	TimestampTz folded_until;	/* the fold's position */
 	bool		replica;		/* notifications arrive by logical replication */
+	TimestampTz last_fold;		/* when the fold last ran */
 } SchedulerState;
 
 /*
- * Do this database's notifications arrive by logical replication?  Then
+ * Do this database's notifications arrive by logical replication (an
+ * enabled subscription: a subscriber promoted by disabling it escalates
+ * again)?  Then
  * the publisher escalates and reminds, and so does not this scheduler (it
  * would change replicated rows and fork their history); it still folds
  * the replicated events into the local metrics, at every naptime, since
@@ -727,7 +730,9 @@ notifications_replicated(void)
 {
 	bool		isnull;
 	Datum		d = spi_value("SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_subscription_rel r"
-							  " WHERE r.srrelid OPERATOR(pg_catalog.=) 'order_flow.notification'::pg_catalog.regclass)",
+							  " JOIN pg_catalog.pg_subscription s ON s.oid OPERATOR(pg_catalog.=) r.srsubid"
+							  " WHERE r.srrelid OPERATOR(pg_catalog.=) 'order_flow.notification'::pg_catalog.regclass"
+							  "   AND s.subenabled)",
 							  0, NULL, NULL, &isnull);
 
 	return !isnull && DatumGetBool(d);
@@ -957,12 +962,13 @@ of_scheduler_main(Datum arg)
 		/*
 		 * Each in transactions of its own.  While escalations are still
 		 * due (a burst: the batch was full) they come first: the fold and
-		 * the kpi() cache wait until the burst is through.
+		 * the kpi() cache wait until the burst is through, or a naptime.
 		 */
-		if (!more)
+		if (!more || TimestampDifferenceExceeds(st.last_fold, pass_start, (int) of_naptime * 1000))
 		{
 			fold(&st, pass_start);
 			keep_kpi_cache(&st, pass_start);
+			st.last_fold = pass_start;
 		}
 		pgstat_report_stat(true);
 		pgstat_report_activity(STATE_IDLE, NULL);

@@ -13,7 +13,8 @@
 #   - the metrics rollup, caught up by metrics_fold(true), equals
 #     metrics_rebuild() for every order -- including the customer of an
 #     order that has only record() events;
-#   - work continues: custom edges move orders on and the chains verify.
+#   - work continues: custom edges move orders on and the chains verify;
+#   - a restore under REPEATABLE READ is refused, saying why.
 # Before 1.2 pg_restore -j failed (the dictionary, the states and the
 # managed table loaded in no fixed order: unknown state names, states at
 # other sort positions, rules refused for states not loaded yet).
@@ -150,6 +151,14 @@ SELECT order_flow.transition('orders', '900', 'contract_signed');
 	is($node->safe_psql($db, 'SELECT count(*) FROM order_flow.verify_audit()'), '0',
 		"-j $j: the chains verify");
 }
+
+# a restore whose transactions take one snapshot cannot see what the other
+# workers commit: refused, saying why, rather than leaving rows behind
+$node->safe_psql('postgres', q{CREATE DATABASE restored_rr});
+$node->safe_psql('postgres', q{ALTER DATABASE restored_rr SET default_transaction_isolation = 'repeatable read'});
+($ok, $out, $err) = client('pg_restore', '-j', 2, '-d', 'restored_rr', $file);
+like($err, qr/a restore of order_flow's tables needs READ COMMITTED, not repeatable read/,
+	'a restore under REPEATABLE READ is refused, saying why');
 
 $node->stop;
 done_testing();
