@@ -178,11 +178,6 @@ col_text_array(HeapTuple tup, TupleDesc desc, int col, char ***out)
 	return k;
 }
 
-/*
- * read_catalogue: fill the hashes (in cache_cxt) through SPI.  Called inside
- * a transaction; runs its own SPI connection so it can be called from
- * anywhere.
- */
 /* "1.2" -> 1002; -1 when it is no version */
 static int
 version_number(const char *v)
@@ -217,6 +212,11 @@ check_sql_version(void)
 				 errhint("Install the order_flow build of version %s and restart the server.", sql_version)));
 }
 
+/*
+ * read_catalogue: fill the hashes (in cache_cxt) through SPI.  Called inside
+ * a transaction; runs its own SPI connection so it can be called from
+ * anywhere.
+ */
 static void
 read_catalogue(void)
 {

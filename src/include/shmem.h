@@ -43,7 +43,6 @@ typedef struct OfSchedSlot
 	pg_atomic_uint64 fold_requested;	/* latest commit with events to fold (TimestampTz) */
 	bool		catch_up_requested;	/* rows written by SQL into the log or the heads */
 	bool		no_worker;		/* the launcher found no background worker slot for it */
-	TimestampTz no_worker_since;
 } OfSchedSlot;
 
 typedef struct OfShared
@@ -69,7 +68,8 @@ extern void of_refusal_push(const OfRefusal *r);
 extern int	of_refusal_take(Oid dboid, OfRefusal *out, int max);
 extern bool of_scheduler_serves(void);
 extern void of_fold_request(bool catch_up);
-extern void of_note_no_worker(Oid dboid, bool no_worker);
+extern bool of_note_no_worker(Oid dboid, bool no_worker);
+extern void of_sched_slot_reset(OfSchedSlot *slot, Oid dboid);
 extern int	of_worker_shortage(void);
 
 /* how soon after a commit the scheduler folds its events (ms) */

@@ -526,13 +526,6 @@ name_in(const char *name, const char *const *names, int n)
 	return false;
 }
 
-/* Exception types that mean the delivery was not right the first time. */
-static bool
-is_rework_type(const char *t)
-{
-	return name_in(t, rework_types, lengthof(rework_types));
-}
-
 static char *
 tuple_text(HeapTuple tup, TupleDesc desc, const char *col)
 {
@@ -691,7 +684,7 @@ fold_event(const char *key, int64 event_id, int64 seq, const char *action, const
 		if (ex_type != NULL)
 		{
 			set_text(values, nulls, F_EXCEPTION, ex_type);
-			if (is_rework_type(ex_type))
+			if (name_in(ex_type, rework_types, lengthof(rework_types)))
 				rework = true;
 		}
 	}

@@ -262,7 +262,8 @@ restore_label(const char *name, int32 pos)
 	bool		isnull;
 	int32		result;
 
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT order_flow._restore_label($1, $2)", 2, types, values, NULL,
 							  false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not restore state name \"%s\"", name);
@@ -289,7 +290,8 @@ replicated_label(const char *name)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 				 errmsg("invalid input value for order_flow.status: \"%s\"", name)));
-	SPI_connect();
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
 	if (SPI_execute_with_args("SELECT order_flow.create_status($1)", 1, types, values, NULL, false, 1)
 		!= SPI_OK_SELECT)
 		elog(ERROR, "could not enter state name \"%s\"", name);
@@ -331,17 +333,20 @@ status_from_cstring(const char *input)
 					(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
 					 errmsg("invalid input value for order_flow.status: \"%s\"", input),
 					 errdetail("A position after \"@\" must be an integer.")));
-		if (!lookup_name(name, &pos) && of_restoring())
+		if (lookup_name(name, &pos))
+			return pos;
+		if (of_restoring())
 			return restore_label(name, (int32) dumped);
 	}
-	if (!lookup_name(name, &pos) && IsLogicalWorker())
+	else if (lookup_name(name, &pos))
+		return pos;
+	if (IsLogicalWorker())
 		return replicated_label(name);
-	if (!lookup_name(name, &pos))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
-				 errmsg("invalid input value for order_flow.status: \"%s\"", name),
-				 errhint("The closest known states are %s.", of_closest_states(name, NULL))));
-	return pos;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_TEXT_REPRESENTATION),
+			 errmsg("invalid input value for order_flow.status: \"%s\"", name),
+			 errhint("The closest known states are %s.", of_closest_states(name, NULL))));
+	pg_unreachable();
 }
 
 static const char *

@@ -281,15 +281,27 @@ of_fold_request(bool catch_up)
 	catch_up_pending |= catch_up;
 }
 
+/* of_sched_slot_reset: an empty registry slot for dboid (InvalidOid: free) */
+void
+of_sched_slot_reset(OfSchedSlot *slot, Oid dboid)
+{
+	memset(slot, 0, sizeof(OfSchedSlot));
+	pg_atomic_init_u64(&slot->fold_requested, 0);
+	slot->dboid = dboid;
+	slot->next_wake = DT_NOEND;
+}
+
 /*
  * of_note_no_worker: the launcher could (not) start a scheduler for dboid
  * for want of a background worker slot; worker_status() shows it.  Takes
  * a registry slot for the database if it has none (and one is free).
+ * Returns whether that changed what was noted.
  */
-void
+bool
 of_note_no_worker(Oid dboid, bool no_worker)
 {
 	OfSchedSlot *slot = NULL;
+	bool		changed = false;
 
 	LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
 	for (int i = 0; i < OF_MAX_SCHEDULERS && slot == NULL; i++)
@@ -299,17 +311,15 @@ of_note_no_worker(Oid dboid, bool no_worker)
 		if (of_shared->sched[i].dboid == InvalidOid)
 		{
 			slot = &of_shared->sched[i];
-			memset(slot, 0, sizeof(OfSchedSlot));
-			pg_atomic_init_u64(&slot->fold_requested, 0);
-			slot->dboid = dboid;
-			slot->next_wake = DT_NOEND;
+			of_sched_slot_reset(slot, dboid);
 		}
 	if (slot != NULL && slot->no_worker != no_worker)
 	{
 		slot->no_worker = no_worker;
-		slot->no_worker_since = no_worker ? GetCurrentTimestamp() : 0;
+		changed = true;
 	}
 	LWLockRelease(of_shared->lock);
+	return changed;
 }
 
 /*

@@ -70,6 +70,7 @@
 #define LAUNCHER_NAP_MS		10000
 #define KPI_MONTHS_PER_PASS	48
 #define REMINDER_RESCAN_MS	(60 * 60 * 1000)
+#define REPLICA_RECHECK_MS	10000
 
 PGDLLEXPORT void of_launcher_main(Datum arg);
 PGDLLEXPORT void of_scheduler_main(Datum arg);
@@ -99,7 +100,6 @@ typedef struct LauncherDb
 	BackgroundWorkerHandle *handle;
 	TimestampTz started;
 	TimestampTz stopped;
-	bool		no_worker;		/* the last start found no worker slot */
 } LauncherDb;
 
 static LauncherDb dbs[OF_MAX_SCHEDULERS];
@@ -247,20 +247,15 @@ start_scheduler(LauncherDb *d)
 	{
 		d->handle = NULL;
 		/* logged once per shortage, not at every retry; worker_status() shows it */
-		if (!d->no_worker)
+		if (of_note_no_worker(d->dboid, true))
 			ereport(LOG,
 					(errmsg("order_flow: could not start a scheduler for database \"%s\": no free background worker slot",
 							d->name),
 					 errhint("Raise max_worker_processes (now %d): order_flow needs one per database with the extension, plus one.",
 							 max_worker_processes)));
-		d->no_worker = true;
-		of_note_no_worker(d->dboid, true);
 	}
-	else if (d->no_worker)
-	{
-		d->no_worker = false;
-		of_note_no_worker(d->dboid, false);
-	}
+	else
+		(void) of_note_no_worker(d->dboid, false);
 }
 
 /*
@@ -315,8 +310,7 @@ forget_db(int i)
 	for (int k = 0; k < OF_MAX_SCHEDULERS; k++)
 		if (of_shared->sched[k].dboid == dboid && of_shared->sched[k].pid == 0)
 		{
-			memset(&of_shared->sched[k], 0, sizeof(OfSchedSlot));
-			pg_atomic_init_u64(&of_shared->sched[k].fold_requested, 0);
+			of_sched_slot_reset(&of_shared->sched[k], InvalidOid);
 		}
 	LWLockRelease(of_shared->lock);
 	dbs[i] = dbs[--ndbs];
@@ -713,17 +707,17 @@ typedef struct SchedulerState
 	long		fold_delay;		/* nap while events wait to be folded (ms) */
 	TimestampTz folded_until;	/* the fold's position */
 	bool		replica;		/* notifications arrive by logical replication */
+	TimestampTz replica_recheck;	/* when to look at the subscriptions again */
 	TimestampTz last_fold;		/* when the fold last ran */
 } SchedulerState;
 
 /*
  * Do this database's notifications arrive by logical replication (an
  * enabled subscription: a subscriber promoted by disabling it escalates
- * again)?  Then
- * the publisher escalates and reminds, and so does not this scheduler (it
- * would change replicated rows and fork their history); it still folds
- * the replicated events into the local metrics, at every naptime, since
- * replicated rows do not ask for a fold.
+ * again)?  Then the publisher escalates and reminds, and so does not this
+ * scheduler (it would change replicated rows and fork their history); it
+ * still folds the replicated events into the local metrics, at every
+ * naptime, since replicated rows do not ask for a fold.
  */
 static bool
 notifications_replicated(void)
@@ -938,7 +932,8 @@ of_scheduler_main(Datum arg)
 		SPI_connect();
 		PushActiveSnapshot(GetTransactionSnapshot());
 		pgstat_report_activity(STATE_RUNNING, "order_flow: escalation sweep");
-		if (notifications_replicated() != st.replica)
+		/* subscriptions change rarely: looked at every few seconds, not every pass */
+		if (pass_start >= st.replica_recheck && notifications_replicated() != st.replica)
 		{
 			st.replica = !st.replica;
 			st.catch_up_due = 0;	/* replicated events are folded by catch-ups */
@@ -947,6 +942,9 @@ of_scheduler_main(Datum arg)
 							"order_flow: this database's notifications arrive by logical replication; its scheduler leaves escalation and reminders to the publisher" :
 							"order_flow: this database's notifications no longer arrive by logical replication; its scheduler escalates and reminds again")));
 		}
+		if (pass_start >= st.replica_recheck)
+			st.replica_recheck = TimestampTzPlusMilliseconds(pass_start,
+															 Min((int64) of_naptime * 1000, REPLICA_RECHECK_MS));
 		if (of_enabled && !st.replica)
 		{
 			done = escalate();
