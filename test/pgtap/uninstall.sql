@@ -9,7 +9,7 @@
 BEGIN;
 \ir include/helpers.psql
 
-SELECT plan(19);
+SELECT plan(20);
 
 CREATE TABLE un_orders (id int PRIMARY KEY, status order_flow.status NOT NULL DEFAULT 'inquiry',
                         customer text);
@@ -44,6 +44,8 @@ SELECT is((SELECT count(*) FROM pg_extension WHERE extname = 'order_flow'), 1::b
 -- ------------------------------------------------- unmanage, converting
 SELECT throws_ok($$SELECT order_flow.unmanage('un_orders', NULL)$$, '22004', NULL,
                  'unmanage() with a NULL convert_status -> 22004');
+SELECT is((SELECT count(*) FROM order_flow.managed_table), 3::bigint,
+          '... and every table is still managed');
 SELECT lives_ok($$SELECT order_flow.unmanage(relid, convert_status => true) FROM order_flow.managed_table$$,
                 'unmanage(relid, convert_status => true) for every managed table');
 SELECT is(format_type(a.atttypid, a.atttypmod), 'text', 'the status column is text now')
