@@ -358,7 +358,7 @@ BEGIN
              FOR UPDATE OF x SKIP LOCKED
         ), closed AS (
             UPDATE order_flow.notification n SET status = 'escalated', answered_at = clock_timestamp()
-              FROM due WHERE n.id = due.id
+              FROM due WHERE n.order_key = due.order_key AND n.id = due.id
             RETURNING due.*
         ), opened AS (
             INSERT INTO order_flow.notification (order_key, department, level, deadline, payload, kind,

@@ -105,7 +105,8 @@ CREATE TABLE order_flow.notification (
     answered_at     timestamptz,
     answered_by     text,
     response        jsonb,
-    CONSTRAINT notification_pkey PRIMARY KEY (id)
+    /* keyed by the order, so a notification lives on its order's shard */
+    CONSTRAINT notification_pkey PRIMARY KEY (order_key, id)
 );
 
 ALTER SEQUENCE order_flow.notification_id_seq CACHE 32;
@@ -114,7 +115,10 @@ COMMENT ON COLUMN order_flow.notification.status IS
     'pending, acknowledged, need_info, escalated, or closed (the order was deleted)';
 
 
-CREATE INDEX notification_order_idx ON order_flow.notification (order_key);
+/* acknowledge(notification_id) finds a notification by its id alone; the
+   ids are unique (one sequence), but only the key with the order is a
+   constraint, which is what a table distributed by order can enforce */
+CREATE INDEX notification_id_idx ON order_flow.notification (id);
 
 CREATE INDEX notification_due_idx ON order_flow.notification (deadline)
     WHERE status = 'pending' AND escalates;
@@ -128,7 +132,8 @@ CREATE TABLE order_flow.outbox (
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     delivered_at    timestamptz,
     attempts        integer NOT NULL DEFAULT 0,
-    CONSTRAINT outbox_pkey PRIMARY KEY (id)
+    /* keyed by the order, so a message lives on its order's shard */
+    CONSTRAINT outbox_pkey PRIMARY KEY (order_key, id)
 );
 
 ALTER SEQUENCE order_flow.outbox_id_seq CACHE 32;

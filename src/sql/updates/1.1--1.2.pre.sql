@@ -26,9 +26,12 @@ COMMENT ON COLUMN order_flow.notification.status IS
 ALTER TABLE order_flow.audit_log ALTER COLUMN seq SET NOT NULL;
 ALTER TABLE order_flow.audit_log
     ADD CONSTRAINT audit_log_pkey PRIMARY KEY USING INDEX audit_log_order_seq_idx;
-ALTER TABLE order_flow.notification
-    ADD CONSTRAINT notification_pkey PRIMARY KEY USING INDEX notification_id_idx;
-ALTER TABLE order_flow.outbox ADD CONSTRAINT outbox_pkey PRIMARY KEY (id);
+/* the rows a transition writes are keyed by the order (they can live on its shard) */
+ALTER TABLE order_flow.notification ADD CONSTRAINT notification_pkey PRIMARY KEY (order_key, id);
+DROP INDEX order_flow.notification_order_idx;
+DROP INDEX order_flow.notification_id_idx;
+CREATE INDEX notification_id_idx ON order_flow.notification (id);
+ALTER TABLE order_flow.outbox ADD CONSTRAINT outbox_pkey PRIMARY KEY (order_key, id);
 ALTER TABLE order_flow.refused_attempt ADD CONSTRAINT refused_attempt_pkey PRIMARY KEY (id);
 ALTER TABLE order_flow.kpi_dirty ADD CONSTRAINT kpi_dirty_pkey PRIMARY KEY (id);
 ALTER TABLE order_flow.exception_fact REPLICA IDENTITY FULL;
