@@ -9,7 +9,8 @@
  * survive sharding by order key.  The head of each chain (last sequence
  * number and hash) lives in order_flow.tracked_order; appending locks that
  * row, which serialises appends to one order.  chain/chain.c writes both, for the
- * transition trigger and for _append_event here alike.
+ * transition trigger and for _append_event and _append_events (a batch:
+ * one writer, heads locked in key order) here alike.
  *
  * The hash covers every column a reader relies on, each field length-
  * prefixed so no two events encode alike: previous hash, order key,
@@ -20,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/cryptohash.h"
 #include "executor/spi.h"
@@ -27,6 +29,7 @@
 #include "funcapi.h"
 #include "miscadmin.h"
 #include "port/pg_bswap.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
@@ -150,89 +153,271 @@ order_flow_event_hash(PG_FUNCTION_ARGS)
  * DEFINER functions call it.
  */
 PG_FUNCTION_INFO_V1(order_flow_append_event);
+PG_FUNCTION_INFO_V1(order_flow_append_events);
 
 static SPIPlanPtr head_plan = NULL;
 
 /*
+ * start_config_chain: the extension's own chains (configuration, keys
+ * 'order_flow:...') start on first use; an order's chain starts with the
+ * order.  Runs as the extension's owner, before the chain writer opens.
+ */
+static void
+start_config_chain(const char *key)
+{
+	Oid			t[1] = {TEXTOID};
+	Datum		values[1];
+
+	if (strncmp(key, "order_flow:", 11) != 0)
+		return;
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (head_plan == NULL)
+	{
+		head_plan = SPI_prepare("INSERT INTO order_flow.tracked_order (order_key) VALUES ($1)"
+								" ON CONFLICT (order_key) DO NOTHING", 1, t);
+		if (head_plan == NULL || SPI_keepplan(head_plan))
+			elog(ERROR, "could not prepare chain head plan");
+	}
+	values[0] = CStringGetTextDatum(key);
+	if (SPI_execute_plan(head_plan, values, NULL, false, 0) != SPI_OK_INSERT)
+		elog(ERROR, "could not create chain head");
+	SPI_finish();
+}
+
+/*
+ * append_to_chain: append the n events evs (all of one order, in this
+ * order; details[i] is the jsonb of evs[i].details) to that order's chain:
+ * the head is locked once, each event linked to the one before, and the
+ * head moved once, to the last.  Returns the first event's id.
+ */
+static int64
+append_to_chain(OfChainWriter *w, OfEvent *evs, Jsonb **details, int n)
+{
+	OfChainHead head;
+	OfHeadChange chg;
+	OfEvent		last;
+	uint8		h[OF_HASH_LEN];
+	int64		first_id = 0;
+
+	if (!of_chain_lock_head(w, evs[0].order_key, &head))
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("order %s is not tracked", evs[0].order_key)));
+	last = evs[0];
+	for (int i = 0; i < n; i++)
+	{
+		int64		id;
+
+		of_chain_link(&evs[i], &head, h);
+		id = of_chain_append_event(w, &evs[i], details[i], h);
+		if (i == 0)
+			first_id = id;
+		/* the next event links to this one */
+		head.found = true;
+		head.last_seq = evs[i].seq;
+		head.last_hash = of_hash_bytea(h);
+		if (evs[i].occurred_at > last.occurred_at || i == 0)
+			last.occurred_at = evs[i].occurred_at;
+		last.seq = evs[i].seq;
+	}
+	memset(&chg, 0, sizeof(chg));
+	chg.stamp_col = -1;
+	of_chain_move_head(w, &last, h, &chg);
+	return first_id;
+}
+
+/* init_event: an event of key by this session's actor, recorded (and occurring) at now */
+static void
+init_event(OfEvent *ev, const char *key, const char *action, TimestampTz now)
+{
+	memset(ev, 0, sizeof(*ev));
+	ev->order_key = key;
+	ev->action = action;
+	ev->actor = of_current_actor();
+	ev->db_user = of_db_user();
+	ev->recorded_at = now;
+	ev->occurred_at = now;
+}
+
+static void
+check_finite(TimestampTz t)
+{
+	if (TIMESTAMP_NOT_FINITE(t))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("occurred_at must be a finite time"),
+				 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "order_flow_business_time")));
+}
+
+static Jsonb *
+empty_object(void)
+{
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+}
+
+/*
  * order_flow._append_event(order_key, action, from_state, to_state,
  * details, occurred_at): append a non-transition event (a fact, a
- * notification answer, an escalation, a configuration change...) to the
- * order's chain through chain/chain.c, as the transition trigger appends its
- * events; returns its id.  Called by the extension's own SECURITY DEFINER
- * functions only (PUBLIC has no EXECUTE on it).
+ * notification answer, a configuration change...) to the order's chain
+ * through chain/chain.c, as the transition trigger appends its events;
+ * returns its id.  Called by the extension's own SECURITY DEFINER functions
+ * only (PUBLIC has no EXECUTE on it).
  */
 Datum
 order_flow_append_event(PG_FUNCTION_ARGS)
 {
 	OfEvent		ev;
-	uint8		h[OF_HASH_LEN];
 	Jsonb	   *details;
-	Datum		values[1];
 	int64		id;
 	OfUserSave	save;
 	OfChainWriter w;
-	OfChainHead head;
-	OfHeadChange chg;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("order key and action must not be null")));
-	details = PG_ARGISNULL(4) ? NULL : PG_GETARG_JSONB_P(4);
-
-	ev.order_key = arg_text(fcinfo, 0);
-	ev.action = arg_text(fcinfo, 1);
+	init_event(&ev, arg_text(fcinfo, 0), arg_text(fcinfo, 1), GetCurrentTimestamp());
 	ev.from_state = arg_text(fcinfo, 2);
 	ev.to_state = arg_text(fcinfo, 3);
-	ev.actor = of_current_actor();
-	ev.db_user = of_db_user();
-	ev.recorded_at = GetCurrentTimestamp();
-	ev.occurred_at = PG_ARGISNULL(5) ? ev.recorded_at : PG_GETARG_TIMESTAMPTZ(5);
-	if (TIMESTAMP_NOT_FINITE(ev.occurred_at))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("occurred_at must be a finite time"),
-				 err_generic_string(PG_DIAG_CONSTRAINT_NAME, "order_flow_business_time")));
-	if (details == NULL)
-		details = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum("{}")));
+	if (!PG_ARGISNULL(5))
+		ev.occurred_at = PG_GETARG_TIMESTAMPTZ(5);
+	check_finite(ev.occurred_at);
+	details = PG_ARGISNULL(4) ? empty_object() : PG_GETARG_JSONB_P(4);
 	ev.details = JsonbToCString(NULL, &details->root, VARSIZE(details));
 
 	of_become_owner(&save);
-	if (strncmp(ev.order_key, "order_flow:", 11) == 0)
-	{
-		/* the extension's own chains (configuration) start on first use */
-		Oid			t[1] = {TEXTOID};
-
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (head_plan == NULL)
-		{
-			head_plan = SPI_prepare("INSERT INTO order_flow.tracked_order (order_key) VALUES ($1)"
-									" ON CONFLICT (order_key) DO NOTHING", 1, t);
-			if (head_plan == NULL || SPI_keepplan(head_plan))
-				elog(ERROR, "could not prepare chain head plan");
-		}
-		values[0] = CStringGetTextDatum(ev.order_key);
-		if (SPI_execute_plan(head_plan, values, NULL, false, 0) != SPI_OK_INSERT)
-			elog(ERROR, "could not create chain head");
-		SPI_finish();
-	}
-
+	start_config_chain(ev.order_key);
 	of_chain_begin(&w);
-	if (!of_chain_lock_head(&w, ev.order_key, &head))
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("order %s is not tracked", ev.order_key)));
-	of_chain_link(&ev, &head, h);
-	id = of_chain_append_event(&w, &ev, details, h);
-	memset(&chg, 0, sizeof(chg));
-	chg.stamp_col = -1;
-	of_chain_move_head(&w, &ev, h, &chg);
+	id = append_to_chain(&w, &ev, &details, 1);
 	of_chain_end(&w);
 	of_restore_user(&save);
 
 	of_metrics_after_append(ev.order_key, ev.seq);
 	PG_RETURN_INT64(id);
+}
+
+/* key_order: events sorted by order key, then by their place in the call */
+typedef struct KeyedEvent
+{
+	const char *key;
+	int			pos;
+} KeyedEvent;
+
+static int
+key_order(const void *a, const void *b)
+{
+	const KeyedEvent *x = a;
+	const KeyedEvent *y = b;
+	int			c = strcmp(x->key, y->key);
+
+	return c != 0 ? c : (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+/*
+ * order_flow._append_events(action, order_keys text[], details jsonb[],
+ * occurred_at DEFAULT NULL): the same as _append_event(key, action, NULL,
+ * NULL, details[i], occurred_at) for every i, in one pass: the log and the
+ * heads are opened once, the heads locked in key order (as every batch of
+ * the extension locks them, so two batches cannot deadlock), and each
+ * order's head moved once however many of its events the call holds.  The
+ * events of one order are chained in the order the arrays give them.  What
+ * the scheduler's escalation batch appends: one call per batch instead of
+ * one per escalation.  Returns the number of events appended.
+ */
+Datum
+order_flow_append_events(PG_FUNCTION_ARGS)
+{
+	Datum	   *keys;
+	bool	   *key_nulls;
+	Datum	   *dets;
+	bool	   *det_nulls;
+	int			nkeys;
+	int			ndets;
+	char	   *action;
+	TimestampTz now = GetCurrentTimestamp();
+	TimestampTz at;
+	KeyedEvent *order;
+	OfUserSave	save;
+	OfChainWriter w;
+	MemoryContext per_order;
+	MemoryContext oldcxt;
+	char	  **last_keys;		/* each order once, with its last event's seq */
+	int64	   *last_seqs;
+	int			norders = 0;
+	int			start;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("action, order keys and details must not be null")));
+	action = arg_text(fcinfo, 0);
+	at = PG_ARGISNULL(3) ? now : PG_GETARG_TIMESTAMPTZ(3);
+	check_finite(at);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(1), TEXTOID, -1, false, TYPALIGN_INT,
+					  &keys, &key_nulls, &nkeys);
+	deconstruct_array(PG_GETARG_ARRAYTYPE_P(2), JSONBOID, -1, false, TYPALIGN_INT,
+					  &dets, &det_nulls, &ndets);
+	if (nkeys != ndets)
+		ereport(ERROR,
+				(errcode(ERRCODE_ARRAY_SUBSCRIPT_ERROR),
+				 errmsg("%d order keys but %d details", nkeys, ndets)));
+	order = palloc(sizeof(KeyedEvent) * Max(nkeys, 1));
+	for (int i = 0; i < nkeys; i++)
+	{
+		if (key_nulls[i])
+			ereport(ERROR,
+					(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+					 errmsg("order key %d is null", i + 1)));
+		order[i].key = TextDatumGetCString(keys[i]);
+		order[i].pos = i;
+	}
+	qsort(order, nkeys, sizeof(KeyedEvent), key_order);
+	last_keys = palloc(sizeof(char *) * Max(nkeys, 1));
+	last_seqs = palloc(sizeof(int64) * Max(nkeys, 1));
+
+	of_become_owner(&save);
+	for (int i = 0; i < nkeys; i++)
+		if (i == 0 || strcmp(order[i].key, order[i - 1].key) != 0)
+			start_config_chain(order[i].key);
+	of_chain_begin(&w);
+	per_order = AllocSetContextCreate(CurrentMemoryContext, "order_flow batch append",
+									  ALLOCSET_DEFAULT_SIZES);
+	for (start = 0; start < nkeys;)
+	{
+		int			end = start + 1;
+		OfEvent    *evs;
+		Jsonb	  **details;
+
+		while (end < nkeys && strcmp(order[end].key, order[start].key) == 0)
+			end++;
+		oldcxt = MemoryContextSwitchTo(per_order);
+		evs = palloc(sizeof(OfEvent) * (end - start));
+		details = palloc(sizeof(Jsonb *) * (end - start));
+		for (int i = start; i < end; i++)
+		{
+			int			p = order[i].pos;
+			Jsonb	   *d = det_nulls[p] ? empty_object() : DatumGetJsonbP(dets[p]);
+
+			init_event(&evs[i - start], order[i].key, action, now);
+			evs[i - start].occurred_at = at;
+			evs[i - start].details = JsonbToCString(NULL, &d->root, VARSIZE(d));
+			details[i - start] = d;
+		}
+		append_to_chain(&w, evs, details, end - start);
+		MemoryContextSwitchTo(oldcxt);
+		last_keys[norders] = (char *) order[start].key;
+		last_seqs[norders++] = evs[end - start - 1].seq;
+		MemoryContextReset(per_order);
+		CHECK_FOR_INTERRUPTS();
+		start = end;
+	}
+	of_chain_end(&w);
+	of_restore_user(&save);
+
+	for (int i = 0; i < norders; i++)
+		of_metrics_after_append(last_keys[i], last_seqs[i]);
+	PG_RETURN_INT32(nkeys);
 }
 
 /*

@@ -332,6 +332,8 @@ DECLARE
     dl timestamptz;
     pl jsonb;
     done integer := 0;
+    notes bigint;
+    notify_on boolean := current_setting('order_flow.notify', true) IS DISTINCT FROM 'off';
 BEGIN
     /* notifications at the last level of their chain: never escalate, stay overdue */
     UPDATE order_flow.notification x SET escalates = false
@@ -374,18 +376,26 @@ BEGIN
             INSERT INTO order_flow.outbox (order_key, notification_id, payload)
             SELECT order_key, id, payload || jsonb_build_object('notification_id', id) FROM opened
         )
-        SELECT count(*) INTO done
-          FROM (SELECT order_flow._append_event(o.order_key, 'escalate', NULL, NULL,
-                    jsonb_build_object('notification_id', o.id, 'escalated_from', o.parent_id,
-                                       'department', o.department, 'level', o.level,
-                                       'title', o.payload->>'title', 'deadline', o.deadline,
-                                       'overdue_since', o.payload->'overdue_since'), NULL),
-                       order_flow._notify(jsonb_build_object('event', 'escalate', 'order_key', o.order_key,
-                                                                  'notification_id', o.id,
-                                                                  'department', o.department,
-                                                                  'level', o.level)::text)
-                  FROM opened o
-                 ORDER BY o.order_key, o.id) e;
+        , noted AS (
+            /* one NOTIFY per escalation, unless the session turned NOTIFY off */
+            SELECT pg_notify('order_flow',
+                             jsonb_build_object('event', 'escalate', 'order_key', o.order_key,
+                                                'notification_id', o.id, 'department', o.department,
+                                                'level', o.level)::text)
+              FROM opened o
+             WHERE notify_on
+        )
+        /* the escalate events, one pass over the chains (heads locked in key order) */
+        SELECT CASE WHEN count(*) > 0 THEN order_flow._append_events('escalate',
+                   array_agg(o.order_key ORDER BY o.order_key, o.id),
+                   array_agg(jsonb_build_object('notification_id', o.id, 'escalated_from', o.parent_id,
+                                                'department', o.department, 'level', o.level,
+                                                'title', o.payload->>'title', 'deadline', o.deadline,
+                                                'overdue_since', o.payload->'overdue_since')
+                             ORDER BY o.order_key, o.id)) ELSE 0 END,
+               (SELECT count(*) FROM noted)
+          INTO done, notes
+          FROM opened o;
         RETURN done;
     EXCEPTION WHEN OTHERS THEN
         RAISE WARNING 'order_flow: batch escalation failed (%), escalating one by one', SQLERRM;

@@ -111,6 +111,13 @@ CREATE OR REPLACE FUNCTION order_flow._append_event(order_key text, action text,
                                          details jsonb, occurred_at timestamptz)
     RETURNS bigint AS 'MODULE_PATHNAME', 'order_flow_append_event' LANGUAGE C;
 
+CREATE OR REPLACE FUNCTION order_flow._append_events(action text, order_keys text[], details jsonb[],
+                                          occurred_at timestamptz DEFAULT NULL)
+    RETURNS integer AS 'MODULE_PATHNAME', 'order_flow_append_events' LANGUAGE C;
+
+COMMENT ON FUNCTION order_flow._append_events(text, text[], jsonb[], timestamptz) IS
+    'Internal: append one event per order key (details[i] for order_keys[i]) in one pass, heads locked in key order; returns the count';
+
 CREATE OR REPLACE FUNCTION order_flow._config_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'order_flow_config_changed' LANGUAGE C;
 

@@ -5,7 +5,7 @@
 BEGIN;
 \ir include/helpers.psql
 
-SELECT plan(83);
+SELECT plan(96);
 
 -- ------------------------------------------------------------ fixtures
 CREATE TABLE orders (id text PRIMARY KEY, status order_flow.status NOT NULL, customer text, amount numeric);
@@ -272,6 +272,31 @@ SELECT ok(EXISTS (SELECT 1 FROM pg_index i
 SELECT * FROM pg_temp.refused($$SELECT * FROM pg_temp.tampered($t$INSERT INTO order_flow.audit_log (order_key, seq, action, actor, details)
                                                           VALUES ('au-1', 1, 'transition', 'x', '{}')$t$)$$,
                               '23505', 'a second event with an existing sequence number');
+
+-- ---------------------------------------------- appending a batch of events
+-- _append_events(): the escalation batch's one pass over the chains
+INSERT INTO orders VALUES ('ab-1', 'inquiry', 'Acme', 1), ('ab-2', 'inquiry', 'Acme', 2);
+SELECT is(order_flow._append_events('escalate', '{ab-2,ab-1,ab-2,ab-2}',
+                                    ARRAY['{"n": 1}', '{"n": 2}', '{"n": 3}', NULL]::jsonb[]),
+          4, '_append_events() appends one event per key');
+SELECT results_eq($$SELECT order_key, seq, details FROM order_flow.audit_log
+                     WHERE order_key IN ('ab-1', 'ab-2') AND action = 'escalate' ORDER BY order_key, seq$$,
+                  $$VALUES ('ab-1', 2::bigint, '{"n": 2}'::jsonb), ('ab-2', 2, '{"n": 1}'), ('ab-2', 3, '{"n": 3}'),
+                           ('ab-2', 4, '{}')$$,
+                  '... each order''s events chained in the order given, a NULL detail as {}');
+SELECT is((SELECT last_seq FROM order_flow.tracked_order WHERE order_key = 'ab-2'), 4::bigint,
+          '... and the head moved to the last of them');
+SELECT is((SELECT count(*)::int FROM order_flow.verify_audit('ab-2')), 0, '... and the chain verifies');
+SELECT is(order_flow._append_events('escalate', '{}', '{}'), 0, 'an empty batch appends nothing');
+SELECT * FROM pg_temp.refused($$SELECT order_flow._append_events('escalate', '{ab-1,NULL}', '{"{}","{}"}')$$,
+                              '22004', '_append_events() with a null order key', tbl => 'orders');
+SELECT * FROM pg_temp.refused($$SELECT order_flow._append_events('escalate', '{ab-1,ab-2}', '{"{}"}')$$,
+                              '2202E', '_append_events() with fewer details than keys', tbl => 'orders');
+SELECT * FROM pg_temp.refused($$SELECT order_flow._append_events('escalate', '{ab-1,no-such}', '{"{}","{}"}')$$,
+                              'P0002', '_append_events() with an untracked order: nothing of the batch is written',
+                              tbl => 'orders');
+SELECT * FROM pg_temp.refused($$SELECT order_flow._append_events('escalate', '{ab-1}', '{"{}"}', 'infinity')$$,
+                              '22008', '_append_events() at a non-finite time', tbl => 'orders');
 
 -- ----------------------------------------------------- dump registration
 SELECT ok((SELECT 'order_flow.audit_log'::regclass::oid = ANY (extconfig) FROM pg_extension WHERE extname = 'order_flow'),
