@@ -53,6 +53,7 @@
 #include "utils/snapmgr.h"
 
 #include "order_flow.h"
+#include "compat.h"
 #include "chain.h"
 
 /* ---- column positions, per relation ---- */
@@ -182,7 +183,7 @@ layout(RelLayout *l, Relation rel, const char *const *names, int n, bool default
 		}
 		MemoryContextSwitchTo(old);
 	}
-	l->pkey = RelationGetPrimaryKeyIndex(rel);
+	l->pkey = of_primary_key_index(rel);
 	l->valid = true;
 }
 
@@ -227,12 +228,12 @@ of_chain_begin(OfChainWriter *w)
 	rte_head->relid = RelationGetRelid(w->head);
 	rte_head->relkind = w->head->rd_rel->relkind;
 	rte_head->rellockmode = RowExclusiveLock;
-	ExecInitRangeTable(w->estate, list_make2(rte_log, rte_head));
+	of_init_range_table(w->estate, list_make2(rte_log, rte_head));
 	w->estate->es_snapshot = GetActiveSnapshot();
 	w->estate->es_output_cid = GetCurrentCommandId(true);
 	w->log_rri = result_rel(w->estate, w->log, 1);
 	w->head_rri = result_rel(w->estate, w->head, 2);
-	EvalPlanQualInit(&w->epq, w->estate, NULL, NIL, -1);
+	of_epq_init(&w->epq, w->estate);
 	w->head_slot = table_slot_create(w->head, &w->estate->es_tupleTable);
 	w->search_slot = table_slot_create(w->head, &w->estate->es_tupleTable);
 	w->new_slot = table_slot_create(w->head, &w->estate->es_tupleTable);

@@ -64,6 +64,7 @@
 
 #include "metric_names.h"
 #include "order_flow.h"
+#include "compat.h"
 #include "shmem.h"
 
 /* ================================================================
@@ -175,7 +176,7 @@ jb_date(JsonbValue *v, DateADT *out)
 	str[v->val.string.len] = '\0';
 	if (ParseDateTime(str, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf) != 0)
 		return false;
-	if (DecodeDateTime(field, ftype, nf, &dtype, &tm, &fsec, &tz) != 0 || dtype != DTK_DATE)
+	if (of_decode_datetime(field, ftype, nf, &dtype, &tm, &fsec, &tz) != 0 || dtype != DTK_DATE)
 		return false;
 	if (!IS_VALID_JULIAN(tm.tm_year, tm.tm_mon, tm.tm_mday))
 		return false;

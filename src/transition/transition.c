@@ -62,6 +62,7 @@
 #include "utils/timestamp.h"
 
 #include "order_flow.h"
+#include "compat.h"
 #include "chain.h"
 #include "shmem.h"
 
@@ -277,7 +278,7 @@ order_flow_set_context(PG_FUNCTION_ARGS)
 		Oid			fn = LookupFuncName(list_make2(makeString(OF_SCHEMA), makeString("import_transition")),
 										5, argtypes, true);
 
-		if (!OidIsValid(fn) || pg_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
+		if (!OidIsValid(fn) || of_proc_aclcheck(fn, GetUserId(), ACL_EXECUTE) != ACLCHECK_OK)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("permission denied to import transitions"),

@@ -63,6 +63,7 @@
 #include "utils/varlena.h"
 
 #include "order_flow.h"
+#include "compat.h"
 #include "shmem.h"
 
 #define RESTART_DELAY_MS	5000
@@ -1052,7 +1053,7 @@ of_process_utility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTre
 		pid_t		pid = 0;
 
 		if (OidIsValid(dboid) && dboid != MyDatabaseId &&
-			pg_database_ownercheck(dboid, GetUserId()))
+			of_database_ownercheck(dboid, GetUserId()))
 		{
 			dropping = dboid;
 			set_absent(dboid, true, &pid);
