@@ -8,8 +8,10 @@
 #   make installcheck-pgtap  the pgTAP files (test/pgtap/) through pg_prove
 #   make deps          the Debian packages the build and the harness need
 #   make dist          the release archive (.build/order_flow-<version>.zip, for PGXN)
+#   make deb           the Debian package(s) postgresql-<major>-order-flow (.build/*.deb)
 #   make test          every suite on a private throwaway cluster, packages and build
 #                      included; ends "N passed, N failed"
+#                PG_CONFIG=/path/to/pg_config      against that server instead of Debian's 15
 #                FAKETIME='2027-01-31 23:30:00 UTC'  cluster and clients under faketime (TAP skipped)
 #                OF_TIMEZONE=America/New_York        the test cluster's timezone/log_timezone
 #                (command-line variables reach test/scripts/test.sh through the environment)
@@ -114,9 +116,13 @@ dist:
 	git archive --format zip --prefix=$(EXTENSION)-$(EXTVERSION).0/ -o .build/$(EXTENSION)-$(EXTVERSION).0.zip HEAD
 	@echo .build/$(EXTENSION)-$(EXTVERSION).0.zip
 
-.PHONY: test test-clock demo bench deps installcheck-pgtap check-released dist
+.PHONY: test test-clock demo bench deps deb installcheck-pgtap check-released dist
 deps:
 	bash test/scripts/deps.sh
+
+# the Debian package(s), postgresql-<major>-order-flow, into .build/
+deb:
+	bash test/scripts/deb.sh
 
 # the released scripts are byte for byte what was released
 check-released:
@@ -132,14 +138,17 @@ installcheck-pgtap:
 	done; \
 	$(bindir)/psql -X -q -d postgres -c 'DROP DATABASE IF EXISTS $(PGTAP_DB)'; exit $$rc
 
+# PG_CONFIG=... on the command line runs them against that server instead of 15
+OF_RUN = $(if $(filter command line,$(origin PG_CONFIG)),OF_PG_CONFIG=$(PG_CONFIG)) bash
+
 test:
-	bash test/scripts/test.sh
+	$(OF_RUN) test/scripts/test.sh
 
 test-clock:
-	bash test/scripts/test_clock.sh
+	$(OF_RUN) test/scripts/test_clock.sh
 
 demo:
-	bash test/scripts/demo.sh
+	$(OF_RUN) test/scripts/demo.sh
 
 bench:
-	bash test/scripts/bench.sh
+	$(OF_RUN) test/scripts/bench.sh

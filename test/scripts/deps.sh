@@ -12,7 +12,8 @@
 #   libtap-parser-sourcehandler-pgtap-perl pg_prove
 #   libipc-run-perl                        TAP tests (PostgreSQL::Test::Cluster)
 #   make, gcc                              the build itself
-# and, only when asked for (`deps.sh faketime`, or OF_FAKETIME / FAKETIME set):
+# (with OF_PG_CONFIG naming another server, the four postgresql-* packages
+# are not installed: that server must bring them), and, only when asked for (`deps.sh faketime`, or OF_FAKETIME / FAKETIME set):
 #   faketime                               libfaketime and its wrapper, for
 #                                          `make test FAKETIME=...` and `make test-clock`
 set -euo pipefail
@@ -23,9 +24,32 @@ installed() {
     dpkg-query -W -f='${Status}\n' "$1" 2>/dev/null | grep -q '^install ok installed$'
 }
 
+# Another server (OF_PG_CONFIG, e.g. `make test PG_CONFIG=/opt/pg18/bin/pg_config`):
+# it is not Debian's, so no server package is installed for it; what the
+# suites need from it is checked, and a missing piece named.
+other_server=
+if [[ -n ${OF_PG_CONFIG:-} && $OF_PG_CONFIG != /usr/lib/postgresql/15/bin/pg_config ]]; then
+    other_server=$OF_PG_CONFIG
+    pgxs=$(cd "$(dirname "$("$other_server" --pgxs)")/../.." && pwd)
+    share=$("$other_server" --sharedir)
+    absent=()
+    for f in "$pgxs/src/test/regress/pg_regress" "$pgxs/src/test/isolation/pg_isolation_regress" \
+        "$pgxs/src/test/perl/PostgreSQL/Test/Cluster.pm" "$share/extension/pgtap.control"; do
+        [[ -e $f ]] || absent+=("$f")
+    done
+    if [[ ${#absent[@]} -gt 0 ]]; then
+        echo "deps.sh: the server of $other_server lacks what the suites need:" >&2
+        printf '  %s\n' "${absent[@]}" >&2
+        echo "  (build it with --enable-tap-tests, install src/test/isolation and src/test/perl," >&2
+        echo "   and build pgTAP with PG_CONFIG=$other_server; README: Other PostgreSQL versions)" >&2
+        exit 1
+    fi
+fi
+
 missing=()
-for pkg in postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap \
-    libtap-parser-sourcehandler-pgtap-perl libipc-run-perl make gcc; do
+server_pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap)
+[[ -n $other_server ]] && server_pkgs=()
+for pkg in "${server_pkgs[@]}" libtap-parser-sourcehandler-pgtap-perl libipc-run-perl make gcc; do
     installed "$pkg" || missing+=("$pkg")
 done
 want_faketime=0
@@ -48,7 +72,7 @@ fi
 # pgbench: on Debian 12 "postgresql-contrib-15" is a virtual package provided
 # by postgresql-15 itself; older/newer layouts ship a real package.
 need_contrib=0
-if ! installed postgresql-contrib-15 && ! installed postgresql-contrib &&
+if [[ -z $other_server ]] && ! installed postgresql-contrib-15 && ! installed postgresql-contrib &&
     [[ ! -x /usr/lib/postgresql/15/bin/pgbench ]]; then
     need_contrib=1
 fi

@@ -2,7 +2,8 @@
 # test/scripts/lib.sh -- helpers sourced by test/scripts/{test,demo,bench}.sh
 # and by the benchmark scripts in test/bench/*.sh.
 #
-# Owns: pinning the PostgreSQL 15 toolchain (PG_BIN, PG_CONFIG), building and
+# Owns: pinning the PostgreSQL toolchain (PG_BIN, PG_CONFIG: 15, or the one
+# OF_PG_CONFIG names), building and
 # installing the extension (build_install), the private throwaway cluster
 # (cluster_start / cluster_stop / cluster_detach), exit-time cleanup hooks
 # (on_exit), and small client helpers (psql_q, fresh_db, pgbench_tps).
@@ -19,10 +20,22 @@ if [[ -n ${_OF_LIB_LOADED:-} ]]; then
 fi
 _OF_LIB_LOADED=1
 
-PG_BIN=/usr/lib/postgresql/15/bin
-PG_CONFIG=$PG_BIN/pg_config
+# The server to build and test against: Debian's PostgreSQL 15 unless
+# OF_PG_CONFIG names another pg_config (`make test PG_CONFIG=/x/bin/pg_config`
+# passes it on); its binaries come from that pg_config's --bindir.
+OF_DEFAULT_PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config
+PG_CONFIG=${OF_PG_CONFIG:-$OF_DEFAULT_PG_CONFIG}
+if [[ $PG_CONFIG != "$OF_DEFAULT_PG_CONFIG" ]]; then
+    if [[ ! -x $PG_CONFIG ]]; then
+        printf 'PG_CONFIG=%s: no such program\n' "$PG_CONFIG" >&2
+        exit 2
+    fi
+    PG_BIN=$("$PG_CONFIG" --bindir)
+else
+    PG_BIN=/usr/lib/postgresql/15/bin
+fi
 export PG_CONFIG
-# Debian's /usr/bin wrappers pick "the newest version"; put 15's bin dir first.
+# Debian's /usr/bin wrappers pick "the newest version"; put our bin dir first.
 export PATH="$PG_BIN:$PATH"
 
 OF_REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)

@@ -16,6 +16,11 @@
 #   tap        test/t/*.pl (PostgreSQL::Test::Cluster), run with prove -v as
 #              the postgres user from a postgres-owned copy of the tree;
 #              counted per assertion
+#   deb        test/deb/package.sh: `make deb`, then the package installed
+#              with apt-get into Debian's PostgreSQL 15, used on a fresh
+#              cluster and removed again (the tree's build is installed
+#              again afterwards); counted per assertion.  Runs as root
+#              against Debian's 15 only, and not under a moved clock.
 # A suite with no files is skipped (0/0). A suite never stops the others. A
 # file that dies midway counts its missing planned assertions (at least one)
 # as failed. Exit status is non-zero if anything failed.
@@ -34,7 +39,7 @@
 #                       in PST8PDT (they set PGTZ); pgTAP sessions, the
 #                       scheduler and the server defaults follow ZONE.
 #   OF_SUITES="..."     the suites to run, of: released regress pgtap isolation
-#                       tap (default: all five).
+#                       tap deb (default: all six).
 #   OF_SKIP_BUILD=1     no make / make install: test the extension already
 #                       installed (used by test_clock.sh after its one build).
 set -euo pipefail
@@ -124,11 +129,11 @@ count_tap() {
 }
 
 # ------------------------------------------------------------------ switches
-OF_SUITES=${OF_SUITES:-released regress pgtap isolation tap}
+OF_SUITES=${OF_SUITES:-released regress pgtap isolation tap deb}
 for suite in $OF_SUITES; do
     case $suite in
-    released | regress | pgtap | isolation | tap) ;;
-    *) abort "OF_SUITES: unknown suite '$suite' (known: released regress pgtap isolation tap)" ;;
+    released | regress | pgtap | isolation | tap | deb) ;;
+    *) abort "OF_SUITES: unknown suite '$suite' (known: released regress pgtap isolation tap deb)" ;;
     esac
 done
 # The clock: FAKETIME asks for it to be moved (we re-run ourselves under
@@ -337,8 +342,28 @@ suite_tap() {
     record tap "$pass" "$fail"
 }
 
+# ---------------------------------------------------------- e) the package
+suite_deb() {
+    local rc=0 out=$WORK/deb.log
+    section "Debian package"
+    bash test/deb/package.sh 2>&1 | tee "$out" || rc=$?
+    count_tap "$out" "$rc"
+    record deb "$T_PASS" "$T_FAIL"
+}
+
+# why the package suite cannot run here (empty: it can)
+deb_skip_reason() {
+    if [[ -n $OF_CLOCK_NOTE ]]; then
+        echo "the clock is moved ($OF_CLOCK_NOTE)"
+    elif [[ $PG_CONFIG != "$OF_DEFAULT_PG_CONFIG" ]]; then
+        echo "the package is for Debian's PostgreSQL; this run tests $PG_CONFIG"
+    elif [[ $(id -u) -ne 0 ]]; then
+        echo "installing a package needs root"
+    fi
+}
+
 # ------------------------------------------------------------------- run all
-for suite in released regress pgtap isolation tap; do
+for suite in released regress pgtap isolation tap deb; do
     if [[ " $OF_SUITES " != *" $suite "* ]]; then
         SUMMARY_ROWS+=("$(printf '%-10s not run (OF_SUITES=%s)' "$suite" "$OF_SUITES")")
         continue
@@ -347,6 +372,12 @@ for suite in released regress pgtap isolation tap; do
         section "TAP"
         echo "TAP suite skipped: the clock is moved ($OF_CLOCK_NOTE) and the background-worker tests' waits go wrong under faketime; nothing counted"
         SUMMARY_ROWS+=("$(printf '%-10s skipped under the moved clock (not counted)' tap)")
+        continue
+    fi
+    if [[ $suite == deb && -n $(deb_skip_reason) ]]; then
+        section "Debian package"
+        echo "package suite skipped: $(deb_skip_reason); nothing counted"
+        SUMMARY_ROWS+=("$(printf '%-10s skipped: %s (not counted)' deb "$(deb_skip_reason)")")
         continue
     fi
     if ! "suite_$suite"; then
