@@ -155,6 +155,21 @@ GRANT SELECT ON order_flow.pending_acks, order_flow.stale_orders, order_flow.sta
     order_flow.delay_events, order_flow.delay_reasons, order_flow.customer_health
 TO order_flow_admin;
 
+/*
+ * Reporting: order_flow_reader reads every view and runs the report
+ * functions -- what a BI tool needs (README: Reporting from a BI tool) --
+ * and nothing else: no table of the extension, no event details, no
+ * configuration changes.  Grant it to the BI tool's login role.
+ */
+GRANT SELECT ON order_flow.pending_acks, order_flow.stale_orders, order_flow.station_heatmap,
+    order_flow.order_timeline, order_flow.state_durations, order_flow.exception_pareto,
+    order_flow.delay_events, order_flow.delay_reasons, order_flow.customer_health
+TO order_flow_reader;
+
+GRANT EXECUTE ON FUNCTION order_flow.kpi(timestamptz, timestamptz),
+    order_flow.top_delay_reasons(text, text, integer[], integer), order_flow.metrics_lag()
+TO order_flow_reader;
+
 /* monitoring: pg_monitor reads the schedulers' state */
 GRANT EXECUTE ON FUNCTION order_flow.worker_status() TO pg_monitor;
 

@@ -11,6 +11,10 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'order_flow_admin') THEN
         CREATE ROLE order_flow_admin NOLOGIN;
     END IF;
+    /* reporting: what a BI tool reads (privileges.sql) */
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'order_flow_reader') THEN
+        CREATE ROLE order_flow_reader NOLOGIN;
+    END IF;
 END
 $roles$;
 

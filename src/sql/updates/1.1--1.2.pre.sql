@@ -7,6 +7,15 @@
  * pre_install/metrics_fold.sql, applied next.
  */
 
+/* the reporting role (its privileges are restated with the others) */
+DO $roles$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'order_flow_reader') THEN
+        CREATE ROLE order_flow_reader NOLOGIN;
+    END IF;
+END
+$roles$;
+
 /* ------------------------------------------------------------------ */
 /* Notifications of deleted orders are closed.                         */
 /* ------------------------------------------------------------------ */
