@@ -45,6 +45,13 @@ typedef struct OfChainWriter
 	TupleTableSlot *head_slot;	/* the locked head */
 	TupleTableSlot *new_slot;
 	TupleTableSlot *log_slot;
+	/* the broadcast's tables, opened on the first notification */
+	Relation	notif;
+	Relation	outbox;
+	ResultRelInfo *notif_rri;
+	ResultRelInfo *outbox_rri;
+	TupleTableSlot *notif_slot;
+	TupleTableSlot *outbox_slot;
 } OfChainWriter;
 
 /* a locked chain head, as read */
@@ -83,5 +90,9 @@ extern void of_chain_move_head(OfChainWriter *w, const OfEvent *ev, const uint8 
 							   const OfHeadChange *chg);
 extern void of_chain_create_head(OfChainWriter *w, const OfEvent *ev, const uint8 *hash,
 								 const OfHeadChange *chg);
+extern int64 of_chain_notification(OfChainWriter *w, const OfEvent *ev, const char *department,
+								   TimestampTz deadline, Jsonb *payload);
+extern void of_chain_outbox(OfChainWriter *w, const char *order_key, int64 notification_id,
+							Jsonb *payload);
 
 #endif							/* ORDER_FLOW_CHAIN_H */

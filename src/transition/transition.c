@@ -15,9 +15,10 @@
  * Cost per transition: the workflow graph comes from catalogue/cache.c's cache;
  * the column layout of each table is cached per relation OID (dropped on
  * its relcache invalidation); the chain head is locked, the event appended
- * and the head moved by chain/chain.c without SPI; only a move on an edge that
- * notifies runs a statement (its notifications and outbox rows), and only a
- * department on a working-hours calendar asks SQL for its deadline.  The
+ * and the head moved by chain/chain.c without SPI, and a move on an edge
+ * that notifies writes its notifications and outbox rows the same way;
+ * only a department on a working-hours calendar asks SQL for its deadline
+ * (and a deletion closes the order's notifications with a statement).  The
  * writes run as the extension owner, since ordinary roles cannot write the
  * log.  Metrics are not folded here (see metrics/fold.c).
  *
@@ -429,7 +430,6 @@ allowed_next_text(OfState *from, const char *held_from)
 
 
 static SPIPlanPtr deadline_plan = NULL;
-static SPIPlanPtr notify_plan = NULL;
 static SPIPlanPtr close_plan = NULL;
 
 /*
@@ -822,30 +822,42 @@ head_change(Request *rq, Jsonb *attrs, OfHeadChange *chg)
 	}
 }
 
+/* payload_jsonb: the text in buf, closed with '}', as jsonb (buf is left as it was) */
+static Jsonb *
+payload_jsonb(StringInfo buf)
+{
+	int			len = buf->len;
+	Jsonb	   *j;
+
+	appendStringInfoChar(buf, '}');
+	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf->data)));
+	buf->len = len;
+	buf->data[len] = '\0';
+	return j;
+}
+
 /*
  * broadcast: a live move on an edge that notifies opens one notification
  * per department (deadline in the department's calendar), each with its
  * outbox message, and (unless order_flow.notify is off) a NOTIFY at commit.
+ * The rows are written through the move's chain writer (chain/chain.c),
+ * not a statement.  The payloads are the move's description plus the
+ * department, level and deadline (and, in the outbox, the notification's
+ * id): written as JSON text once, each parsed once.
  */
 static void
-broadcast(Request *rq, const OfEvent *ev)
+broadcast(OfChainWriter *w, Request *rq, const OfEvent *ev)
 {
 	OfEdge	   *edge = rq->edge;
-	Datum	   *elems = palloc(sizeof(Datum) * edge->nnotify);
-	Datum	   *dls = palloc(sizeof(Datum) * edge->nnotify);
+	TimestampTz *dls = palloc(sizeof(TimestampTz) * edge->nnotify);
 	TimestampTz earliest = DT_NOEND;
 	StringInfoData pl;
-	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTARRAYOID, JSONBOID, TIMESTAMPTZARRAYOID};
-	Datum		v[7];
+	int			base_len;
 
 	for (int i = 0; i < edge->nnotify; i++)
 	{
-		TimestampTz dl;
-
-		elems[i] = CStringGetTextDatum(edge->notify[i]);
-		dl = department_deadline(edge->notify[i], rq->now, &edge->ack_within);
-		dls[i] = TimestampTzGetDatum(dl);
-		earliest = Min(earliest, dl);
+		dls[i] = department_deadline(edge->notify[i], rq->now, &edge->ack_within);
+		earliest = Min(earliest, dls[i]);
 	}
 	of_note_deadline(earliest);
 
@@ -867,33 +879,24 @@ broadcast(Request *rq, const OfEvent *ev)
 	appendStringInfoString(&pl, rq->attrs);
 	appendStringInfoString(&pl, ",\"actor\":");
 	escape_json(&pl, rq->actor);
-	appendStringInfoChar(&pl, '}');
+	base_len = pl.len;
 
-	v[0] = CStringGetTextDatum(rq->key);
-	v[1] = CStringGetTextDatum(rq->from);
-	v[2] = CStringGetTextDatum(rq->to);
-	v[3] = Int64GetDatum(ev->seq);
-	v[4] = PointerGetDatum(construct_array(elems, edge->nnotify, TEXTOID, -1, false, TYPALIGN_INT));
-	v[5] = DirectFunctionCall1(jsonb_in, CStringGetDatum(pl.data));
-	v[6] = PointerGetDatum(construct_array(dls, edge->nnotify, TIMESTAMPTZOID,
-										   sizeof(TimestampTz), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_plan(of_keep_plan(&notify_plan,
-								   "WITH n AS (INSERT INTO order_flow.notification (order_key, department, level,"
-								   "   deadline, payload, from_state, to_state, event_seq)"
-								   "   SELECT $1, x.d, 1, x.dl,"
-								   "     $6 OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('department', x.d,"
-								   "       'level', 1, 'deadline', x.dl),"
-								   "     $2, $3, $4 FROM ROWS FROM (pg_catalog.unnest($5), pg_catalog.unnest($7)) x(d, dl)"
-								   "   RETURNING id, payload)"
-								   " INSERT INTO order_flow.outbox (order_key, notification_id, payload)"
-								   " SELECT $1, n.id, n.payload OPERATOR(pg_catalog.||)"
-								   "   pg_catalog.jsonb_build_object('notification_id', n.id) FROM n",
-								   7, types),
-						 v, NULL, false, 0) != SPI_OK_INSERT)
-		elog(ERROR, "could not open the notifications of order %s", rq->key);
-	SPI_finish();
+	for (int i = 0; i < edge->nnotify; i++)
+	{
+		char		ts[MAXDATELEN + 1];
+		int64		id;
+
+		pl.len = base_len;
+		pl.data[base_len] = '\0';
+		appendStringInfoString(&pl, ",\"department\":");
+		escape_json(&pl, edge->notify[i]);
+		/* the deadline as jsonb_build_object() writes a timestamptz */
+		appendStringInfo(&pl, ",\"level\":1,\"deadline\":\"%s\"",
+						 JsonEncodeDateTime(ts, TimestampTzGetDatum(dls[i]), TIMESTAMPTZOID, NULL));
+		id = of_chain_notification(w, ev, edge->notify[i], dls[i], payload_jsonb(&pl));
+		appendStringInfo(&pl, ",\"notification_id\":" INT64_FORMAT, id);
+		of_chain_outbox(w, rq->key, id, payload_jsonb(&pl));
+	}
 
 	if (of_notify_enabled)
 	{
@@ -1017,11 +1020,11 @@ transition_row(TriggerData *td)
 		of_chain_move_head(&w, &ev, hash, &chg);
 	else
 		of_chain_create_head(&w, &ev, hash, &chg);
-	of_chain_end(&w);
 
 	/* live moves on an edge that notifies open the broadcast */
 	if (head.found && rq.edge && !rq.resume && rq.edge->nnotify > 0 && strcmp(rq.action, "import") != 0)
-		broadcast(&rq, &ev);
+		broadcast(&w, &rq, &ev);
+	of_chain_end(&w);
 	of_restore_user(&save);
 
 	of_metrics_after_append(rq.key, ev.seq);

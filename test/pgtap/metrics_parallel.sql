@@ -1,6 +1,6 @@
 -- test/pgtap/metrics_parallel.sql -- the C aggregates (median, breadth, the
 -- order-rhythm family) give the same answers with parallel plans forced
--- (force_parallel_mode, zero parallel costs, leader not participating, so
+-- (force_parallel_mode -- debug_parallel_query from PostgreSQL 16 --, zero parallel costs, leader not participating, so
 -- every partial state is serialised by a worker and combined by the leader)
 -- as without parallelism, and the same answers as the built-in SQL they
 -- replace; customer_health, kpi() and exception_pareto agree across the two
@@ -61,9 +61,13 @@ $f$;
 \set q_kpi 'SELECT md5(format(''%s|%s|%s|%s|%s|%s|%s'', orders, median_hours_to_first_logistics, round(mean_processing_hours::numeric, 9), median_processing_hours, on_time_rate, first_time_right_rate, exception_rate)) FROM order_flow.kpi(''-infinity'', ''infinity'')'
 \set q_pareto 'SELECT md5(string_agg(p::text, '','' ORDER BY rank)) FROM order_flow.exception_pareto p'
 
+-- the setting that forces a parallel plan: renamed in PostgreSQL 16
+SELECT CASE WHEN current_setting('server_version_num')::int >= 160000
+            THEN 'debug_parallel_query' ELSE 'force_parallel_mode' END AS force_parallel \gset
+
 -- serial
 SET LOCAL max_parallel_workers_per_gather = 0;
-SET LOCAL force_parallel_mode = off;
+SELECT set_config(:'force_parallel', 'off', true) AS force_parallel_off \gset
 :q_median \gset serial_median_
 :q_breadth \gset serial_breadth_
 :q_rhythm \gset serial_rhythm_
@@ -73,7 +77,7 @@ SET LOCAL force_parallel_mode = off;
 SELECT doesnt_match(pg_temp.plan_of(:'q_median_only'), 'Gather', 'serial mode: no Gather');
 
 -- parallel, forced
-SET LOCAL force_parallel_mode = on;
+SELECT set_config(:'force_parallel', 'on', true) AS force_parallel_on \gset
 SET LOCAL max_parallel_workers_per_gather = 2;
 SET LOCAL parallel_setup_cost = 0;
 SET LOCAL parallel_tuple_cost = 0;

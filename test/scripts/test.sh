@@ -104,10 +104,11 @@ exit_note() {
     if [[ $1 -ne 0 ]]; then echo "exit status $1"; fi
 }
 
-# Count pg_regress result lines in file $1 -> sets R_PASS R_FAIL.
+# Count pg_regress result lines in file $1 -> sets R_PASS R_FAIL: up to
+# PostgreSQL 15 "test X ... ok|FAILED", from 16 TAP-like "ok N - X" / "not ok N - X".
 count_pg_regress() {
-    R_PASS=$(grep -cE '^(test |     )[^ ].* \.\.\. (ok|failed \(ignored\))' "$1" || true)
-    R_FAIL=$(grep -cE '^(test |     )[^ ].* \.\.\. FAILED' "$1" || true)
+    R_PASS=$(grep -cE '^(test |     )[^ ].* \.\.\. (ok|failed \(ignored\))|^ok [0-9]+ +- ' "$1" || true)
+    R_FAIL=$(grep -cE '^(test |     )[^ ].* \.\.\. FAILED|^not ok [0-9]+ +- ' "$1" || true)
 }
 
 # Count top-level TAP results of a `prove -v` / `pg_prove -v` run in file $1,
