@@ -4,7 +4,9 @@
 # it into Debian's PostgreSQL 15; a fresh cluster of that server (the
 # library preloaded) runs CREATE EXTENSION, a managed table and a
 # transition, the chain verifies and version() reports the packaged
-# version; `apt-get remove` takes every file away again.  The package
+# version; `apt-get remove` takes every file away again.  The tree's own
+# build is taken away before the package goes in, so nothing but the
+# package can answer.  The package
 # installs into the same directories as `make install`, so the tree's own
 # build is installed again at the end (whatever happened).
 #
@@ -42,7 +44,7 @@ restore_build() {
 }
 on_exit restore_build
 
-deb=$(make -s deb 2>"${TMPDIR:-/tmp}/of_deb.err" | tail -n 1)
+deb=$(make -s deb 2>"${TMPDIR:-/tmp}/of_deb.err" | grep -v -- '-dbgsym_' | tail -n 1)
 ok $? "make deb builds the package"
 [[ -n $deb && -f $deb ]] || { cat "${TMPDIR:-/tmp}/of_deb.err" >&2; deb=; }
 is "$(dpkg-deb -f "$deb" Package 2>/dev/null)" "$PKG" "the package is $PKG"
@@ -53,13 +55,19 @@ contents=$(dpkg-deb -c "$deb" 2>/dev/null | awk '{ print $6 }')
 want_files=(./usr/lib/postgresql/15/lib/order_flow.so
     ./usr/share/postgresql/15/extension/order_flow.control
     "./usr/share/postgresql/15/extension/order_flow--$(sed -n "s/^default_version = '\(.*\)'/\1/p" order_flow.control).sql"
-    ./usr/share/doc/postgresql-doc-15/extension/README.order_flow.md
-    ./usr/share/doc/$PKG/copyright ./usr/share/doc/$PKG/CHANGELOG.md.gz)
+    ./usr/share/doc/postgresql-doc-15/extension/README.order_flow.md.gz
+    ./usr/share/doc/$PKG/copyright ./usr/share/doc/$PKG/changelog.gz)
 absent=()
 for f in "${want_files[@]}"; do
     grep -qxF "$f" <<<"$contents" || absent+=("$f")
 done
 is "${absent[*]}" "" "the library, the scripts, the documentation, licence and changelog are inside"
+
+# the tree's own build goes first, so what runs below is the package's
+for f in "${want_files[@]}"; do
+    [[ $f == ./usr/share/doc/* ]] || rm -f "${f#.}"
+done
+rm -f /usr/share/postgresql/15/extension/order_flow--*.sql
 
 apt-get install -y -q -q "./$deb" >/dev/null 2>&1
 ok $? "apt-get install ./$deb"
@@ -67,6 +75,7 @@ is "$(dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null)" "install ok installed" "
 
 # a fresh cluster of Debian's server, loading the packaged library
 (
+    _OF_EXIT_HOOKS=()    # this subshell stops its cluster, and nothing else, when it ends
     cluster_start >/dev/null 2>&1 || { echo "could not start a cluster" >&2; exit 1; }
     psql_q -At -d postgres <<'SQL'
 CREATE EXTENSION order_flow;
