@@ -38,7 +38,7 @@ PG_CFLAGS = -Wall -Werror -Wmissing-prototypes
 # around the same idempotent sources.  Released scripts are frozen copies,
 # checked against src/sql/released/SHA256SUMS.
 SQL_PRE_INSTALL = $(foreach s,status catalogue tracking checkpoints restore station privileges metrics metrics_fold,src/sql/pre_install/$(s).sql)
-SQL_SOURCES = $(foreach s,status tracking catalogue broadcast station metrics privileges,src/sql/$(s).sql)
+SQL_SOURCES = $(foreach s,status tracking catalogue broadcast station metrics monitor privileges,src/sql/$(s).sql)
 PREV_VERSION = 1.1
 SQL_UPDATE_PRE = src/sql/updates/$(PREV_VERSION)--$(EXTVERSION).pre.sql
 # objects new in this version: created by the update from their pre_install files
@@ -47,7 +47,7 @@ SQL_UPDATE_POST = src/sql/updates/$(PREV_VERSION)--$(EXTVERSION).post.sql
 
 DATA = $(sort $(wildcard src/sql/released/*.sql))
 # the README, installed as the extension's documentation under a name of its own
-DOCS = .build/README.order_flow.md
+DOCS = .build/README.order_flow.md src/monitoring/order_flow.prometheus.yaml
 DATA_built = .build/$(EXTENSION)--$(EXTVERSION).sql \
              .build/$(EXTENSION)--$(PREV_VERSION)--$(EXTVERSION).sql
 EXTRA_CLEAN = .build

@@ -338,6 +338,15 @@ fill_defaults(OfChainWriter *w, RelLayout *l, TupleTableSlot *slot)
 	}
 }
 
+/* empty_slot: slot cleared, every column NULL, ready to be filled */
+static void
+empty_slot(TupleTableSlot *slot)
+{
+	ExecClearTuple(slot);
+	for (int a = 0; a < slot->tts_tupleDescriptor->natts; a++)
+		slot->tts_isnull[a] = true;
+}
+
 /* defaulted_id: the id column's value, when fill_defaults gave it one (else 0) */
 static int64
 defaulted_id(RelLayout *l, TupleTableSlot *slot)
@@ -428,17 +437,14 @@ int64
 of_chain_append_event(OfChainWriter *w, const OfEvent *ev, Jsonb *details, const uint8 *hash)
 {
 	TupleTableSlot *slot = w->log_slot;
-	int			natts = slot->tts_tupleDescriptor->natts;
 	bytea	   *h = of_hash_bytea(hash);
 	Datum	   *v;
 	bool	   *n;
 	int64		id = 0;
 
-	ExecClearTuple(slot);
+	empty_slot(slot);
 	v = slot->tts_values;
 	n = slot->tts_isnull;
-	for (int a = 0; a < natts; a++)
-		n[a] = true;
 #define SETCOL(col, datum) (v[log_layout.att[col] - 1] = (datum), n[log_layout.att[col] - 1] = false)
 	SETCOL(LOG_KEY, CStringGetTextDatum(ev->order_key));
 	SETCOL(LOG_SEQ, Int64GetDatum(ev->seq));
@@ -547,16 +553,13 @@ void
 of_chain_create_head(OfChainWriter *w, const OfEvent *ev, const uint8 *hash, const OfHeadChange *chg)
 {
 	TupleTableSlot *slot = w->new_slot;
-	int			natts = slot->tts_tupleDescriptor->natts;
 	bytea	   *h = of_hash_bytea(hash);
 	Datum	   *v;
 	bool	   *n;
 
-	ExecClearTuple(slot);
+	empty_slot(slot);
 	v = slot->tts_values;
 	n = slot->tts_isnull;
-	for (int a = 0; a < natts; a++)
-		n[a] = true;
 	fill_defaults(w, &head_layout, slot);
 #define SETCOL(col, datum) (v[head_layout.att[col] - 1] = (datum), n[head_layout.att[col] - 1] = false)
 	SETCOL(HEAD_KEY, CStringGetTextDatum(ev->order_key));
@@ -603,11 +606,9 @@ of_chain_notification(OfChainWriter *w, const OfEvent *ev, const char *departmen
 
 	open_broadcast(w);
 	slot = w->notif_slot;
-	ExecClearTuple(slot);
+	empty_slot(slot);
 	v = slot->tts_values;
 	n = slot->tts_isnull;
-	for (int a = 0; a < slot->tts_tupleDescriptor->natts; a++)
-		n[a] = true;
 	fill_defaults(w, &notif_layout, slot);
 #define SETCOL(col, datum) (v[notif_layout.att[col] - 1] = (datum), n[notif_layout.att[col] - 1] = false)
 	SETCOL(NOTIF_KEY, CStringGetTextDatum(ev->order_key));
@@ -637,11 +638,9 @@ of_chain_outbox(OfChainWriter *w, const char *order_key, int64 notification_id, 
 
 	open_broadcast(w);
 	slot = w->outbox_slot;
-	ExecClearTuple(slot);
+	empty_slot(slot);
 	v = slot->tts_values;
 	n = slot->tts_isnull;
-	for (int a = 0; a < slot->tts_tupleDescriptor->natts; a++)
-		n[a] = true;
 	fill_defaults(w, &outbox_layout, slot);
 #define SETCOL(col, datum) (v[outbox_layout.att[col] - 1] = (datum), n[outbox_layout.att[col] - 1] = false)
 	SETCOL(OUTBOX_KEY, CStringGetTextDatum(order_key));

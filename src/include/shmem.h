@@ -40,6 +40,7 @@ typedef struct OfSchedSlot
 	bool		absent;			/* exited: extension not installed */
 	TimestampTz absent_since;
 	uint64		sweeps;
+	TimestampTz last_sweep;		/* when the last sweep ended (0: none yet) */
 	pg_atomic_uint64 fold_requested;	/* latest commit with events to fold (TimestampTz) */
 	bool		catch_up_requested;	/* rows written by SQL into the log or the heads */
 	bool		no_worker;		/* the launcher found no background worker slot for it */

@@ -227,8 +227,9 @@ order_flow_worker_status(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	/*
-	 * 7 columns before 1.2, 8 since (no_worker_slot): the row is formed by
-	 * the caller's result descriptor, which reads the first 7 or all 8.
+	 * 7 columns before 1.2, 9 since (no_worker_slot, last_sweep): the row is
+	 * formed by the caller's result descriptor, which reads the first 7 or
+	 * all 9.
 	 */
 	InitMaterializedSRF(fcinfo, 0);
 	if (of_shared == NULL)
@@ -237,8 +238,8 @@ order_flow_worker_status(PG_FUNCTION_ARGS)
 	for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
 	{
 		OfSchedSlot *s = &of_shared->sched[i];
-		Datum		v[8];
-		bool		n[8] = {false, false, false, false, false, false, false, false};
+		Datum		v[9];
+		bool		n[9] = {false, false, false, false, false, false, false, false, false};
 
 		if (s->dboid == InvalidOid)
 			continue;
@@ -252,6 +253,8 @@ order_flow_worker_status(PG_FUNCTION_ARGS)
 		v[5] = Int64GetDatum((int64) of_shared->refused_total);
 		v[6] = Int64GetDatum((int64) of_shared->refused_dropped);
 		v[7] = BoolGetDatum(s->no_worker);
+		v[8] = TimestampTzGetDatum(s->last_sweep);
+		n[8] = s->last_sweep == 0;
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
 	}
 	LWLockRelease(of_shared->lock);

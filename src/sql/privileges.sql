@@ -170,8 +170,10 @@ GRANT EXECUTE ON FUNCTION order_flow.kpi(timestamptz, timestamptz),
     order_flow.top_delay_reasons(text, text, integer[], integer), order_flow.metrics_lag()
 TO order_flow_reader;
 
-/* monitoring: pg_monitor reads the schedulers' state */
-GRANT EXECUTE ON FUNCTION order_flow.worker_status() TO pg_monitor;
+/* monitoring: pg_monitor reads the schedulers' state and the health view */
+GRANT EXECUTE ON FUNCTION order_flow.worker_status(), order_flow.metrics_lag() TO pg_monitor;
+
+GRANT SELECT ON order_flow.monitor TO pg_monitor, order_flow_admin, order_flow_reader;
 
 /* anyone may ask which versions run */
 GRANT EXECUTE ON FUNCTION order_flow.version(), order_flow._library_version() TO PUBLIC;

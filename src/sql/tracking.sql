@@ -44,12 +44,12 @@ COMMENT ON FUNCTION order_flow.version() IS
 CREATE OR REPLACE FUNCTION order_flow.worker_status(
         OUT dboid oid, OUT pid integer, OUT next_wake timestamptz, OUT sweeps bigint,
         OUT absent boolean, OUT refused_total bigint, OUT refused_dropped bigint,
-        OUT no_worker_slot boolean)
+        OUT no_worker_slot boolean, OUT last_sweep timestamptz)
     RETURNS SETOF record
     AS 'MODULE_PATHNAME', 'order_flow_worker_status' LANGUAGE C;
 
 COMMENT ON FUNCTION order_flow.worker_status() IS
-    'Every database the launcher serves or tried to: its scheduler (pid NULL: none now), absent (no extension there), no_worker_slot (no free background worker: raise max_worker_processes); and the refused-attempt queue';
+    'Every database the launcher serves or tried to: its scheduler (pid NULL: none now), when its last sweep ended, absent (no extension there), no_worker_slot (no free background worker: raise max_worker_processes); and the refused-attempt queue';
 
 /* Served by the worker within a second of this transaction's commit. */
 SELECT order_flow._request_service();

@@ -976,6 +976,7 @@ of_scheduler_main(Datum arg)
 		LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
 		my_slot->next_wake = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
 		my_slot->sweeps++;
+		my_slot->last_sweep = GetCurrentTimestamp();
 		LWLockRelease(of_shared->lock);
 
 		if (timeout > 0)

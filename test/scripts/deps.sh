@@ -12,6 +12,8 @@
 #   libtap-parser-sourcehandler-pgtap-perl pg_prove
 #   libipc-run-perl                        TAP tests (PostgreSQL::Test::Cluster)
 #   make, gcc                              the build itself
+#   prometheus-postgres-exporter           downloaded and unpacked under .build/exporter/
+#                                          (not installed), for the monitoring test
 # (with OF_PG_CONFIG naming another server, the four postgresql-* packages
 # are not installed: that server must bring them), and, only when asked for (`deps.sh faketime`, or OF_FAKETIME / FAKETIME set):
 #   faketime                               libfaketime and its wrapper, for
@@ -77,7 +79,30 @@ if [[ -z $other_server ]] && ! installed postgresql-contrib-15 && ! installed po
     need_contrib=1
 fi
 
+# Debian's Prometheus PostgreSQL exporter, for the monitoring test
+# (test/t/113_prometheus_exporter.pl): unpacked under .build/exporter/, not
+# installed -- its package would start a system-wide daemon.  Without it
+# that test skips, saying so.
+EXPORTER_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.build/exporter
+fetch_exporter() {
+    local deb
+    [[ -x $EXPORTER_DIR/usr/bin/prometheus-postgres-exporter ]] && return 0
+    [[ $(id -u) -eq 0 ]] || return 0
+    mkdir -p "$EXPORTER_DIR/deb"
+    if ! (cd "$EXPORTER_DIR/deb" && apt-get download -q -q prometheus-postgres-exporter) >/dev/null 2>&1; then
+        apt-get update -q -q >/dev/null 2>&1 || true
+        (cd "$EXPORTER_DIR/deb" && apt-get download -q -q prometheus-postgres-exporter) >/dev/null 2>&1 || {
+            echo "deps.sh: could not download prometheus-postgres-exporter (its test will skip)" >&2
+            return 0
+        }
+    fi
+    deb=$(ls "$EXPORTER_DIR"/deb/prometheus-postgres-exporter_*.deb | head -n 1)
+    dpkg-deb -x "$deb" "$EXPORTER_DIR" && echo "deps.sh: unpacked $(basename "$deb") into .build/exporter" >&2
+    return 0
+}
+
 if [[ ${#missing[@]} -eq 0 && $need_contrib -eq 0 ]]; then
+    fetch_exporter
     exit 0
 fi
 
@@ -100,3 +125,4 @@ fi
 
 echo "deps.sh: installing ${missing[*]}" >&2
 apt-get install -y -q -q --no-install-recommends "${missing[@]}" >/dev/null
+fetch_exporter
