@@ -75,6 +75,15 @@ endif
 # there); after the include, so that the default goal stays PGXS's "all"
 $(OBJS): $(wildcard src/include/*.h) $(EXTENSION).control
 
+# ... and when the server it is built for changes (PG_CONFIG=... of another
+# major): .build/server-id names the last one; a different one removes the
+# objects.  (A stamp prerequisite would not do: PGXS marks every target
+# .SECONDARY, so a missing stamp never forces a rebuild.)
+SERVER_ID := $(shell { $(PG_CONFIG) --version; $(PG_CONFIG) --bindir; } 2>/dev/null | tr -c 'A-Za-z0-9.\n' '_' | tr -d '\n')
+ifneq ($(SERVER_ID),$(shell cat .build/server-id 2>/dev/null))
+$(shell rm -f $(OBJS) $(OBJS:.o=.bc) $(MODULE_big)$(DLSUFFIX); mkdir -p .build; echo '$(SERVER_ID)' > .build/server-id)
+endif
+
 # The business names the metrics depend on (src/include/metric_names.h):
 # each `#define OF_X "a", "b"` becomes a substitution of @OF_X@ by 'a', 'b'.
 .build/metric_names.sed: src/include/metric_names.h
