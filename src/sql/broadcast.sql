@@ -258,17 +258,19 @@ BEGIN
 
     SELECT * INTO n FROM order_flow.notification x WHERE x.id = notification_id FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'notification % does not exist', notification_id USING ERRCODE = 'P0002';
+        RAISE EXCEPTION 'notification % does not exist', notification_id USING ERRCODE = 'P0002',
+            CONSTRAINT = 'order_flow_unknown_notification';
     END IF;
     IF NOT order_flow.is_admin()
        AND NOT EXISTS (SELECT 1 FROM order_flow.member m WHERE m.actor = who AND m.department = n.department) THEN
         RAISE EXCEPTION 'actor "%" may not answer notification % of department %', who, n.id, n.department
             USING ERRCODE = '42501',
-                  HINT = 'Only members of the notified department answer it.';
+                  HINT = 'Only members of the notified department answer it.',
+                  CONSTRAINT = 'order_flow_not_member';
     END IF;
     IF n.status <> 'pending' THEN
         RAISE EXCEPTION 'notification % was already answered (%)', n.id, n.status
-            USING ERRCODE = '55000';
+            USING ERRCODE = '55000', CONSTRAINT = 'order_flow_already_answered';
     END IF;
 
     UPDATE order_flow.notification x

@@ -114,14 +114,17 @@ BEGIN
         RAISE EXCEPTION 'order key, barcode and quantity must not be null' USING ERRCODE = '22004';
     END IF;
     IF qty <= 0 OR qty > 10000 THEN
-        RAISE EXCEPTION 'scan quantity % is out of range (1 to 10000)', qty USING ERRCODE = '22023';
+        RAISE EXCEPTION 'scan quantity % is out of range (1 to 10000)', qty USING ERRCODE = '22023',
+            CONSTRAINT = 'order_flow_station_quantity';
     END IF;
     SELECT t.state INTO st FROM order_flow.tracked_order t WHERE t.order_key = order_key AND t.tbl IS NOT NULL;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'order % does not exist', order_key USING ERRCODE = 'P0002';
+        RAISE EXCEPTION 'order % does not exist', order_key USING ERRCODE = 'P0002',
+            CONSTRAINT = 'order_flow_unknown_order';
     END IF;
     IF st NOT IN ('picking', 'packed') THEN
-        RAISE EXCEPTION 'order % is %, not being picked or packed', order_key, st USING ERRCODE = '55000';
+        RAISE EXCEPTION 'order % is %, not being picked or packed', order_key, st USING ERRCODE = '55000',
+            CONSTRAINT = 'order_flow_station_not_ready';
     END IF;
 
     SELECT * INTO art FROM order_flow.sku s WHERE s.barcode = station_scan.barcode;
@@ -216,32 +219,36 @@ BEGIN
     SELECT * INTO p FROM order_flow.package_preset x WHERE x.code = package_preset;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown package preset "%"', package_preset USING ERRCODE = '22023',
-            HINT = 'Choose one of the presets in order_flow.package_preset.';
+            HINT = 'Choose one of the presets in order_flow.package_preset.',
+            CONSTRAINT = 'order_flow_station_preset';
     END IF;
     SELECT * INTO o FROM order_flow.tracked_order t
      WHERE t.order_key = order_key AND t.tbl IS NOT NULL FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'order % does not exist', order_key USING ERRCODE = 'P0002';
+        RAISE EXCEPTION 'order % does not exist', order_key USING ERRCODE = 'P0002',
+            CONSTRAINT = 'order_flow_unknown_order';
     END IF;
     IF o.state NOT IN ('picking', 'packed') THEN
         RAISE EXCEPTION 'order % is %, not ready to ship', order_key, o.state USING ERRCODE = '55000',
-            HINT = 'Only picked or packed orders are shipped at the station.';
+            HINT = 'Only picked or packed orders are shipped at the station.',
+            CONSTRAINT = 'order_flow_station_not_ready';
     END IF;
     IF NOT EXISTS (SELECT 1 FROM order_flow.order_line l WHERE l.order_key = order_key) THEN
-        RAISE EXCEPTION 'order % has no lines', order_key USING ERRCODE = '55000';
+        RAISE EXCEPTION 'order % has no lines', order_key USING ERRCODE = '55000',
+            CONSTRAINT = 'order_flow_station_no_lines';
     END IF;
     SELECT string_agg(format('%s (%s of %s scanned)', l.sku, l.scanned, l.qty), ', ' ORDER BY l.sku)
       INTO bad FROM order_flow.order_line l WHERE l.order_key = order_key AND l.scanned < l.qty;
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'order % is not fully scanned', order_key USING ERRCODE = '55000',
-            DETAIL = 'Still to scan: ' || bad || '.';
+            DETAIL = 'Still to scan: ' || bad || '.', CONSTRAINT = 'order_flow_station_unscanned';
     END IF;
     SELECT string_agg(l.sku, ', ' ORDER BY l.sku) INTO bad
       FROM order_flow.order_line l JOIN order_flow.sku s ON s.sku = l.sku
      WHERE l.order_key = order_key AND s.prohibited;
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'order % contains prohibited goods', order_key USING ERRCODE = '23514',
-            DETAIL = 'Prohibited: ' || bad || '.';
+            DETAIL = 'Prohibited: ' || bad || '.', CONSTRAINT = 'order_flow_station_prohibited';
     END IF;
     SELECT sum(l.qty * s.weight_kg) + p.tare_kg INTO weight
       FROM order_flow.order_line l JOIN order_flow.sku s ON s.sku = l.sku
@@ -249,7 +256,7 @@ BEGIN
     IF weight > p.max_weight_kg THEN
         RAISE EXCEPTION 'order % weighs % kg, more than preset % allows (% kg)', order_key, weight,
             p.code, p.max_weight_kg USING ERRCODE = '23514',
-            HINT = 'Choose a larger package preset.';
+            HINT = 'Choose a larger package preset.', CONSTRAINT = 'order_flow_station_overweight';
     END IF;
 
     /* stock: lock in a fixed order so two stations never deadlock, then check and decrement */
@@ -257,7 +264,8 @@ BEGIN
         avail := order_flow._stock(src::regclass, 'lock', r.sku, 0);
         IF COALESCE(avail, 0) < r.qty THEN
             RAISE EXCEPTION 'stock short for % on order %: % available, % needed', r.sku, order_key,
-                COALESCE(avail, 0), r.qty USING ERRCODE = '23514';
+                COALESCE(avail, 0), r.qty USING ERRCODE = '23514',
+                CONSTRAINT = 'order_flow_station_stock_short';
         END IF;
     END LOOP;
     FOR r IN SELECT l.sku, l.qty FROM order_flow.order_line l WHERE l.order_key = order_key ORDER BY l.sku LOOP
@@ -272,7 +280,8 @@ BEGIN
      LIMIT 1;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'no freight rule for region % and % kg', COALESCE(region, '(none)'), weight
-            USING ERRCODE = 'P0002', HINT = 'Add a row to order_flow.freight_rule.';
+            USING ERRCODE = 'P0002', HINT = 'Add a row to order_flow.freight_rule.',
+                  CONSTRAINT = 'order_flow_station_no_freight_rule';
     END IF;
     fee := round(rule.fee, 2);
 
@@ -281,7 +290,8 @@ BEGIN
     RETURNING w.*, w.next_no - 1 AS taken INTO pool;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'waybill pool of carrier % is exhausted', rule.carrier USING ERRCODE = '55000',
-            HINT = 'Load a new number range into order_flow.waybill_pool.';
+            HINT = 'Load a new number range into order_flow.waybill_pool.',
+            CONSTRAINT = 'order_flow_station_waybills_exhausted';
     END IF;
     serial := pool.taken;
     waybill := pool.prefix || lpad(serial::text, pool.digits, '0')

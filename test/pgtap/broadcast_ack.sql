@@ -11,8 +11,9 @@
 \ir include/preamble.psql
 BEGIN;
 \ir include/helpers.psql
+\ir include/refusal_name.psql
 
-SELECT plan(121);
+SELECT plan(124);
 
 CREATE TABLE bc_orders (id text PRIMARY KEY, status text NOT NULL, customer text,
                         grade text, urgency text, ship_by date);
@@ -318,6 +319,8 @@ SELECT * FROM pg_temp.hub_refused($$SELECT order_flow.acknowledge((SELECT max(id
 SELECT * FROM pg_temp.hub_refused($$SELECT order_flow.acknowledge(-1, 'need_info', '{"text": "q"}')$$,
                                   'P0002', 'a negative notification id with need_info');
 
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.acknowledge((SELECT max(id) + 1000 FROM order_flow.notification))$$),
+          'order_flow_unknown_notification', '... named order_flow_unknown_notification');
 -- wrong department: a non-admin database user claiming a member of another
 -- department, of no department, or nobody at all
 SELECT * FROM pg_temp.hub_refused(format('SELECT order_flow.acknowledge(%s)', pg_temp.nid('ba-1', 'logistics')),
@@ -337,10 +340,16 @@ SELECT * FROM pg_temp.hub_refused(format('SELECT order_flow.acknowledge(%s)', (S
                                   '42501', 'a finance member answers the sales need_info notification',
                                   as_role => 'tw_bc_clerk', actor => 'fin_wang');
 
+SELECT is(pg_temp.refusal_name(format('SELECT order_flow.acknowledge(%s)', pg_temp.nid('ba-1', 'logistics')),
+                               'tw_bc_clerk', 'fin_wang'),
+          'order_flow_not_member', '... named order_flow_not_member');
 -- already answered: 55000, whoever asks and however
 SELECT * FROM pg_temp.hub_refused(format('SELECT order_flow.acknowledge(%s)', pg_temp.nid('ba-1', 'warehouse')),
                                   '55000', 'acknowledging an acknowledged notification again', '%already answered%',
                                   as_role => 'tw_bc_clerk', actor => 'wh_li');
+SELECT is(pg_temp.refusal_name(format('SELECT order_flow.acknowledge(%s)', pg_temp.nid('ba-1', 'warehouse')),
+                               'tw_bc_clerk', 'wh_li'),
+          'order_flow_already_answered', '... named order_flow_already_answered');
 SELECT * FROM pg_temp.hub_refused(format('SELECT order_flow.acknowledge(%s, %L, %L)', pg_temp.nid('ba-1', 'warehouse'),
                                          'need_info', '{"text": "changed my mind"}'),
                                   '55000', 'need_info on an acknowledged notification',

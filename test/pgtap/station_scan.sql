@@ -8,10 +8,11 @@
 \ir include/preamble.psql
 BEGIN;
 
-SELECT plan(94);
+SELECT plan(97);
 
 -- ------------------------------------------------------------ helpers
 \ir include/station_helpers.psql
+\ir include/refusal_name.psql
 
 -- scan_log: every scan made through pg_temp.scan(), with what it changed
 CREATE TEMP TABLE scan_log (
@@ -209,6 +210,7 @@ SELECT is((SELECT res->'remaining' FROM scan_log WHERE label = 'short, no substi
 -- ------------------------------------------------------------ refused input
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_scan('sc-2', '6901234500079', 0)$$, '22023',
                                  'scan qty 0');
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.station_scan('sc-2', '6901234500079', 0)$$), 'order_flow_station_quantity', '... named order_flow_station_quantity');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_scan('sc-2', '6901234500079', -1)$$, '22023',
                                  'scan qty -1');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_scan('sc-2', '6901234500079', 100000)$$, '22023',
@@ -227,12 +229,14 @@ SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_scan(NULL, NULL, NU
                                  'scan with all NULLs');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_scan('sc-nope', '6901234500079')$$, 'P0002',
                                  'scan for an unknown order', '%sc-nope%');
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.station_scan('sc-nope', '6901234500079')$$), 'order_flow_unknown_order', '... named order_flow_unknown_order');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_scan('sc-nope', '0000000000000')$$, 'P0002',
                                  'unknown order and unknown barcode: the order is judged first');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_scan('order_flow:config', '6901234500079')$$, 'P0002',
                                  'scan for the configuration''s audit chain (no order)');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_scan('sc-q', '6901234500079')$$, '55000',
                                  'scan for a quoted order', '%quoted%');
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.station_scan('sc-q', '6901234500079')$$), 'order_flow_station_not_ready', '... named order_flow_station_not_ready');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_scan('sc-f', '6901234500079')$$, '55000',
                                  'scan for a finance-approved order');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_scan('sc-s', '6901234500079')$$, '55000',

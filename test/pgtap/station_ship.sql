@@ -15,10 +15,11 @@
 \ir include/preamble.psql
 BEGIN;
 
-SELECT plan(114);
+SELECT plan(124);
 
 -- ------------------------------------------------------------ helpers
 \ir include/station_helpers.psql
+\ir include/refusal_name.psql
 -- new_order(key, region, 'SKU:qty,...', scanned, state): an order with its lines
 CREATE FUNCTION pg_temp.new_order(k text, region text, lines text, scanned boolean DEFAULT true,
                                   state text DEFAULT 'packed') RETURNS void LANGUAGE plpgsql AS $f$
@@ -209,6 +210,7 @@ SELECT results_eq($$SELECT next_no, last_no FROM order_flow.waybill_pool WHERE c
 SELECT pg_temp.new_order('sh-5', 'north', 'SKU-B:7');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-5', 'BOX-L')$$, '55000',
                                  'shipping with the cheapest carrier''s pool exhausted', '%SF%exhausted%');
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.station_ship('sh-5', 'BOX-L')$$), 'order_flow_station_waybills_exhausted', '... named order_flow_station_waybills_exhausted');
 SELECT is((SELECT status::text FROM orders WHERE id = 'sh-5'), 'packed', 'the order stays packed');
 -- a new range from the carrier
 UPDATE order_flow.waybill_pool SET next_no = 8, last_no = 20 WHERE carrier = 'SF';
@@ -242,6 +244,7 @@ SELECT pg_temp.new_order('sh-9', 'north', 'SKU-H:4,SKU-B:9');
 -- 40 + 9 + 1 = 50 kg: no band contains 50 (the last ends at 50)
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-9', 'BOX-L')$$, 'P0002',
                                  'no freight rule for 50 kg (an error, not a zero fee)', '%no freight rule%');
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.station_ship('sh-9', 'BOX-L')$$), 'order_flow_station_no_freight_rule', '... named order_flow_station_no_freight_rule');
 
 -- ------------------------------------------------------------ package weight limit
 SELECT pg_temp.new_order('sh-10', 'north', 'SKU-A:9');
@@ -254,6 +257,7 @@ SELECT pg_temp.new_order('sh-11', 'north', 'SKU-A:9,SKU-C:1');
 -- 4.5 + 0.1 + 0.5 = 5.1 kg > 5
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-11', 'BOX-S')$$, '23514',
                                  'overweight for the small box (5.1 > 5 kg)', '%5.1%');
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.station_ship('sh-11', 'BOX-S')$$), 'order_flow_station_overweight', '... named order_flow_station_overweight');
 -- in the large box: 4.6 + 1 = 5.6 kg: SF 10+11.2 = 21.2, YT 8+14 = 22 -> SF; serial 12 -> 0
 SELECT lives_ok($$SELECT pg_temp.ship('sh-11', 'BOX-L')$$, 'the same order ships in the large box');
 SELECT results_eq($$SELECT label->>'waybill', (label->>'weight_kg')::numeric, (label->>'freight')::numeric
@@ -265,35 +269,42 @@ SELECT results_eq($$SELECT label->>'waybill', (label->>'weight_kg')::numeric, (l
 SELECT pg_temp.new_order('sh-12', 'north', 'SKU-C:1,SKU-X:1');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-12', 'BOX-S')$$, '23514',
                                  'an order with a prohibited item', '%prohibited%');
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.station_ship('sh-12', 'BOX-S')$$), 'order_flow_station_prohibited', '... named order_flow_station_prohibited');
 SELECT pg_temp.new_order('sh-13', 'north', 'SKU-A:2,SKU-C:1', scanned => false);
 SELECT order_flow.station_scan('sh-13', '6901234500017') IS NOT NULL AS scanned;
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-13', 'BOX-S')$$, '55000',
                                  'an order not fully scanned', '%not fully scanned%');
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.station_ship('sh-13', 'BOX-S')$$), 'order_flow_station_unscanned', '... named order_flow_station_unscanned');
 SELECT is((pg_temp.st_outcome($$SELECT order_flow.station_ship('sh-13', 'BOX-S')$$)).detail,
           'Still to scan: SKU-A (1 of 2 scanned), SKU-C (0 of 1 scanned).',
           'not fully scanned: the DETAIL lists what is left');
 SELECT pg_temp.new_order('sh-14', 'north', 'SKU-A:1,SKU-Z:1');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-14', 'BOX-S')$$, '23514',
                                  'stock short (0 of SKU-Z; SKU-A is not decremented either)', '%SKU-Z%');
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.station_ship('sh-14', 'BOX-S')$$), 'order_flow_station_stock_short', '... named order_flow_station_stock_short');
 SELECT pg_temp.new_order('sh-15', 'north', 'SKU-N:1');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-15', 'BOX-S')$$, '23514',
                                  'a SKU without any stock row', '%SKU-N%');
 SELECT pg_temp.new_order('sh-16', 'north', '');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-16', 'BOX-S')$$, '55000',
                                  'an order without lines', '%no lines%');
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.station_ship('sh-16', 'BOX-S')$$), 'order_flow_station_no_lines', '... named order_flow_station_no_lines');
 SELECT pg_temp.new_order('sh-17', 'north', 'SKU-C:1');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-17', 'BOX-XXL')$$, '22023',
                                  'an unknown package preset', '%BOX-XXL%');
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.station_ship('sh-17', 'BOX-XXL')$$), 'order_flow_station_preset', '... named order_flow_station_preset');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-17', '')$$, '22023',
                                  'an empty package preset');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship(NULL, 'BOX-S')$$, '22004', 'ship a NULL order');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-17', NULL)$$, '22004', 'ship with a NULL preset');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-nope', 'BOX-S')$$, 'P0002',
                                  'ship an unknown order', '%sh-nope%');
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.station_ship('sh-nope', 'BOX-S')$$), 'order_flow_unknown_order', '... named order_flow_unknown_order');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('order_flow:config', 'BOX-S')$$, 'P0002',
                                  'ship the configuration''s audit chain (no order)');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-1', 'BOX-S')$$, '55000',
                                  'ship an order a second time', '%shipped%');
+SELECT is(pg_temp.refusal_name($$SELECT order_flow.station_ship('sh-1', 'BOX-S')$$), 'order_flow_station_not_ready', '... named order_flow_station_not_ready');
 SELECT pg_temp.new_order('sh-18', 'north', 'SKU-C:1', state => 'finance_approved');
 SELECT * FROM pg_temp.st_refused($$SELECT order_flow.station_ship('sh-18', 'BOX-S')$$, '55000',
                                  'ship a finance-approved order (not picked yet)');
