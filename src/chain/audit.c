@@ -323,7 +323,8 @@ key_order(const void *a, const void *b)
  * order's head moved once however many of its events the call holds.  The
  * events of one order are chained in the order the arrays give them.  What
  * the scheduler's escalation batch appends: one call per batch instead of
- * one per escalation.  Returns the number of events appended.
+ * one per escalation.  Returns one row per event: its place in the arrays
+ * (from 1), its order and its sequence number in that order's chain.
  */
 Datum
 order_flow_append_events(PG_FUNCTION_ARGS)
@@ -346,11 +347,13 @@ order_flow_append_events(PG_FUNCTION_ARGS)
 	int64	   *last_seqs;
 	int			norders = 0;
 	int			start;
+	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("action, order keys and details must not be null")));
+	InitMaterializedSRF(fcinfo, 0);
 	action = arg_text(fcinfo, 0);
 	at = PG_ARGISNULL(3) ? now : PG_GETARG_TIMESTAMPTZ(3);
 	check_finite(at);
@@ -406,6 +409,16 @@ order_flow_append_events(PG_FUNCTION_ARGS)
 		}
 		append_to_chain(&w, evs, details, end - start);
 		MemoryContextSwitchTo(oldcxt);
+		for (int i = start; i < end; i++)
+		{
+			Datum		v[3];
+			bool		n[3] = {false, false, false};
+
+			v[0] = Int32GetDatum(order[i].pos + 1);
+			v[1] = CStringGetTextDatum(order[i].key);
+			v[2] = Int64GetDatum(evs[i - start].seq);
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, v, n);
+		}
 		last_keys[norders] = (char *) order[start].key;
 		last_seqs[norders++] = evs[end - start - 1].seq;
 		MemoryContextReset(per_order);
@@ -417,7 +430,7 @@ order_flow_append_events(PG_FUNCTION_ARGS)
 
 	for (int i = 0; i < norders; i++)
 		of_metrics_after_append(last_keys[i], last_seqs[i]);
-	PG_RETURN_INT32(nkeys);
+	return (Datum) 0;
 }
 
 /*

@@ -83,11 +83,11 @@ static const char *const notif_columns[NOTIF_NCOLS] = {
 
 enum
 {
-	OUTBOX_KEY, OUTBOX_NOTIFICATION, OUTBOX_PAYLOAD,
+	OUTBOX_KEY, OUTBOX_NOTIFICATION, OUTBOX_PAYLOAD, OUTBOX_KIND, OUTBOX_SEQ,
 	OUTBOX_NCOLS
 };
 static const char *const outbox_columns[OUTBOX_NCOLS] = {
-	"order_key", "notification_id", "payload"
+	"order_key", "notification_id", "payload", "kind", "event_seq"
 };
 
 static const char *const head_columns[HEAD_NCOLS] = {
@@ -628,9 +628,12 @@ of_chain_notification(OfChainWriter *w, const OfEvent *ev, const char *departmen
 	return id;
 }
 
-/* of_chain_outbox: the outbox message of notification notification_id */
+/*
+ * of_chain_outbox: the outbox message of notification notification_id,
+ * opened by the move ev (the message's place in the order's chain)
+ */
 void
-of_chain_outbox(OfChainWriter *w, const char *order_key, int64 notification_id, Jsonb *payload)
+of_chain_outbox(OfChainWriter *w, const OfEvent *ev, int64 notification_id, Jsonb *payload)
 {
 	TupleTableSlot *slot;
 	Datum	   *v;
@@ -643,9 +646,11 @@ of_chain_outbox(OfChainWriter *w, const char *order_key, int64 notification_id, 
 	n = slot->tts_isnull;
 	fill_defaults(w, &outbox_layout, slot);
 #define SETCOL(col, datum) (v[outbox_layout.att[col] - 1] = (datum), n[outbox_layout.att[col] - 1] = false)
-	SETCOL(OUTBOX_KEY, CStringGetTextDatum(order_key));
+	SETCOL(OUTBOX_KEY, CStringGetTextDatum(ev->order_key));
 	SETCOL(OUTBOX_NOTIFICATION, Int64GetDatum(notification_id));
 	SETCOL(OUTBOX_PAYLOAD, JsonbPGetDatum(payload));
+	SETCOL(OUTBOX_KIND, CStringGetTextDatum("ack_request"));
+	SETCOL(OUTBOX_SEQ, Int64GetDatum(ev->seq));
 #undef SETCOL
 	ExecStoreVirtualTuple(slot);
 	ExecSimpleRelationInsert(w->outbox_rri, w->estate, slot);

@@ -92,7 +92,7 @@ extern void of_chain_create_head(OfChainWriter *w, const OfEvent *ev, const uint
 								 const OfHeadChange *chg);
 extern int64 of_chain_notification(OfChainWriter *w, const OfEvent *ev, const char *department,
 								   TimestampTz deadline, Jsonb *payload);
-extern void of_chain_outbox(OfChainWriter *w, const char *order_key, int64 notification_id,
+extern void of_chain_outbox(OfChainWriter *w, const OfEvent *ev, int64 notification_id,
 							Jsonb *payload);
 
 #endif							/* ORDER_FLOW_CHAIN_H */

@@ -300,11 +300,12 @@ BEGIN
                                          from_state, to_state, event_seq, parent_id)
     VALUES (n.order_key, origin, 1, dl, pl, 'need_info', n.from_state, n.to_state, n.event_seq, n.id)
     RETURNING id INTO nid;
-    INSERT INTO order_flow.outbox (order_key, notification_id, payload)
-    VALUES (n.order_key, nid, pl || jsonb_build_object('notification_id', nid));
     PERFORM order_flow._append_event(n.order_key, 'need_info', NULL, NULL,
         jsonb_build_object('notification_id', n.id, 'department', n.department, 'level', n.level,
                            'form', details, 'opened', nid, 'for_department', origin), NULL);
+    INSERT INTO order_flow.outbox (order_key, notification_id, payload, kind, event_seq)
+    VALUES (n.order_key, nid, pl || jsonb_build_object('notification_id', nid), 'need_info',
+            order_flow._chain_end(n.order_key));
     PERFORM order_flow._notify(jsonb_build_object('event', 'need_info', 'order_key', n.order_key,
                                                        'notification_id', nid, 'department', origin)::text);
     PERFORM order_flow._wake_scheduler(dl);
@@ -374,11 +375,28 @@ BEGIN
                    kind, from_state, to_state, event_seq, id, further
               FROM closed
             RETURNING id, order_key, department, level, deadline, payload, parent_id
+        ), numbered AS (
+            SELECT o.*, row_number() OVER (ORDER BY o.order_key, o.id)::integer AS pos FROM opened o
+        ), appended AS (
+            /* the escalate events, one pass over the chains (heads locked in key order) */
+            SELECT a.pos, a.seq
+              FROM order_flow._append_events('escalate',
+                       coalesce((SELECT array_agg(n.order_key ORDER BY n.pos) FROM numbered n), '{}'),
+                       coalesce((SELECT array_agg(jsonb_build_object('notification_id', n.id,
+                                                                     'escalated_from', n.parent_id,
+                                                                     'department', n.department, 'level', n.level,
+                                                                     'title', n.payload->>'title',
+                                                                     'deadline', n.deadline,
+                                                                     'overdue_since', n.payload->'overdue_since')
+                                                  ORDER BY n.pos) FROM numbered n), '{}')) a
         ), sent AS (
-            INSERT INTO order_flow.outbox (order_key, notification_id, payload)
-            SELECT order_key, id, payload || jsonb_build_object('notification_id', id) FROM opened
-        )
-        , noted AS (
+            /* each message carries the place of its escalate event in the order's chain */
+            INSERT INTO order_flow.outbox (order_key, notification_id, payload, kind, event_seq)
+            SELECT n.order_key, n.id, n.payload || jsonb_build_object('notification_id', n.id),
+                   'escalation', a.seq
+              FROM numbered n JOIN appended a ON a.pos = n.pos
+            RETURNING order_key, notification_id
+        ), noted AS (
             /* one NOTIFY per escalation, unless the session turned NOTIFY off */
             SELECT pg_notify('order_flow',
                              jsonb_build_object('event', 'escalate', 'order_key', o.order_key,
@@ -387,17 +405,7 @@ BEGIN
               FROM opened o
              WHERE notify_on
         )
-        /* the escalate events, one pass over the chains (heads locked in key order) */
-        SELECT CASE WHEN count(*) > 0 THEN order_flow._append_events('escalate',
-                   array_agg(o.order_key ORDER BY o.order_key, o.id),
-                   array_agg(jsonb_build_object('notification_id', o.id, 'escalated_from', o.parent_id,
-                                                'department', o.department, 'level', o.level,
-                                                'title', o.payload->>'title', 'deadline', o.deadline,
-                                                'overdue_since', o.payload->'overdue_since')
-                             ORDER BY o.order_key, o.id)) ELSE 0 END,
-               (SELECT count(*) FROM noted)
-          INTO done, notes
-          FROM opened o;
+        SELECT (SELECT count(*) FROM sent), (SELECT count(*) FROM noted) INTO done, notes;
         RETURN done;
     EXCEPTION WHEN OTHERS THEN
         RAISE WARNING 'order_flow: batch escalation failed (%), escalating one by one', SQLERRM;
@@ -429,13 +437,14 @@ BEGIN
                     EXISTS (SELECT 1 FROM order_flow.escalation_policy p
                              WHERE p.department = r.department AND p.level = r.level + 2))
             RETURNING id INTO nid;
-            INSERT INTO order_flow.outbox (order_key, notification_id, payload)
-            VALUES (r.order_key, nid, pl || jsonb_build_object('notification_id', nid));
             PERFORM order_flow._append_event(r.order_key, 'escalate', NULL, NULL,
                 jsonb_build_object('notification_id', nid, 'escalated_from', r.id,
                                    'department', r.department, 'level', r.level + 1,
                                    'title', pol.title, 'deadline', dl, 'overdue_since', r.deadline),
                 NULL);
+            INSERT INTO order_flow.outbox (order_key, notification_id, payload, kind, event_seq)
+            VALUES (r.order_key, nid, pl || jsonb_build_object('notification_id', nid), 'escalation',
+                    order_flow._chain_end(r.order_key));
             PERFORM order_flow._notify(jsonb_build_object('event', 'escalate', 'order_key', r.order_key,
                                                                'notification_id', nid, 'department', r.department,
                                                                'level', r.level + 1)::text);
@@ -488,7 +497,8 @@ BEGIN
                                           'threshold', r.max_dwell * p.factor,
                                           'waiting_since', r.entered_at);
                 PERFORM order_flow._append_event(r.order_key, 'remind', r.state, r.state, msg, NULL);
-                INSERT INTO order_flow.outbox (order_key, payload) VALUES (r.order_key, msg);
+                INSERT INTO order_flow.outbox (order_key, payload, kind, event_seq)
+                VALUES (r.order_key, msg, 'reminder', order_flow._chain_end(r.order_key));
                 PERFORM order_flow._notify(msg::text);
                 lvl := p.level;
                 done := done + 1;
@@ -608,3 +618,127 @@ $$;
 
 COMMENT ON FUNCTION order_flow.escalate_due(timestamptz) IS
     'One escalation sweep: overdue notifications go up one level, stale orders get reminders';
+
+/*
+ * The relay contract.  A relay (WeCom bot, e-mail, SMS gateway) calls
+ * outbox_claim(batch, lease) in a transaction of its own, sends what it got
+ * in the order given, then outbox_done(ids).  Delivery is at least once: a
+ * relay that dies before outbox_done() leaves its messages leased until the
+ * lease ends, when the next claim hands them out again (the message's
+ * idempotency_key lets the receiver drop the second copy).
+ *
+ * Per-order order: a claim takes whole orders -- every undelivered message
+ * of an order nobody else holds a live lease on -- so two relays never hold
+ * messages of one order at once, and hands each order's messages out in
+ * chain order (event_seq, then id).  Orders are taken oldest message first.
+ * Two claims racing: each first takes a transaction-scoped advisory lock
+ * per candidate order (skipping the ones it cannot have), then, in a new
+ * statement that sees every lease committed before those locks were
+ * granted, leases the orders still free.
+ */
+CREATE OR REPLACE FUNCTION order_flow.outbox_claim(batch integer DEFAULT 100,
+                                                   lease interval DEFAULT '1 minute')
+RETURNS TABLE (id bigint, idempotency_key text, order_key text, seq bigint, kind text,
+               occurred_at timestamptz, attempts integer, message jsonb)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    who text := order_flow.current_actor();
+    until timestamptz;
+    candidates text[];
+    mine text[];
+BEGIN
+    IF batch IS NULL OR lease IS NULL THEN
+        RAISE EXCEPTION 'batch and lease must not be null' USING ERRCODE = '22004';
+    END IF;
+    IF batch < 1 OR batch > 10000 THEN
+        RAISE EXCEPTION 'batch % is out of range (1 to 10000)', batch USING ERRCODE = '22023',
+            CONSTRAINT = 'order_flow_outbox_batch';
+    END IF;
+    IF lease <= interval '0' OR NOT isfinite(clock_timestamp() + lease)
+       OR lease > interval '1 day' THEN
+        RAISE EXCEPTION 'lease % is out of range (more than 0, at most 1 day)', lease
+            USING ERRCODE = '22023', CONSTRAINT = 'order_flow_outbox_lease';
+    END IF;
+
+    /* orders with undelivered messages and no live lease, oldest first */
+    SELECT array_agg(c.order_key ORDER BY c.oldest) INTO candidates
+      FROM (SELECT o.order_key, min(o.created_at) AS oldest
+              FROM order_flow.outbox o
+             WHERE o.delivered_at IS NULL
+             GROUP BY o.order_key
+            HAVING NOT coalesce(bool_or(o.lease_until > clock_timestamp()), false)
+             ORDER BY min(o.created_at)
+             LIMIT batch) c;
+    IF candidates IS NULL THEN
+        RETURN;
+    END IF;
+    /* the ones no other claim is taking right now (held until this transaction ends) */
+    SELECT array_agg(k) INTO mine
+      FROM unnest(candidates) k
+     WHERE pg_try_advisory_xact_lock(hashtext('order_flow.outbox'), hashtext(k));
+    IF mine IS NULL THEN
+        RETURN;
+    END IF;
+
+    until := clock_timestamp() + lease;
+    /* a new snapshot: leases committed by a claim that held these orders are seen */
+    RETURN QUERY
+    WITH free AS (
+        SELECT o.order_key
+          FROM order_flow.outbox o
+         WHERE o.order_key = ANY (mine) AND o.delivered_at IS NULL
+         GROUP BY o.order_key
+        HAVING NOT coalesce(bool_or(o.lease_until > clock_timestamp()), false)
+    ), leased AS (
+        UPDATE order_flow.outbox o
+           SET claimed_by = who, lease_until = until, attempts = o.attempts + 1
+          FROM free f
+         WHERE o.order_key = f.order_key AND o.delivered_at IS NULL
+        RETURNING o.*
+    )
+    SELECT l.id,
+           l.order_key || '/' || l.id,
+           l.order_key,
+           l.event_seq,
+           coalesce(l.kind, 'message'),
+           l.created_at,
+           l.attempts,
+           jsonb_build_object('id', l.id, 'idempotency_key', l.order_key || '/' || l.id,
+                              'order_key', l.order_key, 'seq', l.event_seq,
+                              'kind', coalesce(l.kind, 'message'), 'occurred_at', l.created_at,
+                              'attempt', l.attempts, 'payload', l.payload)
+      FROM leased l
+     ORDER BY (SELECT min(x.created_at) FROM leased x WHERE x.order_key = l.order_key),
+              l.order_key, l.event_seq NULLS FIRST, l.id;
+END
+$$;
+
+COMMENT ON FUNCTION order_flow.outbox_claim(integer, interval) IS
+    'Relay: lease the undelivered messages of up to batch orders that no other relay holds, for lease; send them in the order returned (per order: chain order), then call outbox_done(ids). At least once: a lease that ends hands the messages out again';
+
+CREATE OR REPLACE FUNCTION order_flow.outbox_done(ids bigint[])
+RETURNS integer
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n integer;
+BEGIN
+    IF ids IS NULL THEN
+        RAISE EXCEPTION 'ids must not be null' USING ERRCODE = '22004';
+    END IF;
+    UPDATE order_flow.outbox o
+       SET delivered_at = clock_timestamp(), lease_until = NULL
+     WHERE o.id = ANY (ids) AND o.delivered_at IS NULL;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+
+COMMENT ON FUNCTION order_flow.outbox_done(bigint[]) IS
+    'Relay: these messages were sent; returns how many were marked delivered (one already delivered is not counted again)';

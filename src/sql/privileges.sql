@@ -170,6 +170,10 @@ GRANT EXECUTE ON FUNCTION order_flow.kpi(timestamptz, timestamptz),
     order_flow.top_delay_reasons(text, text, integer[], integer), order_flow.metrics_lag()
 TO order_flow_reader;
 
+/* relays: members of order_flow_admin, or roles granted these two */
+GRANT EXECUTE ON FUNCTION order_flow.outbox_claim(integer, interval), order_flow.outbox_done(bigint[])
+TO order_flow_admin;
+
 /* monitoring: pg_monitor reads the schedulers' state and the health view */
 GRANT EXECUTE ON FUNCTION order_flow.worker_status(), order_flow.metrics_lag() TO pg_monitor;
 

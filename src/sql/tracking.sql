@@ -111,12 +111,23 @@ CREATE OR REPLACE FUNCTION order_flow._append_event(order_key text, action text,
                                          details jsonb, occurred_at timestamptz)
     RETURNS bigint AS 'MODULE_PATHNAME', 'order_flow_append_event' LANGUAGE C;
 
+CREATE OR REPLACE FUNCTION order_flow._chain_end(order_key text) RETURNS bigint
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT t.last_seq FROM order_flow.tracked_order t WHERE t.order_key = _chain_end.order_key
+$$;
+
+COMMENT ON FUNCTION order_flow._chain_end(text) IS
+    'Internal: the sequence number of the last event of the order''s chain (the one this transaction just appended, while it holds the head)';
+
 CREATE OR REPLACE FUNCTION order_flow._append_events(action text, order_keys text[], details jsonb[],
-                                          occurred_at timestamptz DEFAULT NULL)
-    RETURNS integer AS 'MODULE_PATHNAME', 'order_flow_append_events' LANGUAGE C;
+                                          occurred_at timestamptz DEFAULT NULL,
+                                          OUT pos integer, OUT order_key text, OUT seq bigint)
+    RETURNS SETOF record AS 'MODULE_PATHNAME', 'order_flow_append_events' LANGUAGE C;
 
 COMMENT ON FUNCTION order_flow._append_events(text, text[], jsonb[], timestamptz) IS
-    'Internal: append one event per order key (details[i] for order_keys[i]) in one pass, heads locked in key order; returns the count';
+    'Internal: append one event per order key (details[i] for order_keys[i]) in one pass, heads locked in key order; one row per event: its place in the arrays, its order, its seq';
 
 CREATE OR REPLACE FUNCTION order_flow._config_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'order_flow_config_changed' LANGUAGE C;

@@ -895,7 +895,7 @@ broadcast(OfChainWriter *w, Request *rq, const OfEvent *ev)
 						 JsonEncodeDateTime(ts, TimestampTzGetDatum(dls[i]), TIMESTAMPTZOID, NULL));
 		id = of_chain_notification(w, ev, edge->notify[i], dls[i], payload_jsonb(&pl));
 		appendStringInfo(&pl, ",\"notification_id\":" INT64_FORMAT, id);
-		of_chain_outbox(w, rq->key, id, payload_jsonb(&pl));
+		of_chain_outbox(w, ev, id, payload_jsonb(&pl));
 	}
 
 	if (of_notify_enabled)
@@ -907,9 +907,14 @@ broadcast(OfChainWriter *w, Request *rq, const OfEvent *ev)
 		escape_json(&msg, rq->key);
 		appendStringInfoString(&msg, ",\"to_state\":");
 		escape_json(&msg, rq->to);
-		appendStringInfo(&msg, ",\"seq\":" INT64_FORMAT ",\"departments\":", ev->seq);
-		escape_json(&msg, of_string_array_text(edge->notify, edge->nnotify));
-		appendStringInfoChar(&msg, '}');
+		appendStringInfo(&msg, ",\"seq\":" INT64_FORMAT ",\"departments\":[", ev->seq);
+		for (int i = 0; i < edge->nnotify; i++)
+		{
+			if (i > 0)
+				appendStringInfoChar(&msg, ',');
+			escape_json(&msg, edge->notify[i]);
+		}
+		appendStringInfoString(&msg, "]}");
 		Async_Notify("order_flow", msg.data);
 	}
 }

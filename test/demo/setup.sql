@@ -141,7 +141,9 @@ $$;
 GRANT SELECT, INSERT, UPDATE ON public.orders TO erp_app;
 GRANT SELECT ON public.customers TO erp_app;
 
-GRANT SELECT, UPDATE (delivered_at, attempts) ON order_flow.outbox TO wecom_relay;
+GRANT EXECUTE ON FUNCTION order_flow.outbox_claim(integer, interval), order_flow.outbox_done(bigint[])
+    TO wecom_relay;
+GRANT SELECT ON order_flow.outbox TO wecom_relay;    -- for the count the demo prints
 
 -- Department staff answer the broadcast from the ERP's task list.
 GRANT SELECT ON order_flow.pending_acks TO erp_app;

@@ -132,6 +132,12 @@ CREATE TABLE order_flow.outbox (
     created_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
     delivered_at    timestamptz,
     attempts        integer NOT NULL DEFAULT 0,
+    /* what the message announces, and where in the order's chain (NULL before 1.2) */
+    kind            text,
+    event_seq       bigint,
+    /* outbox_claim(): the relay holding it, until when */
+    claimed_by      text,
+    lease_until     timestamptz,
     /* keyed by the order, so a message lives on its order's shard */
     CONSTRAINT outbox_pkey PRIMARY KEY (order_key, id)
 );

@@ -41,6 +41,9 @@ DROP INDEX order_flow.notification_order_idx;
 DROP INDEX order_flow.notification_id_idx;
 CREATE INDEX notification_id_idx ON order_flow.notification (id);
 ALTER TABLE order_flow.outbox ADD CONSTRAINT outbox_pkey PRIMARY KEY (order_key, id);
+/* the relay contract: what a message announces, its place in the chain, its lease */
+ALTER TABLE order_flow.outbox ADD COLUMN kind text, ADD COLUMN event_seq bigint,
+    ADD COLUMN claimed_by text, ADD COLUMN lease_until timestamptz;
 ALTER TABLE order_flow.refused_attempt ADD CONSTRAINT refused_attempt_pkey PRIMARY KEY (id);
 ALTER TABLE order_flow.kpi_dirty ADD CONSTRAINT kpi_dirty_pkey PRIMARY KEY (id);
 ALTER TABLE order_flow.exception_fact REPLICA IDENTITY FULL;
