@@ -161,9 +161,11 @@ extension_relid(RelLayout *l, const char *name)
 /*
  * layout: the column positions of rel (already open), for the columns
  * named; for the log, the defaults of the columns the event does not set.
+ * The names from nrequired on are optional: columns a later version added,
+ * which a database still at an earlier version lacks (position 0).
  */
 static void
-layout(RelLayout *l, Relation rel, const char *const *names, int n, bool defaults)
+layout(RelLayout *l, Relation rel, const char *const *names, int n, int nrequired, bool defaults)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext old;
@@ -190,6 +192,11 @@ layout(RelLayout *l, Relation rel, const char *const *names, int n, bool default
 
 			if (!att->attisdropped && strcmp(NameStr(att->attname), names[i]) == 0)
 				break;
+		}
+		if (a == desc->natts && i >= nrequired)
+		{
+			l->att[i] = InvalidAttrNumber;
+			continue;
 		}
 		if (a == desc->natts)
 			ereport(ERROR,
@@ -252,8 +259,8 @@ of_chain_begin(OfChainWriter *w)
 	memset(w, 0, sizeof(*w));
 	w->log = table_open(extension_relid(&log_layout, "audit_log"), RowExclusiveLock);
 	w->head = table_open(extension_relid(&head_layout, "tracked_order"), RowExclusiveLock);
-	layout(&log_layout, w->log, log_columns, LOG_NCOLS, true);
-	layout(&head_layout, w->head, head_columns, HEAD_NCOLS, true);
+	layout(&log_layout, w->log, log_columns, LOG_NCOLS, LOG_NCOLS, true);
+	layout(&head_layout, w->head, head_columns, HEAD_NCOLS, HEAD_NCOLS, true);
 	if (!OidIsValid(head_layout.pkey))
 		elog(ERROR, "order_flow.tracked_order has no primary key");
 
@@ -293,8 +300,9 @@ open_broadcast(OfChainWriter *w)
 		return;
 	w->notif = table_open(extension_relid(&notif_layout, "notification"), RowExclusiveLock);
 	w->outbox = table_open(extension_relid(&outbox_layout, "outbox"), RowExclusiveLock);
-	layout(&notif_layout, w->notif, notif_columns, NOTIF_NCOLS, true);
-	layout(&outbox_layout, w->outbox, outbox_columns, OUTBOX_NCOLS, true);
+	layout(&notif_layout, w->notif, notif_columns, NOTIF_NCOLS, NOTIF_NCOLS, true);
+	/* kind and event_seq are 1.2's: a 1.0 or 1.1 database has neither */
+	layout(&outbox_layout, w->outbox, outbox_columns, OUTBOX_NCOLS, OUTBOX_KIND, true);
 	w->notif_rri = result_rel(w->estate, w->notif, 3);
 	w->outbox_rri = result_rel(w->estate, w->outbox, 4);
 	w->notif_slot = table_slot_create(w->notif, &w->estate->es_tupleTable);
@@ -305,6 +313,8 @@ void
 of_chain_end(OfChainWriter *w)
 {
 	AfterTriggerEndQuery(w->estate);
+	/* the relations the tables' AFTER triggers were fired for (before 1.2: the log's metrics trigger) */
+	ExecCloseResultRelations(w->estate);
 	EvalPlanQualEnd(&w->epq);
 	ExecCloseIndices(w->log_rri);
 	ExecCloseIndices(w->head_rri);
@@ -649,8 +659,10 @@ of_chain_outbox(OfChainWriter *w, const OfEvent *ev, int64 notification_id, Json
 	SETCOL(OUTBOX_KEY, CStringGetTextDatum(ev->order_key));
 	SETCOL(OUTBOX_NOTIFICATION, Int64GetDatum(notification_id));
 	SETCOL(OUTBOX_PAYLOAD, JsonbPGetDatum(payload));
-	SETCOL(OUTBOX_KIND, CStringGetTextDatum("ack_request"));
-	SETCOL(OUTBOX_SEQ, Int64GetDatum(ev->seq));
+	if (outbox_layout.att[OUTBOX_KIND] != InvalidAttrNumber)
+		SETCOL(OUTBOX_KIND, CStringGetTextDatum("ack_request"));
+	if (outbox_layout.att[OUTBOX_SEQ] != InvalidAttrNumber)
+		SETCOL(OUTBOX_SEQ, Int64GetDatum(ev->seq));
 #undef SETCOL
 	ExecStoreVirtualTuple(slot);
 	ExecSimpleRelationInsert(w->outbox_rri, w->estate, slot);

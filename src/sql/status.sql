@@ -15,13 +15,16 @@ CREATE OR REPLACE FUNCTION order_flow.status_larger(order_flow.status, order_flo
 CREATE OR REPLACE FUNCTION order_flow.status_smaller(order_flow.status, order_flow.status) RETURNS order_flow.status
     AS 'MODULE_PATHNAME', 'status_smaller' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 
-CREATE OR REPLACE AGGREGATE order_flow.max(order_flow.status) (
+/* min/max live in pg_catalog with the operators: found whatever the search_path */
+CREATE OR REPLACE AGGREGATE pg_catalog.max(order_flow.status) (
     SFUNC = order_flow.status_larger, STYPE = order_flow.status,
-    COMBINEFUNC = order_flow.status_larger, SORTOP = OPERATOR(order_flow.>), PARALLEL = SAFE);
+    COMBINEFUNC = order_flow.status_larger, SORTOP = OPERATOR(pg_catalog.>), PARALLEL = SAFE);
 
-CREATE OR REPLACE AGGREGATE order_flow.min(order_flow.status) (
+CREATE OR REPLACE AGGREGATE pg_catalog.min(order_flow.status) (
     SFUNC = order_flow.status_smaller, STYPE = order_flow.status,
-    COMBINEFUNC = order_flow.status_smaller, SORTOP = OPERATOR(order_flow.<), PARALLEL = SAFE);
+    COMBINEFUNC = order_flow.status_smaller, SORTOP = OPERATOR(pg_catalog.<), PARALLEL = SAFE);
+
+
 
 /*
  * create_status(label, after, before): add a name to the dictionary.  With

@@ -5,7 +5,7 @@
 BEGIN;
 \ir include/helpers.psql
 
-SELECT plan(90);
+SELECT plan(100);
 
 -- ---------------------------------------------------------------- the type
 SELECT has_type('order_flow', 'status', 'type order_flow.status exists');
@@ -45,14 +45,50 @@ SELECT throws_ok($$SELECT 'inquiry'::order_flow.status = 'nope'::text::order_flo
                  'text -> status cast of an unknown name: 22P02');
 
 -- ------------------------------------------------------------ ordering
--- With order_flow off the search_path the type's operators are not found by
--- name (the README documents this): the explicit OPERATOR() form compares by
--- process, and the ORDER BY default opclass needs no search_path at all.
-SELECT ok('paid'::order_flow.status OPERATOR(order_flow.>) 'shipped'::order_flow.status,
-          'default search_path: OPERATOR(order_flow.>) compares by process, not as text');
-SELECT is((SELECT count(*)::int FROM unnest('{inquiry,quoted,contract_signed,shipped,paid,archived}'::order_flow.status[]) u(x)
-            WHERE u.x OPERATOR(order_flow.<) 'shipped'), 3,
-          'default search_path: WHERE status OPERATOR(order_flow.<) ''shipped'' selects the states before shipped');
+-- With order_flow off the search_path (public only, as many clients run) the
+-- comparisons still follow the process: the operators and min/max live in
+-- pg_catalog, and a status compared with text reads the text as a state.
+CREATE TEMP TABLE sp_states AS
+    SELECT u.x FROM unnest('{inquiry,quoted,contract_signed,shipped,paid,archived}'::order_flow.status[]) u(x);
+CREATE FUNCTION pg_temp.plan_text(q text) RETURNS text LANGUAGE plpgsql AS $f$
+DECLARE r record; t text := '';
+BEGIN
+    FOR r IN EXECUTE 'EXPLAIN (COSTS OFF) ' || q LOOP t := t || r."QUERY PLAN" || E'\n'; END LOOP;
+    RETURN t;
+END $f$;
+SET LOCAL search_path = public;
+SELECT ok('paid'::order_flow.status > 'shipped', 'off the search_path: > compares by process, not as text');
+SELECT is((SELECT count(*)::int FROM pg_temp.sp_states WHERE x < 'shipped'), 3,
+          'off the search_path: WHERE status < ''shipped'' selects the states before shipped');
+SELECT is((SELECT count(*)::int FROM pg_temp.sp_states WHERE x >= 'contract_signed'::text), 4,
+          '... and so does a comparison with a typed text value');
+SELECT is((SELECT count(*)::int FROM pg_temp.sp_states WHERE 'shipped'::text > x), 3,
+          '... with the text on the left too');
+SELECT throws_ok($$SELECT count(*) FROM pg_temp.sp_states WHERE x < 'zzz'::text$$, '22P02', NULL,
+                 'ordering against a text that is no state is refused, not compared alphabetically');
+SELECT is((SELECT count(*)::int FROM pg_temp.sp_states WHERE x = 'zzz'::text), 0,
+          'equality with a text that is no state: no rows');
+SELECT is((SELECT count(*)::int FROM pg_temp.sp_states WHERE x = 'shipped'::text), 1,
+          'equality with a typed text value finds the row');
+SELECT is((SELECT max(x)::text || ' ' || min(x)::text FROM pg_temp.sp_states), 'archived inquiry',
+          'off the search_path: max() and min() follow the process');
+SELECT is((SELECT string_agg(x::text, ',' ORDER BY x) FROM pg_temp.sp_states),
+          'inquiry,quoted,contract_signed,shipped,paid,archived', 'ORDER BY follows the process');
+CREATE TEMP TABLE sp_orders (id int PRIMARY KEY, status order_flow.status NOT NULL);
+INSERT INTO pg_temp.sp_orders
+SELECT g, (ARRAY['inquiry','quoted','contract_signed','shipped']::order_flow.status[])[1 + g % 4]
+  FROM generate_series(1, 2000) g;
+CREATE INDEX sp_orders_status_idx ON pg_temp.sp_orders (status);
+ANALYZE pg_temp.sp_orders;
+SET LOCAL enable_seqscan = off;
+SELECT matches(pg_temp.plan_text($$SELECT count(*) FROM pg_temp.sp_orders WHERE status = 'shipped'$$),
+               'sp_orders_status_idx', 'off the search_path: an equality filter uses the index on the status column');
+SELECT matches(pg_temp.plan_text($$SELECT count(*) FROM pg_temp.sp_orders WHERE status < 'contract_signed'$$),
+               'sp_orders_status_idx', '... and so does a range filter');
+RESET enable_seqscan;
+SELECT is((SELECT oprnamespace::regnamespace::text FROM pg_operator
+            WHERE oprname = '<' AND oprleft = 'order_flow.status'::regtype AND oprright = oprleft),
+          'pg_catalog', 'the operators live in pg_catalog');
 
 -- The rest of the file uses the type's operators the documented way.
 SET LOCAL search_path = order_flow, public;

@@ -92,7 +92,8 @@ $node->safe_psql('postgres', 'CREATE DATABASE fresh');
 $node->safe_psql('fresh', 'CREATE EXTENSION order_flow');
 
 # One line per extension member (and per column, trigger, constraint,
-# index, privilege, comment of one), in a form that does not depend on OIDs.
+# index, privilege, comment of one), in a form that does not depend on OIDs
+# (privileges in a fixed order: the order of an ACL means nothing).
 my $fingerprint = q{
 WITH m AS (
     SELECT d.classid, d.objid FROM pg_depend d JOIN pg_extension e ON e.oid = d.refobjid
@@ -104,7 +105,7 @@ SELECT line FROM (
     SELECT 'function ' || p.oid::regprocedure || ' returns ' || pg_get_function_result(p.oid)
            || ' ' || p.prokind::text || p.provolatile::text || p.proparallel::text || p.prosecdef::text || p.proisstrict::text
            || ' cost ' || p.procost || ' rows ' || p.prorows || ' config ' || coalesce(p.proconfig::text, '-')
-           || ' acl ' || coalesce(p.proacl::text, '-') || ' src ' || md5(p.prosrc || coalesce(p.probin, ''))
+           || ' acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(p.proacl) x), '-') || ' src ' || md5(p.prosrc || coalesce(p.probin, ''))
            || ' comment ' || coalesce(obj_description(p.oid, 'pg_proc'), '-') AS line
       FROM pg_proc p JOIN m ON m.classid = 'pg_proc'::regclass AND m.objid = p.oid
     UNION ALL
@@ -114,7 +115,7 @@ SELECT line FROM (
       FROM pg_aggregate a JOIN m ON m.classid = 'pg_proc'::regclass AND m.objid = a.aggfnoid
     UNION ALL
     SELECT 'relation ' || c.oid::regclass || ' ' || c.relkind::text || ' ' || coalesce(c.reloptions::text, '-')
-           || ' acl ' || coalesce(c.relacl::text, '-') || ' rls ' || c.relrowsecurity::text
+           || ' acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(c.relacl) x), '-') || ' rls ' || c.relrowsecurity::text
            || ' replica identity ' || c.relreplident::text
            || ' comment ' || coalesce(obj_description(c.oid, 'pg_class'), '-')
            || CASE WHEN c.relkind = 'v' THEN ' view ' || md5(pg_get_viewdef(c.oid)) ELSE '' END
@@ -122,7 +123,7 @@ SELECT line FROM (
     UNION ALL
     SELECT 'column ' || a.attrelid::regclass || '.' || a.attname || ' ' || a.attnum || ' '
            || format_type(a.atttypid, a.atttypmod) || ' ' || a.attnotnull::text || ' '
-           || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '-') || ' acl ' || coalesce(a.attacl::text, '-')
+           || coalesce(pg_get_expr(ad.adbin, ad.adrelid), '-') || ' acl ' || coalesce((SELECT string_agg(x::text, ',' ORDER BY x::text) FROM unnest(a.attacl) x), '-')
            || ' comment ' || coalesce(col_description(a.attrelid, a.attnum), '-')
       FROM pg_attribute a JOIN rels r ON r.oid = a.attrelid
       LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum

@@ -7,6 +7,20 @@
  * pre_install/metrics_fold.sql, applied next.
  */
 
+/*
+ * The status comparisons and min/max move to pg_catalog (see
+ * pre_install/status.sql): found whatever a client's search_path.  The
+ * same operators (the operator classes and every index keep them).
+ */
+ALTER OPERATOR order_flow.= (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
+ALTER OPERATOR order_flow.<> (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
+ALTER OPERATOR order_flow.< (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
+ALTER OPERATOR order_flow.<= (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
+ALTER OPERATOR order_flow.> (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
+ALTER OPERATOR order_flow.>= (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
+ALTER AGGREGATE order_flow.max(order_flow.status) SET SCHEMA pg_catalog;
+ALTER AGGREGATE order_flow.min(order_flow.status) SET SCHEMA pg_catalog;
+
 /* the reporting role (its privileges are restated with the others) */
 DO $roles$
 BEGIN
