@@ -42,6 +42,8 @@ typedef struct OfSchedSlot
 	uint64		sweeps;
 	TimestampTz last_sweep;		/* when the last sweep ended (0: none yet) */
 	pg_atomic_uint64 fold_requested;	/* latest commit with events to fold (TimestampTz) */
+	pg_atomic_uint64 noted_wake;	/* earliest deadline committed since the scheduler last
+									 * planned its nap (TimestampTz; DT_NOEND: none) */
 	bool		catch_up_requested;	/* rows written by SQL into the log or the heads */
 	bool		no_worker;		/* the launcher found no background worker slot for it */
 } OfSchedSlot;
@@ -71,6 +73,7 @@ extern bool of_scheduler_serves(void);
 extern void of_fold_request(bool catch_up);
 extern bool of_note_no_worker(Oid dboid, bool no_worker);
 extern void of_sched_slot_reset(OfSchedSlot *slot, Oid dboid);
+extern TimestampTz of_plan_nap(OfSchedSlot *slot, TimestampTz planned);
 extern int	of_worker_shortage(void);
 
 /* how soon after a commit the scheduler folds its events (ms) */

@@ -85,7 +85,7 @@ of_shmem_startup(void)
 		memset(of_shared, 0, sizeof(OfShared));
 		of_shared->lock = &(GetNamedLWLockTranche("order_flow"))->lock;
 		for (int i = 0; i < OF_MAX_SCHEDULERS; i++)
-			pg_atomic_init_u64(&of_shared->sched[i].fold_requested, 0);
+			of_sched_slot_reset(&of_shared->sched[i], InvalidOid);
 	}
 	LWLockRelease(AddinShmemInitLock);
 }
@@ -132,6 +132,25 @@ wake_xact_callback(XactEvent event, void *arg)
 	}
 	fold_pending = false;
 	catch_up_pending = false;
+	if (event == XACT_EVENT_COMMIT && of_shared && wake_pending)
+	{
+		/*
+		 * Note the deadline first, then look at the scheduler's plan: a
+		 * scheduler that planned its nap before this note sees it when it
+		 * plans the next (of_plan_nap), one that plans after it is seen
+		 * here below -- so no deadline waits a whole naptime unseen.
+		 */
+		OfSchedSlot *s = my_slot();
+
+		if (s != NULL)
+		{
+			uint64		seen = pg_atomic_read_u64(&s->noted_wake);
+
+			while (seen > (uint64) wake_at &&
+				   !pg_atomic_compare_exchange_u64(&s->noted_wake, &seen, (uint64) wake_at))
+				;
+		}
+	}
 	if (event == XACT_EVENT_COMMIT && of_shared && wake_pending && !launcher_request_pending)
 	{
 		bool		needed = false;
@@ -281,12 +300,32 @@ of_fold_request(bool catch_up)
 	catch_up_pending |= catch_up;
 }
 
+/*
+ * of_plan_nap: the scheduler of slot means to sleep until planned; returns
+ * when it should wake, the earliest deadline noted by commits since its
+ * last plan taken into account, and publishes that as its next wake.  The
+ * caller holds of_shared->lock exclusively.
+ */
+TimestampTz
+of_plan_nap(OfSchedSlot *slot, TimestampTz planned)
+{
+	TimestampTz noted;
+
+	slot->next_wake = planned;
+	pg_memory_barrier();
+	noted = (TimestampTz) pg_atomic_exchange_u64(&slot->noted_wake, (uint64) DT_NOEND);
+	if (noted < planned)
+		slot->next_wake = noted;
+	return slot->next_wake;
+}
+
 /* of_sched_slot_reset: an empty registry slot for dboid (InvalidOid: free) */
 void
 of_sched_slot_reset(OfSchedSlot *slot, Oid dboid)
 {
 	memset(slot, 0, sizeof(OfSchedSlot));
 	pg_atomic_init_u64(&slot->fold_requested, 0);
+	pg_atomic_init_u64(&slot->noted_wake, (uint64) DT_NOEND);
 	slot->dboid = dboid;
 	slot->next_wake = DT_NOEND;
 }

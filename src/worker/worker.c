@@ -974,7 +974,13 @@ of_scheduler_main(Datum arg)
 
 		timeout = nap_after(&st, pass_start, next, more, done);
 		LWLockAcquire(of_shared->lock, LW_EXCLUSIVE);
-		my_slot->next_wake = TimestampTzPlusMilliseconds(GetCurrentTimestamp(), timeout);
+		{
+			/* a deadline committed during this pass shortens the nap */
+			TimestampTz now = GetCurrentTimestamp();
+			TimestampTz wake = of_plan_nap(my_slot, TimestampTzPlusMilliseconds(now, timeout));
+
+			timeout = wake <= now ? 0 : Min(timeout, (long) ((wake - now + 999) / 1000));
+		}
 		my_slot->sweeps++;
 		my_slot->last_sweep = GetCurrentTimestamp();
 		LWLockRelease(of_shared->lock);

@@ -14,6 +14,8 @@
 #   make, gcc                              the build itself
 #   prometheus-postgres-exporter           downloaded and unpacked under .build/exporter/
 #                                          (not installed), for the monitoring test
+#   python3-psycopg; nodejs, npm (when no node is installed); node `pg` from npm
+#                                          under .build/node: the client tests (test/clients/)
 # (with OF_PG_CONFIG naming another server, the four postgresql-* packages
 # are not installed: that server must bring them), and, only when asked for (`deps.sh faketime`, or OF_FAKETIME / FAKETIME set):
 #   faketime                               libfaketime and its wrapper, for
@@ -51,9 +53,15 @@ fi
 missing=()
 server_pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap)
 [[ -n $other_server ]] && server_pkgs=()
-for pkg in "${server_pkgs[@]}" libtap-parser-sourcehandler-pgtap-perl libipc-run-perl make gcc; do
+for pkg in "${server_pkgs[@]}" libtap-parser-sourcehandler-pgtap-perl libipc-run-perl make gcc \
+    python3-psycopg; do
     installed "$pkg" || missing+=("$pkg")
 done
+# node and npm for the node `pg` client test: Debian's, unless a node is there already
+if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    installed nodejs || missing+=(nodejs)
+    installed npm || missing+=(npm)
+fi
 want_faketime=0
 for arg in "$@"; do
     case $arg in
@@ -101,8 +109,23 @@ fetch_exporter() {
     return 0
 }
 
+# node `pg` from npm's registry, under .build/node (the client test's NODE_PATH)
+NODE_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/.build/node
+fetch_node_pg() {
+    [[ -f $NODE_DIR/node_modules/pg/package.json ]] && return 0
+    command -v npm >/dev/null || return 0
+    mkdir -p "$NODE_DIR"
+    if (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund --prefix "$NODE_DIR" pg@8) >/dev/null 2>&1; then
+        echo "deps.sh: installed node pg $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$NODE_DIR/node_modules/pg/package.json") under .build/node" >&2
+    else
+        echo "deps.sh: could not install node pg from npm (its client test will fail)" >&2
+    fi
+    return 0
+}
+
 if [[ ${#missing[@]} -eq 0 && $need_contrib -eq 0 ]]; then
     fetch_exporter
+    fetch_node_pg
     exit 0
 fi
 
@@ -126,3 +149,4 @@ fi
 echo "deps.sh: installing ${missing[*]}" >&2
 apt-get install -y -q -q --no-install-recommends "${missing[@]}" >/dev/null
 fetch_exporter
+fetch_node_pg

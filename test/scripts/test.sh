@@ -16,6 +16,9 @@
 #   tap        test/t/*.pl (PostgreSQL::Test::Cluster), run with prove -v as
 #              the postgres user from a postgres-owned copy of the tree;
 #              counted per assertion
+#   clients    test/clients/*: psycopg 3 (Debian's) and node pg (npm's, under
+#              .build/node) read and write status values against the test
+#              cluster, off the search_path; counted per assertion
 #   deb        test/deb/package.sh: `make deb`, then the package installed
 #              with apt-get into Debian's PostgreSQL 15, used on a fresh
 #              cluster and removed again (the tree's build is installed
@@ -39,7 +42,7 @@
 #                       in PST8PDT (they set PGTZ); pgTAP sessions, the
 #                       scheduler and the server defaults follow ZONE.
 #   OF_SUITES="..."     the suites to run, of: released regress pgtap isolation
-#                       tap deb (default: all six).
+#                       clients tap deb (default: all seven).
 #   OF_SKIP_BUILD=1     no make / make install: test the extension already
 #                       installed (used by test_clock.sh after its one build).
 set -euo pipefail
@@ -130,11 +133,11 @@ count_tap() {
 }
 
 # ------------------------------------------------------------------ switches
-OF_SUITES=${OF_SUITES:-released regress pgtap isolation tap deb}
+OF_SUITES=${OF_SUITES:-released regress pgtap isolation clients tap deb}
 for suite in $OF_SUITES; do
     case $suite in
-    released | regress | pgtap | isolation | tap | deb) ;;
-    *) abort "OF_SUITES: unknown suite '$suite' (known: released regress pgtap isolation tap deb)" ;;
+    released | regress | pgtap | isolation | clients | tap | deb) ;;
+    *) abort "OF_SUITES: unknown suite '$suite' (known: released regress pgtap isolation clients tap deb)" ;;
     esac
 done
 # The clock: FAKETIME asks for it to be moved (we re-run ourselves under
@@ -344,6 +347,32 @@ suite_tap() {
     record tap "$pass" "$fail"
 }
 
+# ------------------------------------------------ d') application clients
+suite_clients() {
+    local rc out pass=0 fail=0 db=order_flow_clients f
+    section "clients (psycopg 3, node pg)"
+    for f in test/clients/*; do
+        rc=0
+        out=$WORK/clients_$(basename "$f").log
+        if ! fresh_db "$db" order_flow >"$out" 2>&1; then
+            cat "$out"
+            fail=$((fail + 1))
+            continue
+        fi
+        echo "$f:"
+        case $f in
+        *.py) PGDATABASE=$db /usr/bin/python3 "$f" 2>&1 | tee "$out" || rc=$? ;;
+        *.js) PGDATABASE=$db NODE_PATH="$OF_REPO_ROOT/.build/node/node_modules" node "$f" 2>&1 | tee "$out" || rc=$? ;;
+        *) continue ;;
+        esac
+        count_tap "$out" "$rc"
+        pass=$((pass + T_PASS))
+        fail=$((fail + T_FAIL))
+    done
+    psql_q -d postgres -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" || true
+    record clients "$pass" "$fail"
+}
+
 # ---------------------------------------------------------- e) the package
 suite_deb() {
     local rc=0 out=$WORK/deb.log
@@ -365,7 +394,7 @@ deb_skip_reason() {
 }
 
 # ------------------------------------------------------------------- run all
-for suite in released regress pgtap isolation tap deb; do
+for suite in released regress pgtap isolation clients tap deb; do
     if [[ " $OF_SUITES " != *" $suite "* ]]; then
         SUMMARY_ROWS+=("$(printf '%-10s not run (OF_SUITES=%s)' "$suite" "$OF_SUITES")")
         continue
