@@ -138,20 +138,6 @@ CREATE OPERATOR CLASS order_flow.status_hash_ops
         FUNCTION 1 order_flow.status_hash(order_flow.status),
         FUNCTION 2 order_flow.status_hash_extended(order_flow.status, bigint);
 
-/*
- * The comparison operators live in pg_catalog, which every search_path
- * includes: a client without order_flow on its search_path still compares
- * status values by process (never alphabetically, through the implicit
- * cast to text) and its equality filters use an index on the column.
- * (1.0 and 1.1 created them in order_flow; the 1.2 update moves them.)
- */
-ALTER OPERATOR order_flow.= (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
-ALTER OPERATOR order_flow.<> (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
-ALTER OPERATOR order_flow.< (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
-ALTER OPERATOR order_flow.<= (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
-ALTER OPERATOR order_flow.> (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
-ALTER OPERATOR order_flow.>= (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
-
 CREATE CAST (order_flow.status AS text)
     WITH FUNCTION order_flow.status_to_text(order_flow.status) AS IMPLICIT;
 

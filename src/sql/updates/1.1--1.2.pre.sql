@@ -8,16 +8,10 @@
  */
 
 /*
- * The status comparisons and min/max move to pg_catalog (see
- * pre_install/status.sql): found whatever a client's search_path.  The
- * same operators (the operator classes and every index keep them).
+ * min/max move to pg_catalog with the comparison operators (which
+ * pre_install/status_ops.sql moves, for this update as for a fresh
+ * install): found whatever a client's search_path.
  */
-ALTER OPERATOR order_flow.= (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
-ALTER OPERATOR order_flow.<> (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
-ALTER OPERATOR order_flow.< (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
-ALTER OPERATOR order_flow.<= (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
-ALTER OPERATOR order_flow.> (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
-ALTER OPERATOR order_flow.>= (order_flow.status, order_flow.status) SET SCHEMA pg_catalog;
 ALTER AGGREGATE order_flow.max(order_flow.status) SET SCHEMA pg_catalog;
 ALTER AGGREGATE order_flow.min(order_flow.status) SET SCHEMA pg_catalog;
 
