@@ -39,6 +39,7 @@
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "libpq/pqformat.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/hsearch.h"
 #include "utils/lsyscache.h"
@@ -335,6 +336,13 @@ status_from_cstring(const char *input)
 					 errdetail("A position after \"@\" must be an integer.")));
 		if (lookup_name(name, &pos))
 			return pos;
+		/*
+		 * pg_upgrade restores the schema before it moves the tables' files
+		 * over, the dictionary's among them: a default or a view's constant
+		 * is the position the old cluster dumped.
+		 */
+		if (IsBinaryUpgrade)
+			return (int32) dumped;
 		if (of_restoring())
 			return restore_label(name, (int32) dumped);
 	}
@@ -378,7 +386,9 @@ status_in(PG_FUNCTION_ARGS)
 /*
  * The name -- and, to pg_dump, "name@position", so that any restore (a
  * parallel one loads tables in no fixed order) recreates each name at its
- * position even before the dictionary's own rows are loaded.
+ * position even before the dictionary's own rows are loaded; and so that
+ * pg_upgrade, which restores the schema into a new cluster whose dictionary
+ * is still empty, keeps every default's and view's constant.
  */
 PG_FUNCTION_INFO_V1(status_out);
 Datum
@@ -387,7 +397,8 @@ status_out(PG_FUNCTION_ARGS)
 	int32		pos = PG_GETARG_INT32(0);
 	const char *name = status_to_cstring(pos);
 
-	if (of_dumping())
+	/* pg_upgrade runs the old server in binary-upgrade mode for its pg_dump too */
+	if (of_dumping() || IsBinaryUpgrade)
 		PG_RETURN_CSTRING(psprintf("%s@%d", name, pos));
 	PG_RETURN_CSTRING(pstrdup(name));
 }
