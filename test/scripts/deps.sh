@@ -117,8 +117,10 @@ fetch_node_pg() {
     mkdir -p "$NODE_DIR"
     if (cd "$NODE_DIR" && npm install --silent --no-audit --no-fund --prefix "$NODE_DIR" pg@8) >/dev/null 2>&1; then
         echo "deps.sh: installed node pg $(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$NODE_DIR/node_modules/pg/package.json") under .build/node" >&2
+    elif [[ $(id -u) -eq 0 ]] && apt-get install -y -q -q --no-install-recommends node-pg >/dev/null 2>&1; then
+        echo "deps.sh: npm's registry did not answer; using Debian's node-pg (/usr/share/nodejs)" >&2
     else
-        echo "deps.sh: could not install node pg from npm (its client test will fail)" >&2
+        echo "deps.sh: could not install node pg from npm or Debian (its client test will fail)" >&2
     fi
     return 0
 }

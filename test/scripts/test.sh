@@ -362,7 +362,7 @@ suite_clients() {
         echo "$f:"
         case $f in
         *.py) PGDATABASE=$db /usr/bin/python3 "$f" 2>&1 | tee "$out" || rc=$? ;;
-        *.js) PGDATABASE=$db NODE_PATH="$OF_REPO_ROOT/.build/node/node_modules" node "$f" 2>&1 | tee "$out" || rc=$? ;;
+        *.js) PGDATABASE=$db NODE_PATH="$OF_REPO_ROOT/.build/node/node_modules:/usr/share/nodejs" node "$f" 2>&1 | tee "$out" || rc=$? ;;
         *) continue ;;
         esac
         count_tap "$out" "$rc"

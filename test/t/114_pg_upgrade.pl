@@ -13,6 +13,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use Cwd ();
 
 my $old = PostgreSQL::Test::Cluster->new('old');
 $old->init;
@@ -38,11 +39,16 @@ $new->init;
 $new->append_conf('postgresql.conf', "shared_preload_libraries = 'order_flow'\n");
 
 my $bindir = $old->config_data('--bindir');
+# pg_upgrade writes its files into the current directory: run it from a
+# scratch one (the clusters' directories may be relative to this one)
+my $here = Cwd::getcwd();
+my ($old_data, $new_data) = (Cwd::abs_path($old->data_dir), Cwd::abs_path($new->data_dir));
 my $work = PostgreSQL::Test::Utils::tempdir;
 chdir $work or die "chdir $work: $!";
-command_ok([ "$bindir/pg_upgrade", '--no-sync', '-d', $old->data_dir, '-D', $new->data_dir,
+command_ok([ "$bindir/pg_upgrade", '--no-sync', '-d', $old_data, '-D', $new_data,
 	'-b', $bindir, '-B', $bindir, '-s', $new->host, '-p', $old->port, '-P', $new->port ],
 	'pg_upgrade of a cluster with order_flow succeeds');
+chdir $here or die "chdir $here: $!";
 
 $new->start;
 is($new->safe_psql('postgres', q{
