@@ -307,14 +307,7 @@ DECLARE
     fk record;
     found_parent boolean;
 BEGIN
-    /* each statement must see what the lock's previous holder committed */
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'a restore of order_flow''s tables needs READ COMMITTED, not %',
-            current_setting('transaction_isolation')
-            USING ERRCODE = '55000',
-                  HINT = 'Restore into a database whose default_transaction_isolation is read committed.';
-    END IF;
-    PERFORM pg_advisory_xact_lock('order_flow.status_label'::regclass::oid::bigint);
+    PERFORM order_flow._restore_lock();
     FOR fk IN
         SELECT c.confrelid::regclass AS parent,
                string_agg(format('p.%I IS NOT DISTINCT FROM ($1->>%L)::%s', pa.attname, ca.attname,

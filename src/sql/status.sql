@@ -96,6 +96,30 @@ END
 $$;
 
 /*
+ * _restore_lock(): the one lock under which a restore's loads of the
+ * dictionary and of rows waiting for it (restore_pending) take turns --
+ * the same lock as the dictionary's reload.  Each statement after it must
+ * see what the previous holder committed, so READ COMMITTED is required.
+ */
+CREATE OR REPLACE FUNCTION order_flow._restore_lock() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'a restore of order_flow''s tables needs READ COMMITTED, not %',
+            current_setting('transaction_isolation')
+            USING ERRCODE = '55000',
+                  HINT = 'Restore into a database whose default_transaction_isolation is read committed.';
+    END IF;
+    PERFORM pg_advisory_xact_lock('order_flow.status_label'::regclass::oid::bigint);
+END
+$$;
+
+COMMENT ON FUNCTION order_flow._restore_lock() IS
+    'Internal: the restore''s one lock (READ COMMITTED required)';
+
+/*
  * _restore_label(label, position): during a restore, the dictionary entry
  * a status value carries (pg_dump writes a status as "label@position",
  * see status_out).  A parallel restore may load a managed table before the
@@ -112,14 +136,7 @@ DECLARE
     have integer;
     holder text;
 BEGIN
-    /* each statement must see what the lock's previous holder committed */
-    IF current_setting('transaction_isolation') <> 'read committed' THEN
-        RAISE EXCEPTION 'a restore of order_flow''s tables needs READ COMMITTED, not %',
-            current_setting('transaction_isolation')
-            USING ERRCODE = '55000',
-                  HINT = 'Restore into a database whose default_transaction_isolation is read committed.';
-    END IF;
-    PERFORM pg_advisory_xact_lock('order_flow.status_label'::regclass::oid::bigint);
+    PERFORM order_flow._restore_lock();
     SELECT l.sort_position INTO have FROM order_flow.status_label l WHERE l.label = _restore_label.label;
     IF FOUND THEN
         RETURN have;
