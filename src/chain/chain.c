@@ -99,6 +99,7 @@ static const char *const head_columns[HEAD_NCOLS] = {
 
 typedef struct RelLayout
 {
+	int			writer_slot;	/* its entry in OfChainWriter.defaults */
 	bool		valid;			/* the column positions below are the relation's */
 	bool		relid_known;	/* relid is the table's (looked up by name) */
 	Oid			relid;
@@ -110,10 +111,10 @@ typedef struct RelLayout
 	MemoryContext cxt;
 } RelLayout;
 
-static RelLayout log_layout;
-static RelLayout head_layout;
-static RelLayout notif_layout;
-static RelLayout outbox_layout;
+static RelLayout log_layout = {.writer_slot = 0};
+static RelLayout head_layout = {.writer_slot = 1};
+static RelLayout notif_layout = {.writer_slot = 2};
+static RelLayout outbox_layout = {.writer_slot = 3};
 static bool callback_registered = false;
 
 static void
@@ -334,17 +335,32 @@ of_chain_end(OfChainWriter *w)
 	}
 }
 
-/* fill_defaults: the columns of l left to their defaults, as an INSERT would */
+/*
+ * fill_defaults: the columns of l left to their defaults, as an INSERT
+ * would.  The expressions are compiled once per writer (a batch writes
+ * many rows of one table through it), in its executor state.
+ */
 static void
 fill_defaults(OfChainWriter *w, RelLayout *l, TupleTableSlot *slot)
 {
+	ExprState **states = w->defaults[l->writer_slot];
+	ExprContext *econtext = GetPerTupleExprContext(w->estate);
+
+	if (states == NULL && l->ndefaults > 0)
+	{
+		MemoryContext old = MemoryContextSwitchTo(w->estate->es_query_cxt);
+
+		states = palloc(sizeof(ExprState *) * l->ndefaults);
+		for (int i = 0; i < l->ndefaults; i++)
+			states[i] = ExecInitExpr(l->default_expr[i], NULL);
+		MemoryContextSwitchTo(old);
+		w->defaults[l->writer_slot] = states;
+	}
 	for (int i = 0; i < l->ndefaults; i++)
 	{
-		ExprState  *es = ExecInitExpr(l->default_expr[i], NULL);
-		ExprContext *econtext = GetPerTupleExprContext(w->estate);
 		AttrNumber	a = l->default_att[i];
 
-		slot->tts_values[a - 1] = ExecEvalExprSwitchContext(es, econtext, &slot->tts_isnull[a - 1]);
+		slot->tts_values[a - 1] = ExecEvalExprSwitchContext(states[i], econtext, &slot->tts_isnull[a - 1]);
 	}
 }
 

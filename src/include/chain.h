@@ -52,6 +52,8 @@ typedef struct OfChainWriter
 	ResultRelInfo *outbox_rri;
 	TupleTableSlot *notif_slot;
 	TupleTableSlot *outbox_slot;
+	/* the tables' column defaults, compiled on first use (log, head, notification, outbox) */
+	ExprState **defaults[4];
 } OfChainWriter;
 
 /* a locked chain head, as read */
