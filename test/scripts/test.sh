@@ -332,7 +332,7 @@ suite_tap() {
             ${OF_TIMEZONE:+TZ="$OF_TIMEZONE"} \
             PATH="$PG_BIN:/usr/local/bin:/usr/bin:/bin" HOME="$tree" TMPDIR="$tree/.tmp" \
             TESTDIR="$tree" PG_REGRESS="$PGXS_DIR/src/test/regress/pg_regress" \
-            OF_EXPORTER="$OF_REPO_ROOT/.build/exporter/usr/bin/prometheus-postgres-exporter" \
+            OF_EXPORTER="$tree/.build/exporter/usr/bin/prometheus-postgres-exporter" \
             prove -v -I "$PGXS_DIR/src/test/perl" -I "$tree/test/t" "$f") \
             2>&1 | tee "$out" || rc=$?
         count_tap "$out" "$rc"
