@@ -59,6 +59,10 @@ typedef struct OfNameList
 } OfNameList;
 extern const OfNameList *of_database_names;
 
+/* settings/business_tz.c: order_flow.business_time_zone */
+extern void of_define_business_tz(void);
+extern struct pg_tz *of_business_tz(void);
+
 /* order_flow.metrics_fold */
 typedef enum OfFoldMode
 {

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * metrics/agg_time.c
- *	  Month boundaries of an as-of instant and local midnights in the session
- *	  time zone, cached per backend; on-time and duration helpers.
+ *	  Month boundaries of an as-of instant and local midnights in the
+ *	  business time zone (order_flow.business_time_zone, never the
+ *	  session's TimeZone), cached per backend; on-time and duration helpers.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,7 +39,7 @@
 #include "order_flow.h"
 
 /*
- * Month boundaries for an as-of instant in the session time zone:
+ * Month boundaries for an as-of instant in the business time zone:
  * edge[0] is the start of the month after as_of's, edge[k + 1] the start of
  * the month k months before as_of's.  A row at ts falls in bucket k when
  * edge[k + 1] <= ts < edge[k]: bucket 0 is as_of's (partial) month, buckets
@@ -48,7 +49,7 @@ static TimestampTz edge_cache[RHYTHM_MONTHS + 2];
 static TimestampTz edge_cache_as_of;
 static pg_tz *edge_cache_tz = NULL;
 
-/* Start of a month (year * 12 + month - 1) in the session time zone. */
+/* Start of a month (year * 12 + month - 1) in the business time zone. */
 static TimestampTz
 month_start(int64 month)
 {
@@ -60,7 +61,7 @@ month_start(int64 month)
 	tm.tm_year = (int) (month >= 0 ? month / 12 : -((-month + 11) / 12));
 	tm.tm_mon = (int) (month - (int64) tm.tm_year * 12) + 1;
 	tm.tm_mday = 1;
-	tz = DetermineTimeZoneOffset(&tm, session_timezone);
+	tz = DetermineTimeZoneOffset(&tm, of_business_tz());
 	if (tm2timestamp(&tm, 0, &tz, &result) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
@@ -76,10 +77,10 @@ month_edges(TimestampTz as_of)
 	int			tz;
 	int64		anchor;
 
-	if (edge_cache_tz == session_timezone && edge_cache_as_of == as_of)
+	if (edge_cache_tz == of_business_tz() && edge_cache_as_of == as_of)
 		return edge_cache;
 	if (TIMESTAMP_NOT_FINITE(as_of) ||
-		timestamp2tm(as_of, &tz, &tm, &fsec, NULL, NULL) != 0)
+		timestamp2tm(as_of, &tz, &tm, &fsec, NULL, of_business_tz()) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("as_of must be a finite timestamp")));
@@ -87,7 +88,7 @@ month_edges(TimestampTz as_of)
 	for (int k = 0; k < RHYTHM_MONTHS + 2; k++)
 		edge_cache[k] = month_start(anchor + 1 - k);
 	edge_cache_as_of = as_of;
-	edge_cache_tz = session_timezone;
+	edge_cache_tz = of_business_tz();
 	return edge_cache;
 }
 
@@ -111,7 +112,7 @@ same_as_of(TimestampTz a, TimestampTz b)
 }
 
 /*
- * local_midnight(d): date d as timestamptz in the session time zone, as
+ * local_midnight(d): date d as timestamptz in the business time zone, as
  * date2timestamptz() computes it (so "shipped_at < promised_date + 1"
  * agrees with SQL), through a small cache: promised dates repeat a lot.
  */
@@ -131,11 +132,11 @@ local_midnight(DateADT day)
 	int			tz;
 	TimestampTz result;
 
-	if (midnight_cache_tz != session_timezone)
+	if (midnight_cache_tz != of_business_tz())
 	{
 		for (int i = 0; i < MIDNIGHT_CACHE; i++)
 			midnight_cache[i].day = DATEVAL_NOBEGIN;
-		midnight_cache_tz = session_timezone;
+		midnight_cache_tz = of_business_tz();
 	}
 	if (midnight_cache[slot].day == day)
 		return midnight_cache[slot].at;
@@ -143,7 +144,7 @@ local_midnight(DateADT day)
 		return DATE_IS_NOBEGIN(day) ? DT_NOBEGIN : DT_NOEND;
 	j2date(day + POSTGRES_EPOCH_JDATE, &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
 	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-	tz = DetermineTimeZoneOffset(&tm, session_timezone);
+	tz = DetermineTimeZoneOffset(&tm, of_business_tz());
 	result = (TimestampTz) day * USECS_PER_DAY + (TimestampTz) tz * USECS_PER_SEC;
 	midnight_cache[slot].day = day;
 	midnight_cache[slot].at = result;
@@ -151,7 +152,7 @@ local_midnight(DateADT day)
 }
 
 /*
- * shipped_on_time: shipped no later than the promised date (session time
+ * shipped_on_time: shipped no later than the promised date (business time
  * zone) when there is one, else within 48 hours of contract signing.
  * false when that cannot be judged.
  */

@@ -136,6 +136,7 @@ _PG_init(void)
 							 "The durable outbox carries every broadcast either way; NOTIFY cannot be "
 							 "used in a transaction prepared for two-phase commit.",
 							 &of_notify_enabled, true, PGC_USERSET, 0, NULL, NULL, NULL);
+	of_define_business_tz();
 
 	/*
 	 * The background worker's settings exist in every session, so that SHOW

@@ -28,6 +28,10 @@
  *   - an exception event is a state change whose details carry an
  *     exception_type (every edge with an exception type), or a
  *     record(k, 'exception', ...) fact;
+ *   - dates are read in the business time zone
+ *     (order_flow.business_time_zone, see business_time_zone() below):
+ *     a promised date ends at its midnight there, months and seasons are
+ *     its calendar months; the session's TimeZone changes no answer;
  *   - rework/return: the order entered rework or returned, or had an
  *     exception of type rework, return, returned or reshipment;
  *   - customer and attributes (region, customer_class or grade, category,
@@ -47,6 +51,13 @@ CREATE OR REPLACE FUNCTION order_flow._metric_date(jsonb) RETURNS date
 COMMENT ON FUNCTION order_flow._metric_date(jsonb) IS
     'A JSON string holding a date, as date; NULL for anything else (never an error)';
 
+/* order_flow.business_time_zone, for SQL (and for sessions that have not loaded the library) */
+CREATE OR REPLACE FUNCTION order_flow.business_time_zone() RETURNS text
+    AS 'MODULE_PATHNAME', 'order_flow_business_time_zone' LANGUAGE C STABLE PARALLEL SAFE;
+
+COMMENT ON FUNCTION order_flow.business_time_zone() IS
+    'The business time zone (order_flow.business_time_zone): promised-date midnights, months and seasons of every metric, and the kpi() cache';
+
 /* ------------------------------------------------------------------ */
 /* C aggregates.                                                       */
 /* ------------------------------------------------------------------ */
@@ -54,7 +65,7 @@ COMMENT ON FUNCTION order_flow._metric_date(jsonb) IS
 /*
  * Order rhythm: order_frequency, order_volatility, order_value_trend and
  * monthly_orders(ordered_at, value, as_of) share one transition state (per
- * calendar month in the session time zone: order count and value), so a
+ * calendar month in the business time zone: order count and value), so a
  * query using all four does the work once per row.
  */
 CREATE OR REPLACE FUNCTION order_flow._rhythm_trans(internal, timestamptz, float8, timestamptz) RETURNS internal
@@ -383,7 +394,7 @@ COMMENT ON VIEW order_flow.exception_pareto IS
 /*
  * customer_health: one row per customer with any order, over all time;
  * windowed dimensions are relative to now() in whole calendar months of
- * the session time zone.
+ * the business time zone.
  *   order_frequency        orders per month, last 12 complete months
  *   recency_days           days since the latest order
  *   category_breadth       distinct categories ordered
@@ -486,7 +497,7 @@ BEGIN
     WITH ev AS MATERIALIZED (
         SELECT e.order_key, e.region, e.customer_class, e.reason, e.kind, e.hours_lost
           FROM order_flow.delay_events e
-         WHERE ($3 IS NULL OR extract(month FROM e.occurred_at)::integer = ANY ($3))
+         WHERE ($3 IS NULL OR extract(month FROM e.month)::integer = ANY ($3))
     ), x AS (
         SELECT ev.order_key, ev.reason, ev.kind, ev.hours_lost
           FROM ev
@@ -558,7 +569,7 @@ SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    tz text := current_setting('TimeZone');
+    tz text := order_flow.business_time_zone();
     horizon timestamptz;
     first_signed timestamptz;
     wm bigint;
@@ -685,7 +696,7 @@ BEGIN
         SELECT k.month_start, k.month_end
           FROM order_flow.kpi_month k
          WHERE k.month_start >= $1 AND k.month_end <= $2
-           AND k.time_zone = current_setting('TimeZone')
+           AND k.time_zone = order_flow.business_time_zone()
            AND NOT EXISTS (SELECT 1 FROM order_flow.kpi_dirty d
                             WHERE d.month = k.month_start AND d.id > k.watermark)
          ORDER BY k.month_start
@@ -818,17 +829,19 @@ COMMENT ON VIEW order_flow.state_durations IS
  *                state's max_dwell ("cannot wait" threshold); reason
  *                'dwell:<state>', hours lost = wall hours beyond max_dwell.
  * Region and customer class are the order's (order_fact); month and
- * season are those of the moment the delay began.
+ * season are those of the moment the delay began, in the business time
+ * zone.
  */
 CREATE OR REPLACE VIEW order_flow.delay_events AS
 SELECT x.order_key, f.customer_key, f.region, f.customer_class, x.occurred_at,
-       date_trunc('month', x.occurred_at)::date AS month,
+       date_trunc('month', x.occurred_at AT TIME ZONE z.tz)::date AS month,
        coalesce((SELECT s.season FROM order_flow.season s
-                  WHERE s.region = f.region AND s.month = extract(month FROM x.occurred_at)::integer),
+                  WHERE s.region = f.region AND s.month = extract(month FROM x.occurred_at AT TIME ZONE z.tz)::integer),
                 (SELECT s.season FROM order_flow.season s
-                  WHERE s.region = '*' AND s.month = extract(month FROM x.occurred_at)::integer)) AS season,
+                  WHERE s.region = '*' AND s.month = extract(month FROM x.occurred_at AT TIME ZONE z.tz)::integer)) AS season,
        x.kind, x.reason, x.hours_lost
-  FROM (SELECT sd.order_key, sd.entered_at AS occurred_at,
+  FROM (SELECT order_flow.business_time_zone() AS tz) z
+ CROSS JOIN (SELECT sd.order_key, sd.entered_at AS occurred_at,
                CASE WHEN sd.exception_type IS NOT NULL THEN 'exception' ELSE 'dwell' END AS kind,
                coalesce(sd.exception_type, 'dwell:' || sd.state) AS reason,
                CASE WHEN sd.exception_type IS NOT NULL THEN coalesce(sd.wall_hours, 0)

@@ -30,7 +30,8 @@ SELECT current_database()::text AS datname,
          WHERE n.status = 'pending' AND n.deadline < clock_timestamp()) a
  CROSS JOIN (SELECT count(*) AS outbox_backlog, min(x.created_at) AS oldest_created
                FROM order_flow.outbox x WHERE x.delivered_at IS NULL) o
- CROSS JOIN (SELECT (SELECT count(*) FROM order_flow.kpi_month) AS kpi_cache_months,
+ CROSS JOIN (SELECT (SELECT count(*) FROM order_flow.kpi_month m
+                     WHERE m.time_zone = order_flow.business_time_zone()) AS kpi_cache_months,
                     (SELECT count(DISTINCT d.month) FROM order_flow.kpi_dirty d) AS kpi_cache_dirty_months) k
  CROSS JOIN (SELECT max(s.refused_total) AS refused_total, max(s.refused_dropped) AS refused_dropped
                FROM order_flow.worker_status() s) r
@@ -38,4 +39,4 @@ SELECT current_database()::text AS datname,
          ON w.dboid = (SELECT d.oid FROM pg_catalog.pg_database d WHERE d.datname = current_database());
 
 COMMENT ON VIEW order_flow.monitor IS
-    'Health of this database''s order_flow, one row: scheduler alive and its last sweep, overdue acknowledgements, outbox backlog and its oldest message, refused attempts (dropped: the queue was full), metrics fold lag, kpi() cache months (dirty: read raw until rebuilt); readable by pg_monitor';
+    'Health of this database''s order_flow, one row: scheduler alive and its last sweep, overdue acknowledgements, outbox backlog and its oldest message, refused attempts (dropped: the queue was full), metrics fold lag, kpi() cache months in the business time zone (dirty: read raw until rebuilt); readable by pg_monitor';

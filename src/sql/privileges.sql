@@ -89,7 +89,8 @@ GRANT EXECUTE ON FUNCTION order_flow._metric_number(jsonb), order_flow._metric_d
     order_flow.health_profile(timestamptz, float8, text, timestamptz, timestamptz, date, timestamptz,
                               timestamptz, boolean, float8, float8, integer, integer, integer, timestamptz),
     order_flow.kpi_summary(timestamptz, timestamptz, timestamptz, date, timestamptz, timestamptz,
-                           boolean, integer)
+                           boolean, integer),
+    order_flow.business_time_zone()
 TO PUBLIC;
 
 REVOKE ALL ON FUNCTION order_flow.kpi_cache_refresh(integer), order_flow._kpi_cache_clear(),

@@ -710,6 +710,9 @@ typedef struct SchedulerState
 	bool		replica;		/* notifications arrive by logical replication */
 	TimestampTz replica_recheck;	/* when to look at the subscriptions again */
 	TimestampTz last_fold;		/* when the fold last ran */
+	bool		zone_read;		/* zone_at_start has been read */
+	char	   *zone_at_start;	/* the database's business_time_zone setting (NULL: none) */
+	bool		zone_changed;	/* ... which has changed since */
 } SchedulerState;
 
 /*
@@ -827,12 +830,56 @@ fold(SchedulerState *st, TimestampTz pass_start)
 		Min(st->fold_delay * 2, (long) of_naptime * 1000);
 }
 
-/* Duty: the kpi() cache is month-scale, looked after once per naptime. */
+/*
+ * The database's own order_flow.business_time_zone (ALTER DATABASE ... SET)
+ * as it is now, or NULL.  A session applies it when it connects, and so did
+ * this scheduler; *(bool *) arg: it differs from the value at start.
+ */
+static void
+zone_step(void *arg)
+{
+	SchedulerState *st = (SchedulerState *) arg;
+	Oid			types[1] = {OIDOID};
+	Datum		values[1] = {ObjectIdGetDatum(MyDatabaseId)};
+	bool		isnull;
+	Datum		d;
+	char	   *now;
+
+	d = spi_value("SELECT (SELECT c FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c"
+				  " WHERE s.setdatabase = $1 AND s.setrole = 0"
+				  " AND c LIKE 'order\\_flow.business\\_time\\_zone=%' LIMIT 1)",
+				  1, types, values, &isnull);
+	now = isnull ? NULL : TextDatumGetCString(d);
+	if (!st->zone_read)
+	{
+		st->zone_at_start = now ? MemoryContextStrdup(TopMemoryContext, now) : NULL;
+		st->zone_read = true;
+	}
+	else if ((now == NULL) != (st->zone_at_start == NULL) ||
+			 (now != NULL && strcmp(now, st->zone_at_start) != 0))
+		st->zone_changed = true;
+}
+
+/*
+ * Duty: the kpi() cache is month-scale, looked after once per naptime, in
+ * the business time zone.  When a DBA has changed the database's zone
+ * since this scheduler connected, it exits instead (the launcher starts a
+ * fresh one after RESTART_DELAY_MS, which connects with the new value, as
+ * any new session does): a cache built in the old zone would never be
+ * served.
+ */
 static void
 keep_kpi_cache(SchedulerState *st, TimestampTz pass_start)
 {
 	if (!of_enabled || st->kpi_due > pass_start)
 		return;
+	if (in_transaction("order_flow: business time zone", zone_step, st) && st->zone_changed)
+	{
+		ereport(LOG,
+				(errmsg("order_flow: order_flow.business_time_zone of this database was changed; "
+						"the scheduler restarts to apply it")));
+		proc_exit(0);
+	}
 	refresh_kpi_cache();
 	st->kpi_due = TimestampTzPlusMilliseconds(pass_start, (int64) of_naptime * 1000);
 }

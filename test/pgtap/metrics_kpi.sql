@@ -8,6 +8,7 @@
 BEGIN;
 \ir include/helpers.psql
 SET LOCAL TimeZone = 'UTC';
+SET LOCAL order_flow.business_time_zone = 'UTC';
 
 SELECT plan(62);
 

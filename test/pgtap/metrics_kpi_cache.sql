@@ -5,12 +5,13 @@
 -- that changes an order of a cached month marks it dirty (in the
 -- transaction's own snapshot, also after a rolled-back subtransaction), a
 -- payment does not, an order of the current month never does; a dirty
--- month is not used until rebuilt; a state serves only sessions in its own
--- time zone; metrics_rebuild() empties the cache; bad calls are refused.
+-- month is not used until rebuilt; a state serves every session while its
+-- zone is the business time zone (metrics_business_tz.sql tests more);
+-- metrics_rebuild() empties the cache; bad calls are refused.
 --
 -- The cache is shown to be used (not merely harmless) by planting a wrong
 -- state in it: kpi() then answers wrongly for exactly the windows that
--- cover that month, until a dirty mark or another time zone bypasses it.
+-- cover that month, until a dirty mark or another business zone bypasses it.
 \ir include/preamble.psql
 
 -- a REPEATABLE READ transaction cannot refresh: its snapshot predates the lock
@@ -28,6 +29,7 @@ COMMIT;
 
 BEGIN;
 SET LOCAL TimeZone = 'UTC';
+SET LOCAL order_flow.business_time_zone = 'UTC';
 
 SELECT plan(37);
 SELECT is((SELECT state FROM rr_outcome), '25000', 'kpi_cache_refresh() refuses a REPEATABLE READ transaction');
@@ -108,7 +110,7 @@ SELECT is((SELECT sum(orders)::bigint FROM order_flow.kpi_month),
           'the cached months hold every order signed before this month');
 SELECT is((SELECT count(*)::int FROM order_flow.kpi_dirty), 0, 'the spent dirty marks are cleared');
 SELECT is((SELECT count(*)::int FROM order_flow.kpi_month WHERE time_zone <> 'UTC'), 0,
-          'states are built in the session''s time zone');
+          'states are built in the business time zone');
 SELECT is(pg_temp.mismatches(), '', 'cached, kpi() equals the aggregate over the rollup for every window');
 
 -- ------------------------------------------------------------ the cache is read
@@ -123,10 +125,10 @@ SELECT is((SELECT string_agg(label, ', ' ORDER BY n) FROM w
             WHERE pg_temp.kpi(f, t) IS DISTINCT FROM (SELECT v FROM truth WHERE truth.n = w.n)),
           'all time, whole months, unaligned, one whole month',
           'a planted state changes exactly the windows that cover its whole month: the cache is used');
-SET LOCAL TimeZone = 'Asia/Shanghai';
+SET LOCAL order_flow.business_time_zone = 'Asia/Shanghai';
 SELECT is((SELECT count(*)::int FROM w WHERE pg_temp.kpi(f, t) IS DISTINCT FROM pg_temp.raw(f, t)), 0,
-          'a session in another time zone does not use the states (and gets its own exact answer)');
-SET LOCAL TimeZone = 'UTC';
+          'another business time zone does not use the states (and gets its own exact answer)');
+SET LOCAL order_flow.business_time_zone = 'UTC';
 
 -- ------------------------------------------------------------ marking
 CREATE TEMP TABLE old_order AS

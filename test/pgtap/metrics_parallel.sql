@@ -14,6 +14,7 @@
 \ir include/preamble.psql
 BEGIN;
 SET LOCAL TimeZone = 'UTC';
+SET LOCAL order_flow.business_time_zone = 'UTC';
 
 SELECT plan(20);
 

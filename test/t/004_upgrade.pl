@@ -230,6 +230,25 @@ UPDATE orders SET status = 'quoted';
 UPDATE orders SET status = 'contract_signed' WHERE id = 1;
 SELECT order_flow.record('1', 'payment', '{"amount": 10, "due_date": "2026-02-01", "paid_date": "2026-02-03"}');
 });
+# 1.1 built the kpi() cache in the session's time zone: here Asia/Shanghai,
+# for every session of the database (the scheduler's too), where an order
+# shipped at 20:00 UTC on its promised date was late.  1.2 keys the cache
+# by the business time zone: the same zone keeps the states, another one
+# rebuilds them and is never served the old ones.
+$node->safe_psql('old11', q{
+ALTER DATABASE old11 SET TimeZone = 'Asia/Shanghai';
+ALTER DATABASE old11 SET order_flow.business_time_zone = 'Asia/Shanghai';
+CREATE TABLE past (id int PRIMARY KEY, promised_ship_date date, status text NOT NULL DEFAULT 'inquiry');
+INSERT INTO past VALUES (100, '2024-03-04');
+SELECT order_flow.manage('past', attributes => '{promised_ship_date}');
+SELECT order_flow.import_transition('past', '100', s, t, '{"reason": "history"}')
+  FROM (VALUES ('quoted', '2024-03-01 08:00+00'::timestamptz), ('contract_signed', '2024-03-01 10:00+00'),
+               ('warehouse_confirmed', '2024-03-02 10:00+00'), ('finance_approved', '2024-03-02 12:00+00'),
+               ('picking', '2024-03-03 10:00+00'), ('shipped', '2024-03-04 20:00+00')) v(s, t);
+});
+$node->safe_psql('old11', 'SELECT order_flow.kpi_cache_refresh(1000)');
+my $march = q{SELECT on_time_rate FROM order_flow.kpi('2024-03-01 00:00+00', '2024-04-01 00:00+00')};
+is($node->safe_psql('old11', $march), '0', '1.1: the order was late in Asia/Shanghai');
 my $before11 = $node->safe_psql('old11', $content);
 ($rc, $out, $err) = $node->psql('old11', 'ALTER EXTENSION order_flow UPDATE');
 is($rc, 0, 'a database created at 1.1 updates') or diag($err);
@@ -247,6 +266,20 @@ is(scalar(@missing) + scalar(@extra), 0, 'updated from 1.1, it has exactly the o
 is($rc, 0, 'its orders move on after the update') or diag($err);
 is($node->safe_psql('old11', 'SELECT count(*) FROM order_flow.verify_audit()'), '0',
 	'... and its chains verify');
+is($node->safe_psql('old11', q{SELECT string_agg(DISTINCT time_zone, ',') FROM order_flow.kpi_month
+                                WHERE month_start = '2024-03-01 00:00+00'}),
+	'Asia/Shanghai', 'the cache built at 1.1 in the business time zone is kept');
+is($node->safe_psql('old11', 'SET TimeZone = UTC; SELECT order_flow.kpi_cache_refresh(1000)'), '0',
+	'... served to a session in another time zone: nothing to rebuild');
+is($node->safe_psql('old11', "SET TimeZone = 'America/New_York'; $march"), '0',
+	'... which reads the business zone\'s answer');
+$node->safe_psql('old11', q{ALTER DATABASE old11 SET order_flow.business_time_zone = 'UTC'});
+is($node->safe_psql('old11', $march), '1',
+	'with the business zone set to UTC, kpi() answers for UTC at once (the old states are not served)');
+$node->safe_psql('old11', 'SELECT order_flow.kpi_cache_refresh(1000)');
+is($node->safe_psql('old11', q{SELECT string_agg(DISTINCT time_zone, ',') FROM order_flow.kpi_month}),
+	'UTC', '... and the refresh rebuilds every month in UTC');
+is($node->safe_psql('old11', $march), '1', '... whose states give the same answer');
 
 # every released script is installed, and every one is reachable: each
 # released version has a path to the default version

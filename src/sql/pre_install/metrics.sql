@@ -210,9 +210,10 @@ SELECT pg_catalog.pg_extension_config_dump('order_flow.season', '');
  * or is numbered after its watermark.  The identity sequence is
  * not cached (CACHE 1): numbers are handed out in time order.
  *
- * The on-time rate depends on the session time zone (promised dates end at
- * local midnight): a state serves sessions in the time zone it was built
- * in, the scheduler's, i.e. the database's default.
+ * The on-time rate depends on the time zone (promised dates end at local
+ * midnight): a state is built in the business time zone
+ * (order_flow.business_time_zone, named in time_zone) and serves every
+ * session while that is still the business time zone.
  */
 CREATE TABLE order_flow.kpi_month (
     month_start     timestamptz PRIMARY KEY,

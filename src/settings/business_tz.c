@@ -1,0 +1,141 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings/business_tz.c
+ *	  order_flow.business_time_zone: the one time zone in which the metrics
+ *	  read dates (promised-date midnights, calendar months, seasons) and in
+ *	  which the kpi() cache is built, whatever the session's TimeZone.
+ *
+ * The setting is superuser-only (PGC_SUSET): a DBA sets it per database
+ * with ALTER DATABASE ... SET, and an ordinary session cannot change the
+ * answers of a report by changing it.  A value set per role (ALTER ROLE
+ * ... SET) is refused when a session applies it: two roles reading one
+ * order book in two zones would see two truths and make the kpi() cache
+ * rebuild for each.  Its default is the server's timezone setting: the
+ * postmaster's when the library is preloaded (read at server start), else
+ * log_timezone (which no session can change either).  The check hook
+ * stores the zone's canonical name, so SHOW, the cache key and
+ * order_flow.business_time_zone() agree however the zone was spelt.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "miscadmin.h"
+#include "pgtime.h"
+#include "utils/builtins.h"
+#include "utils/guc.h"
+
+#include "order_flow.h"
+
+static char *of_business_tz_setting = NULL;
+static pg_tz *of_business_tz_value = NULL;
+
+/* the boot value: the server's zone when the library was loaded */
+static char boot_zone[TZ_STRLEN_MAX + 1];
+
+static bool
+check_business_tz(char **newval, void **extra, GucSource source)
+{
+	pg_tz	   *tz;
+	pg_tz	  **parsed;
+	const char *canonical;
+
+	if (source == PGC_S_USER || source == PGC_S_DATABASE_USER)
+	{
+		GUC_check_errcode(ERRCODE_INVALID_PARAMETER_VALUE);
+		GUC_check_errmsg("order_flow.business_time_zone cannot be set per role");
+		GUC_check_errhint("Set it per database: ALTER DATABASE ... SET order_flow.business_time_zone = ...");
+		return false;
+	}
+	if (*newval == NULL || **newval == '\0')
+	{
+		GUC_check_errdetail("The business time zone must be a time zone name such as \"Asia/Shanghai\".");
+		return false;
+	}
+	tz = pg_tzset(*newval);
+	if (tz == NULL)
+	{
+		GUC_check_errdetail("Time zone \"%s\" is not recognized.", *newval);
+		return false;
+	}
+	if (!pg_tz_acceptable(tz))
+	{
+		GUC_check_errdetail("Time zone \"%s\" counts leap seconds; PostgreSQL does not support it.", *newval);
+		return false;
+	}
+#if PG_VERSION_NUM >= 160000
+	parsed = guc_malloc(LOG, sizeof(pg_tz *));
+#else
+	parsed = malloc(sizeof(pg_tz *));
+#endif
+	if (parsed == NULL)
+		return false;
+	*parsed = tz;
+	canonical = pg_get_timezone_name(tz);
+	if (canonical != NULL && strcmp(canonical, *newval) != 0)
+	{
+#if PG_VERSION_NUM >= 160000
+		char	   *copy = guc_strdup(LOG, canonical);
+#else
+		char	   *copy = strdup(canonical);
+#endif
+
+		if (copy == NULL)
+		{
+#if PG_VERSION_NUM >= 160000
+			guc_free(parsed);
+#else
+			free(parsed);
+#endif
+			return false;
+		}
+#if PG_VERSION_NUM >= 160000
+		guc_free(*newval);
+#else
+		free(*newval);
+#endif
+		*newval = copy;
+	}
+	*extra = parsed;
+	return true;
+}
+
+static void
+assign_business_tz(const char *newval, void *extra)
+{
+	of_business_tz_value = *(pg_tz **) extra;
+}
+
+/* Called from _PG_init. */
+void
+of_define_business_tz(void)
+{
+	pg_tz	   *server = process_shared_preload_libraries_in_progress ? session_timezone : log_timezone;
+	const char *name = server != NULL ? pg_get_timezone_name(server) : NULL;
+
+	strlcpy(boot_zone, name != NULL && pg_tz_acceptable(server) ? name : "UTC", sizeof(boot_zone));
+	DefineCustomStringVariable("order_flow.business_time_zone",
+							   "The time zone of the business: promised dates, months and seasons of the metrics.",
+							   "Set it per database (ALTER DATABASE ... SET); the default is the server's timezone. "
+							   "No metric depends on the session's TimeZone.",
+							   &of_business_tz_setting, boot_zone, PGC_SUSET, 0,
+							   check_business_tz, assign_business_tz, NULL);
+}
+
+/* The business time zone, for the C metrics. */
+pg_tz *
+of_business_tz(void)
+{
+	Assert(of_business_tz_value != NULL);
+	return of_business_tz_value;
+}
+
+PG_FUNCTION_INFO_V1(order_flow_business_time_zone);
+
+/* order_flow.business_time_zone(): the zone's canonical name. */
+Datum
+order_flow_business_time_zone(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(pg_get_timezone_name(of_business_tz())));
+}
