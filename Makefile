@@ -37,7 +37,7 @@ PG_CFLAGS = -Wall -Werror -Wmissing-prototypes
 # the update script from the previous version is that update's modfiles
 # around the same idempotent sources.  Released scripts are frozen copies,
 # checked against src/sql/released/SHA256SUMS.
-SQL_PRE_INSTALL = $(foreach s,status status_ops status_text catalogue tracking checkpoints restore station privileges metrics metrics_fold,src/sql/pre_install/$(s).sql)
+SQL_PRE_INSTALL = $(foreach s,internal status status_ops status_text catalogue tracking checkpoints restore station privileges metrics metrics_fold,src/sql/pre_install/$(s).sql)
 SQL_SOURCES = $(foreach s,status tracking catalogue broadcast station metrics monitor comments privileges,src/sql/$(s).sql)
 PREV_VERSION = 1.1
 SQL_UPDATE_PRE = src/sql/updates/$(PREV_VERSION)--$(EXTVERSION).pre.sql

@@ -41,8 +41,8 @@ SELECT order_flow.create_status('credit_check', after => 'warehouse_confirmed', 
 SELECT label FROM order_flow.status_label
  WHERE label IN ('warehouse_confirmed', 'credit_check', 'stock_shortage')
  ORDER BY sort_position;
-SELECT order_flow.status_position('warehouse_confirmed') < order_flow.status_position('credit_check')
-   AND order_flow.status_position('credit_check') < order_flow.status_position('stock_shortage') AS placed_between;
+SELECT _order_flow.status_position('warehouse_confirmed') < _order_flow.status_position('credit_check')
+   AND _order_flow.status_position('credit_check') < _order_flow.status_position('stock_shortage') AS placed_between;
 SELECT order_flow.create_status('credit_check');
 \echo :LAST_ERROR_SQLSTATE
 SELECT order_flow.create_status('late_fee', after => 'no_such_state');

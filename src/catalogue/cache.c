@@ -7,7 +7,7 @@
  *
  * The cache is built with three SPI queries on first use and lives in its
  * own memory context under CacheMemoryContext.  Invalidation: every
- * configuration table has a statement trigger (order_flow._config_changed)
+ * configuration table has a statement trigger (_order_flow._config_changed)
  * that registers a relcache invalidation of the sentinel relation
  * order_flow.workflow.  At commit, every backend receives it through the
  * relcache callback below and marks the cache stale; the next use rebuilds
@@ -567,7 +567,7 @@ of_string_array_text(char **items, int n)
 PG_FUNCTION_INFO_V1(order_flow_config_changed);
 
 /*
- * order_flow._config_changed(): statement trigger on every configuration
+ * _order_flow._config_changed(): statement trigger on every configuration
  * table; tells every backend (at commit) to rebuild its cache.
  */
 Datum
@@ -578,7 +578,7 @@ order_flow_config_changed(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("order_flow._config_changed() must be called as a trigger")));
+				 errmsg("_order_flow._config_changed() must be called as a trigger")));
 	sentinel_relid = InvalidOid;	/* never trust a cached OID here */
 	sentinel = of_sentinel_relid();
 	if (OidIsValid(sentinel))
@@ -591,7 +591,7 @@ order_flow_config_changed(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(order_flow_loading);
 
 /*
- * order_flow._loading(): is this a reload by pg_restore (or a pg_dump
+ * _order_flow._loading(): is this a reload by pg_restore (or a pg_dump
  * script): a COPY with row_security off?
  *
  * pg_dump reloads extension configuration tables with COPY into tables that

@@ -144,7 +144,7 @@ order_flow_event_hash(PG_FUNCTION_ARGS)
 }
 
 /*
- * order_flow._append_event(order_key, action, from, to, details, occurred_at)
+ * _order_flow._append_event(order_key, action, from, to, details, occurred_at)
  *
  * Appends one non-transition event (a business fact, a config change, an
  * acknowledgement, an escalation) to the order's chain and returns its
@@ -257,7 +257,7 @@ empty_object(void)
 }
 
 /*
- * order_flow._append_event(order_key, action, from_state, to_state,
+ * _order_flow._append_event(order_key, action, from_state, to_state,
  * details, occurred_at): append a non-transition event (a fact, a
  * notification answer, a configuration change...) to the order's chain
  * through chain/chain.c, as the transition trigger appends its events;
@@ -315,7 +315,7 @@ key_order(const void *a, const void *b)
 }
 
 /*
- * order_flow._append_events(action, order_keys text[], details jsonb[],
+ * _order_flow._append_events(action, order_keys text[], details jsonb[],
  * occurred_at DEFAULT NULL): the same as _append_event(key, action, NULL,
  * NULL, details[i], occurred_at) for every i, in one pass: the log and the
  * heads are opened once, the heads locked in key order (as every batch of
@@ -659,7 +659,7 @@ order_flow_verify_audit(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(order_flow_audit_guard);
 
 /*
- * order_flow._audit_guard(): refuses UPDATE, DELETE and TRUNCATE of the
+ * _order_flow._audit_guard(): refuses UPDATE, DELETE and TRUNCATE of the
  * audit log for every role, the owner included.
  */
 Datum
@@ -671,7 +671,7 @@ order_flow_audit_guard(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("order_flow._audit_guard() must be called as a trigger")));
+				 errmsg("_order_flow._audit_guard() must be called as a trigger")));
 	if (TRIGGER_FIRED_BY_UPDATE(td->tg_event))
 		op = "UPDATE";
 	else if (TRIGGER_FIRED_BY_DELETE(td->tg_event))

@@ -5,7 +5,7 @@
  *	  (order_flow.tracked_order), append an event (order_flow.audit_log),
  *	  move the head; and the rows a move on a notifying edge writes beside
  *	  it (order_flow.notification, order_flow.outbox).  One implementation
- *	  for the transition trigger and order_flow._append_event(s).
+ *	  for the transition trigger and _order_flow._append_event(s).
  *
  * Why not SPI: these three steps run for every status change of every
  * order.  Through SPI each is a statement -- executor start-up, a plan with

@@ -36,6 +36,7 @@
 #include "utils/jsonb.h"
 
 #define OF_SCHEMA			"order_flow"
+#define OF_INTERNAL_SCHEMA	"_order_flow"	/* internal helpers, from 1.2 */
 #define OF_NAME_MAX			64		/* workflow, state and department names */
 #define OF_KEY_MAX			(3 * OF_NAME_MAX)
 #define OF_HASH_LEN			32		/* SHA-256 */
@@ -150,6 +151,9 @@ extern bool of_catalog_async_fold(void);
 
 /* util/plans.c */
 extern SPIPlanPtr of_keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types);
+
+/* util/schema.c */
+extern const char *of_internal_schema(void);
 
 /* metrics/fold.c */
 extern void of_metrics_after_append(const char *key, int64 seq);

@@ -360,7 +360,7 @@ float8_array_values(ArrayType *a, int expected, bool **nulls, const char *what)
 PG_FUNCTION_INFO_V1(order_flow_health_score);
 
 /*
- * order_flow._health_score(vals, weights, bads, goods) -> float8: 100 x the
+ * _order_flow._health_score(vals, weights, bads, goods) -> float8: 100 x the
  * weighted mean of each value mapped linearly from its bad value (0) to
  * its good value (1) and clamped to [0, 1] (NaN counts as 1, as SQL's
  * greatest/least order it).  NULL values are left out and the remaining

@@ -226,7 +226,7 @@ order_flow_kpi_deserial(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(order_flow_kpi_merge_trans);
 
 /*
- * order_flow._kpi_merge(bytea): transition function folding serialised
+ * _order_flow._kpi_merge(bytea): transition function folding serialised
  * kpi states (from order_flow.kpi_month, or _kpi_partial over raw rows)
  * into one; NULL states (months without orders) add nothing.
  */
@@ -236,7 +236,7 @@ order_flow_kpi_merge_trans(PG_FUNCTION_ARGS)
 	MemoryContext aggcxt;
 	KpiState   *st = PG_ARGISNULL(0) ? NULL : (KpiState *) PG_GETARG_POINTER(0);
 
-	agg_context(fcinfo, &aggcxt, "order_flow._kpi_merge()");
+	agg_context(fcinfo, &aggcxt, "_order_flow._kpi_merge()");
 	if (st == NULL)
 		st = (KpiState *) MemoryContextAllocZero(aggcxt, sizeof(KpiState));
 	if (!PG_ARGISNULL(1))

@@ -205,7 +205,7 @@ jb_scalar_arg(FunctionCallInfo fcinfo, JsonbValue *buf)
 PG_FUNCTION_INFO_V1(order_flow_metric_number);
 
 /*
- * order_flow._metric_number(jsonb): a JSON number, or a string holding one,
+ * _order_flow._metric_number(jsonb): a JSON number, or a string holding one,
  * as float8; NULL for anything else.  The same rule the trigger applies to
  * the amount attribute and to payment amounts.
  */
@@ -223,7 +223,7 @@ order_flow_metric_number(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(order_flow_metric_date);
 
 /*
- * order_flow._metric_date(jsonb): a JSON string holding a date, as date;
+ * _order_flow._metric_date(jsonb): a JSON string holding a date, as date;
  * NULL for anything else (never an error).  The same rule the trigger
  * applies to promised_ship_date, due_date and paid_date.
  */
@@ -439,7 +439,7 @@ utc_month_start(TimestampTz t)
 PG_FUNCTION_INFO_V1(order_flow_kpi_marks_spent);
 
 /*
- * order_flow._kpi_marks_spent(): kpi_cache_refresh() (or a truncated
+ * _order_flow._kpi_marks_spent(): kpi_cache_refresh() (or a truncated
  * rollup) has deleted this transaction's marks: forget them, so the next
  * change to one of those months is marked again.
  */
@@ -913,7 +913,7 @@ of_metrics_after_append(const char *key, int64 seq)
 PG_FUNCTION_INFO_V1(order_flow_fold_catch_up_wanted);
 
 /*
- * order_flow._fold_catch_up_wanted(): statement trigger on the log and the
+ * _order_flow._fold_catch_up_wanted(): statement trigger on the log and the
  * heads.  The extension's own paths write them without SQL statements; a
  * statement is a COPY by pg_restore or a DBA's own INSERT, whose events
  * the scheduler's window may not show (their recorded_at lies in the
@@ -925,7 +925,7 @@ order_flow_fold_catch_up_wanted(PG_FUNCTION_ARGS)
 	if (!CALLED_AS_TRIGGER(fcinfo))
 		ereport(ERROR,
 				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
-				 errmsg("order_flow._fold_catch_up_wanted() must be called as a trigger")));
+				 errmsg("_order_flow._fold_catch_up_wanted() must be called as a trigger")));
 	of_fold_request(true);
 	return PointerGetDatum(NULL);
 }
@@ -933,7 +933,7 @@ order_flow_fold_catch_up_wanted(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(order_flow_kpi_mark);
 
 /*
- * order_flow._kpi_mark(signed_at): the set-based fold's way to the kpi()
+ * _order_flow._kpi_mark(signed_at): the set-based fold's way to the kpi()
  * cache marks, with the per-transaction memo of the per-event fold.
  */
 Datum

@@ -4,7 +4,7 @@
  *	  The station's reach into objects that users own, run with those
  *	  users' rights.
  *
- * order_flow._read_as_owner() does the same for manage(), repair_drift()
+ * _order_flow._read_as_owner() does the same for manage(), repair_drift()
  * and verify_audit(), which read a managed table's rows (and so evaluate
  * its columns' casts and output functions, which the table's owner may
  * have written) on behalf of an administrator or superuser.
@@ -59,7 +59,7 @@ relation_owner(Oid relid)
 PG_FUNCTION_INFO_V1(order_flow_owner_move);
 
 /*
- * order_flow._owner_move(tbl, order_key, to_state, note, details): a
+ * _order_flow._owner_move(tbl, order_key, to_state, note, details): a
  * transition of a managed table made with its owner's rights.
  */
 Datum
@@ -79,7 +79,7 @@ order_flow_owner_move(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	of_become(relation_owner(relid), true, &save);
-	if (SPI_execute_with_args("SELECT order_flow._move($1, $2, $3, $4, $5, 'transition', NULL)",
+	if (SPI_execute_with_args("SELECT _order_flow._move($1, $2, $3, $4, $5, 'transition', NULL)",
 							  5, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not move order");
 	of_restore_user(&save);
@@ -90,7 +90,7 @@ order_flow_owner_move(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(order_flow_stock);
 
 /*
- * order_flow._stock(source regclass, op, sku, qty): read, lock or take stock
+ * _order_flow._stock(source regclass, op, sku, qty): read, lock or take stock
  * in the configured stock source, with the source owner's rights.
  * Returns the available quantity (before taking, for 'take'), NULL when the
  * source has no row for the SKU.
@@ -142,7 +142,7 @@ order_flow_stock(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(order_flow_read_as_owner);
 
 /*
- * order_flow._read_as_owner(tbl, key_column, status_column, customer_column,
+ * _order_flow._read_as_owner(tbl, key_column, status_column, customer_column,
  * attributes) RETURNS TABLE (k text, s text, c text, a jsonb): every row of
  * a table to be managed, as the trigger will see it, read as the table's
  * owner under SECURITY_RESTRICTED_OPERATION.  The query is built here from

@@ -144,7 +144,7 @@ order_flow_is_admin(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(order_flow_caller_may_read);
 
 /*
- * order_flow._caller_may_read(tbl): may the database user behind the call
+ * _order_flow._caller_may_read(tbl): may the database user behind the call
  * (not the SECURITY DEFINER owner) SELECT from tbl?
  */
 Datum

@@ -170,7 +170,7 @@ _PG_init(void)
 
 PG_FUNCTION_INFO_V1(order_flow_library_version);
 
-/* order_flow._library_version(): the version this library was built as. */
+/* _order_flow._library_version(): the version this library was built as. */
 Datum
 order_flow_library_version(PG_FUNCTION_ARGS)
 {
@@ -180,7 +180,7 @@ order_flow_library_version(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(order_flow_preloaded);
 
 /*
- * order_flow._preloaded(): whether the library came in through
+ * _order_flow._preloaded(): whether the library came in through
  * shared_preload_libraries (and so the background worker runs).
  */
 Datum
@@ -192,7 +192,7 @@ order_flow_preloaded(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(order_flow_wake_scheduler);
 
 /*
- * order_flow._wake_scheduler(deadline): a notification due at deadline was
+ * _order_flow._wake_scheduler(deadline): a notification due at deadline was
  * opened; wake this database's scheduler at commit if it sleeps past it.
  */
 Datum
@@ -206,7 +206,7 @@ order_flow_wake_scheduler(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(order_flow_request_service);
 
 /*
- * order_flow._request_service(): CREATE EXTENSION asks the launcher to
+ * _order_flow._request_service(): CREATE EXTENSION asks the launcher to
  * serve this database as soon as it commits.
  */
 Datum

@@ -87,7 +87,7 @@ $$;
 
 /* Calendars are validated at commit: a known time zone, working hours that
    do not overlap, and some working time unless always open. */
-CREATE OR REPLACE FUNCTION order_flow._validate_calendar() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._validate_calendar() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -122,7 +122,7 @@ END
 $$;
 
 /* Escalation chains: levels 1..n without gaps, at least three. */
-CREATE OR REPLACE FUNCTION order_flow._validate_escalation() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._validate_escalation() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -145,12 +145,12 @@ END
 $$;
 
 /* A new department gets the default three-level chain. */
-CREATE OR REPLACE FUNCTION order_flow._department_defaults() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._department_defaults() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF order_flow._loading() THEN
+    IF _order_flow._loading() THEN
         RETURN NULL;
     END IF;
     INSERT INTO order_flow.escalation_policy (department, level, title, delay)
@@ -163,7 +163,7 @@ END
 $$;
 
 /* A changed "cannot wait" threshold applies to orders already waiting. */
-CREATE OR REPLACE FUNCTION order_flow._restale() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._restale() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -180,7 +180,7 @@ END
 $$;
 
 /* A changed reminder policy applies to orders already waiting. */
-CREATE OR REPLACE FUNCTION order_flow._restale_policy() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._restale_policy() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -279,7 +279,7 @@ BEGIN
      WHERE x.id = n.id;
 
     IF response = 'ack' THEN
-        PERFORM order_flow._append_event(n.order_key, 'acknowledge', NULL, NULL,
+        PERFORM _order_flow._append_event(n.order_key, 'acknowledge', NULL, NULL,
             jsonb_build_object('notification_id', n.id, 'department', n.department,
                                'level', n.level, 'response', details), NULL);
         RETURN n.id;
@@ -300,15 +300,15 @@ BEGIN
                                          from_state, to_state, event_seq, parent_id)
     VALUES (n.order_key, origin, 1, dl, pl, 'need_info', n.from_state, n.to_state, n.event_seq, n.id)
     RETURNING id INTO nid;
-    PERFORM order_flow._append_event(n.order_key, 'need_info', NULL, NULL,
+    PERFORM _order_flow._append_event(n.order_key, 'need_info', NULL, NULL,
         jsonb_build_object('notification_id', n.id, 'department', n.department, 'level', n.level,
                            'form', details, 'opened', nid, 'for_department', origin), NULL);
     INSERT INTO order_flow.outbox (order_key, notification_id, payload, kind, event_seq)
     VALUES (n.order_key, nid, pl || jsonb_build_object('notification_id', nid), 'need_info',
-            order_flow._chain_end(n.order_key));
-    PERFORM order_flow._notify(jsonb_build_object('event', 'need_info', 'order_key', n.order_key,
+            _order_flow._chain_end(n.order_key));
+    PERFORM _order_flow._notify(jsonb_build_object('event', 'need_info', 'order_key', n.order_key,
                                                        'notification_id', nid, 'department', origin)::text);
-    PERFORM order_flow._wake_scheduler(dl);
+    PERFORM _order_flow._wake_scheduler(dl);
     RETURN nid;
 END
 $$;
@@ -322,7 +322,7 @@ COMMENT ON FUNCTION order_flow.acknowledge(bigint, text, jsonb) IS
  * sweep; the last level stays pending and overdue.  One subtransaction per
  * notification: a failure is logged and the sweep goes on.
  */
-CREATE OR REPLACE FUNCTION order_flow._escalate_notifications(as_of timestamptz, batch integer)
+CREATE OR REPLACE FUNCTION _order_flow._escalate_notifications(as_of timestamptz, batch integer)
 RETURNS integer
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -380,7 +380,7 @@ BEGIN
         ), appended AS (
             /* the escalate events, one pass over the chains (heads locked in key order) */
             SELECT a.pos, a.seq
-              FROM order_flow._append_events('escalate',
+              FROM _order_flow._append_events('escalate',
                        coalesce((SELECT array_agg(n.order_key ORDER BY n.pos) FROM numbered n), '{}'),
                        coalesce((SELECT array_agg(jsonb_build_object('notification_id', n.id,
                                                                      'escalated_from', n.parent_id,
@@ -437,15 +437,15 @@ BEGIN
                     EXISTS (SELECT 1 FROM order_flow.escalation_policy p
                              WHERE p.department = r.department AND p.level = r.level + 2))
             RETURNING id INTO nid;
-            PERFORM order_flow._append_event(r.order_key, 'escalate', NULL, NULL,
+            PERFORM _order_flow._append_event(r.order_key, 'escalate', NULL, NULL,
                 jsonb_build_object('notification_id', nid, 'escalated_from', r.id,
                                    'department', r.department, 'level', r.level + 1,
                                    'title', pol.title, 'deadline', dl, 'overdue_since', r.deadline),
                 NULL);
             INSERT INTO order_flow.outbox (order_key, notification_id, payload, kind, event_seq)
             VALUES (r.order_key, nid, pl || jsonb_build_object('notification_id', nid), 'escalation',
-                    order_flow._chain_end(r.order_key));
-            PERFORM order_flow._notify(jsonb_build_object('event', 'escalate', 'order_key', r.order_key,
+                    _order_flow._chain_end(r.order_key));
+            PERFORM _order_flow._notify(jsonb_build_object('event', 'escalate', 'order_key', r.order_key,
                                                                'notification_id', nid, 'department', r.department,
                                                                'level', r.level + 1)::text);
             done := done + 1;
@@ -463,7 +463,7 @@ $$;
  * that level's reminder (audited as remind, sent to the state's owner
  * department through the outbox).
  */
-CREATE OR REPLACE FUNCTION order_flow._raise_reminders(as_of timestamptz, batch integer)
+CREATE OR REPLACE FUNCTION _order_flow._raise_reminders(as_of timestamptz, batch integer)
 RETURNS integer
 LANGUAGE plpgsql
 SECURITY DEFINER
@@ -496,10 +496,10 @@ BEGIN
                                           'level', p.level, 'department', r.owner_department,
                                           'threshold', r.max_dwell * p.factor,
                                           'waiting_since', r.entered_at);
-                PERFORM order_flow._append_event(r.order_key, 'remind', r.state, r.state, msg, NULL);
+                PERFORM _order_flow._append_event(r.order_key, 'remind', r.state, r.state, msg, NULL);
                 INSERT INTO order_flow.outbox (order_key, payload, kind, event_seq)
-                VALUES (r.order_key, msg, 'reminder', order_flow._chain_end(r.order_key));
-                PERFORM order_flow._notify(msg::text);
+                VALUES (r.order_key, msg, 'reminder', _order_flow._chain_end(r.order_key));
+                PERFORM _order_flow._notify(msg::text);
                 lvl := p.level;
                 done := done + 1;
             END LOOP;
@@ -518,7 +518,7 @@ END
 $$;
 
 /* The earliest moment the scheduler has an escalation to make. */
-CREATE OR REPLACE FUNCTION order_flow._next_due() RETURNS timestamptz
+CREATE OR REPLACE FUNCTION _order_flow._next_due() RETURNS timestamptz
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -570,27 +570,27 @@ COMMENT ON VIEW order_flow.stale_orders IS
 /* Configuration rules of the broadcast hub. */
 DROP TRIGGER IF EXISTS calendar_valid ON order_flow.calendar;
 CREATE CONSTRAINT TRIGGER calendar_valid AFTER INSERT OR UPDATE ON order_flow.calendar
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
-    EXECUTE FUNCTION order_flow._validate_calendar();
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT _order_flow._loading())
+    EXECUTE FUNCTION _order_flow._validate_calendar();
 
 DROP TRIGGER IF EXISTS calendar_hours_valid ON order_flow.calendar_hours;
 CREATE CONSTRAINT TRIGGER calendar_hours_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.calendar_hours
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
-    EXECUTE FUNCTION order_flow._validate_calendar();
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT _order_flow._loading())
+    EXECUTE FUNCTION _order_flow._validate_calendar();
 
 DROP TRIGGER IF EXISTS escalation_policy_valid ON order_flow.escalation_policy;
 CREATE CONSTRAINT TRIGGER escalation_policy_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.escalation_policy
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
-    EXECUTE FUNCTION order_flow._validate_escalation();
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT _order_flow._loading())
+    EXECUTE FUNCTION _order_flow._validate_escalation();
 
 CREATE OR REPLACE TRIGGER department_defaults AFTER INSERT ON order_flow.department
-    FOR EACH ROW EXECUTE FUNCTION order_flow._department_defaults();
+    FOR EACH ROW EXECUTE FUNCTION _order_flow._department_defaults();
 
 CREATE OR REPLACE TRIGGER reminder_policy_restale AFTER INSERT OR UPDATE OR DELETE ON order_flow.reminder_policy
-    FOR EACH STATEMENT WHEN (NOT order_flow._loading()) EXECUTE FUNCTION order_flow._restale_policy();
+    FOR EACH STATEMENT WHEN (NOT _order_flow._loading()) EXECUTE FUNCTION _order_flow._restale_policy();
 
 CREATE OR REPLACE TRIGGER state_restale AFTER UPDATE OF max_dwell, category ON order_flow.state
-    FOR EACH ROW WHEN (NOT order_flow._loading()) EXECUTE FUNCTION order_flow._restale();
+    FOR EACH ROW WHEN (NOT _order_flow._loading()) EXECUTE FUNCTION _order_flow._restale();
 
 /* ------------------------------------------------------------------ */
 /* Finite times.                                                       */
@@ -611,8 +611,8 @@ BEGIN
         RAISE EXCEPTION 'as_of must be a finite time, not %', as_of USING ERRCODE = '22008',
             CONSTRAINT = 'order_flow_business_time';
     END IF;
-    RETURN order_flow._escalate_notifications(as_of, batch)
-         + order_flow._raise_reminders(as_of, batch);
+    RETURN _order_flow._escalate_notifications(as_of, batch)
+         + _order_flow._raise_reminders(as_of, batch);
 END
 $$;
 

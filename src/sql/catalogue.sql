@@ -71,7 +71,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION order_flow._validate_config() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._validate_config() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -90,16 +90,16 @@ $$;
  * Every configuration edit becomes an audit event (action config_change)
  * in the chain of the pseudo order 'order_flow:config'.
  */
-CREATE OR REPLACE FUNCTION order_flow._audit_config() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._audit_config() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF order_flow._loading() THEN
+    IF _order_flow._loading() THEN
         RETURN NULL;
     END IF;
-    PERFORM order_flow._append_event(
+    PERFORM _order_flow._append_event(
         'order_flow:config', 'config_change', NULL, NULL,
         jsonb_build_object('table', TG_TABLE_NAME, 'op', TG_OP,
                            'old', CASE WHEN TG_OP <> 'INSERT' THEN to_jsonb(OLD) END,
@@ -109,7 +109,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION order_flow._pk_of(relid oid, rowj jsonb) RETURNS jsonb
+CREATE OR REPLACE FUNCTION _order_flow._pk_of(relid oid, rowj jsonb) RETURNS jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -118,7 +118,7 @@ AS $$
      WHERE i.indrelid = relid AND i.indisprimary
 $$;
 
-CREATE OR REPLACE FUNCTION order_flow._tombstone() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._tombstone() RETURNS trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -126,25 +126,25 @@ AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
         INSERT INTO order_flow.config_tombstone (tbl, pk)
-        VALUES (TG_TABLE_NAME, order_flow._pk_of(TG_RELID, to_jsonb(OLD)))
+        VALUES (TG_TABLE_NAME, _order_flow._pk_of(TG_RELID, to_jsonb(OLD)))
         ON CONFLICT (tbl, pk) DO UPDATE SET deleted_at = now();
     ELSE
         DELETE FROM order_flow.config_tombstone
-         WHERE tbl = TG_TABLE_NAME AND pk = order_flow._pk_of(TG_RELID, to_jsonb(NEW));
+         WHERE tbl = TG_TABLE_NAME AND pk = _order_flow._pk_of(TG_RELID, to_jsonb(NEW));
     END IF;
     RETURN NULL;
 END
 $$;
 
 /* A reloaded tombstone deletes the row CREATE EXTENSION shipped again. */
-CREATE OR REPLACE FUNCTION order_flow._tombstone_reload() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._tombstone_reload() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     cond text;
 BEGIN
-    IF order_flow._loading() THEN
+    IF _order_flow._loading() THEN
         SELECT string_agg(format('t.%I::text IS NOT DISTINCT FROM ($1->>%L)', k, k), ' AND ')
           INTO cond FROM jsonb_object_keys(NEW.pk) k;
         IF cond IS NOT NULL AND NEW.tbl ~ '^[a-z_]+$' THEN
@@ -155,7 +155,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION order_flow._label_guard() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._label_guard() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -171,7 +171,7 @@ $$;
 
 CREATE OR REPLACE TRIGGER status_label_immutable
     BEFORE UPDATE OR DELETE ON order_flow.status_label
-    FOR EACH ROW EXECUTE FUNCTION order_flow._label_guard();
+    FOR EACH ROW EXECUTE FUNCTION _order_flow._label_guard();
 
 /*
  * _restore_merge(): while a COPY reloads a configuration table (pg_restore),
@@ -179,7 +179,7 @@ CREATE OR REPLACE TRIGGER status_label_immutable
  * it instead of failing: identical rows are skipped, a shipped row the user
  * had changed takes the dumped values.  Outside COPY, rows insert as usual.
  */
-CREATE OR REPLACE FUNCTION order_flow._restore_merge() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._restore_merge() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -189,7 +189,7 @@ DECLARE
     cols text;
     existing jsonb;
 BEGIN
-    IF NOT order_flow._loading() THEN
+    IF NOT _order_flow._loading() THEN
         RETURN NEW;
     END IF;
     /*
@@ -227,12 +227,12 @@ $$;
  * managed table, which carry their positions) bring the name at its
  * original position, in whatever order a parallel restore loads them.
  */
-CREATE OR REPLACE FUNCTION order_flow._state_label() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._state_label() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF order_flow._loading() THEN
+    IF _order_flow._loading() THEN
         RETURN NEW;
     END IF;
     IF NOT EXISTS (SELECT 1 FROM order_flow.status_label WHERE label = NEW.state) THEN
@@ -244,18 +244,18 @@ $$;
 
 /* Triggers are created after the shipped rows so installing is not an edit. */
 CREATE OR REPLACE TRIGGER state_label BEFORE INSERT OR UPDATE OF state ON order_flow.state
-    FOR EACH ROW EXECUTE FUNCTION order_flow._state_label();
+    FOR EACH ROW EXECUTE FUNCTION _order_flow._state_label();
 
 /* WHEN is judged as the row changes, not at commit: a reload is never validated. */
 DROP TRIGGER IF EXISTS state_valid ON order_flow.state;
 CREATE CONSTRAINT TRIGGER state_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.state
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
-    EXECUTE FUNCTION order_flow._validate_config();
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT _order_flow._loading())
+    EXECUTE FUNCTION _order_flow._validate_config();
 
 DROP TRIGGER IF EXISTS transition_rule_valid ON order_flow.transition_rule;
 CREATE CONSTRAINT TRIGGER transition_rule_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.transition_rule
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
-    EXECUTE FUNCTION order_flow._validate_config();
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT _order_flow._loading())
+    EXECUTE FUNCTION _order_flow._validate_config();
 
 DO $cfg$
 DECLARE
@@ -266,27 +266,27 @@ BEGIN
                              'escalation_policy', 'reminder_policy', 'managed_table']
     LOOP
         EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE ON order_flow.%I
-                        FOR EACH ROW EXECUTE FUNCTION order_flow._audit_config()',
+                        FOR EACH ROW EXECUTE FUNCTION _order_flow._audit_config()',
                        t || '_audit', t);
         IF t <> 'managed_table' THEN
             EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE INSERT ON order_flow.%I
-                            FOR EACH ROW EXECUTE FUNCTION order_flow._restore_merge()',
+                            FOR EACH ROW EXECUTE FUNCTION _order_flow._restore_merge()',
                            t || '_merge', t);
         END IF;
         IF t NOT IN ('managed_table', 'status_label') THEN
             EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR DELETE ON order_flow.%I
-                            FOR EACH ROW WHEN (NOT order_flow._loading())
-                            EXECUTE FUNCTION order_flow._tombstone()', t || '_tombstone', t);
+                            FOR EACH ROW WHEN (NOT _order_flow._loading())
+                            EXECUTE FUNCTION _order_flow._tombstone()', t || '_tombstone', t);
         END IF;
         EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON order_flow.%I
-                        FOR EACH STATEMENT EXECUTE FUNCTION order_flow._config_changed()',
+                        FOR EACH STATEMENT EXECUTE FUNCTION _order_flow._config_changed()',
                        t || '_invalidate', t);
     END LOOP;
 END
 $cfg$;
 
 CREATE OR REPLACE TRIGGER config_tombstone_reload BEFORE INSERT ON order_flow.config_tombstone
-    FOR EACH ROW EXECUTE FUNCTION order_flow._tombstone_reload();
+    FOR EACH ROW EXECUTE FUNCTION _order_flow._tombstone_reload();
 
 /*
  * Parallel restore.  pg_dump writes the extension's tables parents first,
@@ -298,7 +298,7 @@ CREATE OR REPLACE TRIGGER config_tombstone_reload BEFORE INSERT ON order_flow.co
  * names, _restore_label) take one lock, so a row is never set aside after
  * its parent's load looked for it.
  */
-CREATE OR REPLACE FUNCTION order_flow._restore_defer() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._restore_defer() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -307,7 +307,7 @@ DECLARE
     fk record;
     found_parent boolean;
 BEGIN
-    PERFORM order_flow._restore_lock();
+    PERFORM _order_flow._restore_lock();
     FOR fk IN
         SELECT c.confrelid::regclass AS parent,
                string_agg(format('p.%I IS NOT DISTINCT FROM ($1->>%L)::%s', pa.attname, ca.attname,
@@ -333,10 +333,10 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION order_flow._restore_defer() IS
+COMMENT ON FUNCTION _order_flow._restore_defer() IS
     'Internal: during a restore, set aside a row whose parent row is not loaded yet (order_flow.restore_pending)';
 
-CREATE OR REPLACE FUNCTION order_flow._restore_replay() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._restore_replay() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -354,7 +354,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION order_flow._restore_replay() IS
+COMMENT ON FUNCTION _order_flow._restore_replay() IS
     'Internal: at the end of a restored table''s load, insert the rows that waited for it';
 
 DO $restore$
@@ -368,12 +368,12 @@ BEGIN
          WHERE c.contype = 'f' AND c.connamespace = 'order_flow'::regnamespace
     LOOP
         EXECUTE format('CREATE OR REPLACE TRIGGER restore_defer BEFORE INSERT ON %s
-                        FOR EACH ROW WHEN (order_flow._loading())
-                        EXECUTE FUNCTION order_flow._restore_defer()', t);
+                        FOR EACH ROW WHEN (_order_flow._loading())
+                        EXECUTE FUNCTION _order_flow._restore_defer()', t);
         IF EXISTS (SELECT 1 FROM pg_constraint c WHERE c.contype = 'f' AND c.confrelid = t) THEN
             EXECUTE format('CREATE OR REPLACE TRIGGER restore_replay AFTER INSERT ON %s
-                            FOR EACH STATEMENT WHEN (order_flow._loading())
-                            EXECUTE FUNCTION order_flow._restore_replay()', t);
+                            FOR EACH STATEMENT WHEN (_order_flow._loading())
+                            EXECUTE FUNCTION _order_flow._restore_replay()', t);
         END IF;
     END LOOP;
 END

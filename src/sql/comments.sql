@@ -6,8 +6,16 @@
  * and \df+ show it (restated by every update; COMMENT is idempotent; the
  * views' own comments stand beside their definitions).
  * test/pgtap/comments.sql fails when a table, a view, a column of either
- * or a public function has none.
+ * a public function or one of the two schemas has none.
  */
+
+/* ------------------------------------------------------------------ */
+/* Schemas.                                                            */
+/* ------------------------------------------------------------------ */
+COMMENT ON SCHEMA order_flow IS
+    'order_flow: B2B order workflow; the public API (tables, views, functions) -- \df order_flow.* lists it';
+COMMENT ON SCHEMA _order_flow IS
+    'order_flow''s internal helpers: trigger, support and state functions the public API is made of; not to be called directly';
 
 /* ------------------------------------------------------------------ */
 /* Tables.                                                             */
@@ -875,6 +883,8 @@ COMMENT ON COLUMN order_flow.monitor.kpi_cache_dirty_months IS
 /* ------------------------------------------------------------------ */
 /* Functions.                                                          */
 /* ------------------------------------------------------------------ */
+COMMENT ON FUNCTION order_flow._transition_trigger() IS
+    'The row trigger manage() puts on a managed table (order_flow_transition): validates, stamps, audits and broadcasts every move; internal, but in this schema because the trigger names it';
 COMMENT ON FUNCTION order_flow.create_status(text, text, text) IS
     'Add a state name to the status dictionary, after one name and/or before another (positions never move)';
 COMMENT ON FUNCTION order_flow.department_deadline(text, timestamptz, interval) IS
@@ -886,29 +896,29 @@ COMMENT ON FUNCTION order_flow.validate_workflow(text) IS
 COMMENT ON FUNCTION order_flow.waybill_check_digit(text, bigint) IS
     'The check digit of a waybill serial number: none, mod 7, or mod 11 (UPU S10 weights)';
 
-COMMENT ON FUNCTION order_flow.status_in(cstring) IS 'Input of order_flow.status: a state name';
-COMMENT ON FUNCTION order_flow.status_out(order_flow.status) IS 'Output of order_flow.status: the state name (name@position in pg_dump)';
-COMMENT ON FUNCTION order_flow.status_recv(internal) IS 'Binary input of order_flow.status: the state name';
-COMMENT ON FUNCTION order_flow.status_send(order_flow.status) IS 'Binary output of order_flow.status: the state name';
-COMMENT ON FUNCTION order_flow.status_eq(order_flow.status, order_flow.status) IS 'Support of = for order_flow.status';
-COMMENT ON FUNCTION order_flow.status_ne(order_flow.status, order_flow.status) IS 'Support of <> for order_flow.status';
-COMMENT ON FUNCTION order_flow.status_lt(order_flow.status, order_flow.status) IS 'Support of < for order_flow.status (process order)';
-COMMENT ON FUNCTION order_flow.status_le(order_flow.status, order_flow.status) IS 'Support of <= for order_flow.status (process order)';
-COMMENT ON FUNCTION order_flow.status_gt(order_flow.status, order_flow.status) IS 'Support of > for order_flow.status (process order)';
-COMMENT ON FUNCTION order_flow.status_ge(order_flow.status, order_flow.status) IS 'Support of >= for order_flow.status (process order)';
-COMMENT ON FUNCTION order_flow.status_cmp(order_flow.status, order_flow.status) IS 'btree comparison of order_flow.status (process order)';
-COMMENT ON FUNCTION order_flow.status_hash(order_flow.status) IS 'Hash of order_flow.status';
-COMMENT ON FUNCTION order_flow.status_hash_extended(order_flow.status, bigint) IS 'Seeded hash of order_flow.status';
-COMMENT ON FUNCTION order_flow.status_to_text(order_flow.status) IS 'Cast order_flow.status -> text: the state name';
-COMMENT ON FUNCTION order_flow.status_from_text(text) IS 'Cast text -> order_flow.status: a known state name (22P02 otherwise)';
-COMMENT ON FUNCTION order_flow.status_position(order_flow.status) IS 'The state''s position in the process order';
-COMMENT ON FUNCTION order_flow.status_larger(order_flow.status, order_flow.status) IS 'The later of two states (max() support)';
-COMMENT ON FUNCTION order_flow.status_smaller(order_flow.status, order_flow.status) IS 'The earlier of two states (min() support)';
-COMMENT ON FUNCTION order_flow.status_lt_text(order_flow.status, text) IS 'status < text, the text read as a state name';
-COMMENT ON FUNCTION order_flow.status_le_text(order_flow.status, text) IS 'status <= text, the text read as a state name';
-COMMENT ON FUNCTION order_flow.status_gt_text(order_flow.status, text) IS 'status > text, the text read as a state name';
-COMMENT ON FUNCTION order_flow.status_ge_text(order_flow.status, text) IS 'status >= text, the text read as a state name';
-COMMENT ON FUNCTION order_flow.text_lt_status(text, order_flow.status) IS 'text < status, the text read as a state name';
-COMMENT ON FUNCTION order_flow.text_le_status(text, order_flow.status) IS 'text <= status, the text read as a state name';
-COMMENT ON FUNCTION order_flow.text_gt_status(text, order_flow.status) IS 'text > status, the text read as a state name';
-COMMENT ON FUNCTION order_flow.text_ge_status(text, order_flow.status) IS 'text >= status, the text read as a state name';
+COMMENT ON FUNCTION _order_flow.status_in(cstring) IS 'Input of order_flow.status: a state name';
+COMMENT ON FUNCTION _order_flow.status_out(order_flow.status) IS 'Output of order_flow.status: the state name (name@position in pg_dump)';
+COMMENT ON FUNCTION _order_flow.status_recv(internal) IS 'Binary input of order_flow.status: the state name';
+COMMENT ON FUNCTION _order_flow.status_send(order_flow.status) IS 'Binary output of order_flow.status: the state name';
+COMMENT ON FUNCTION _order_flow.status_eq(order_flow.status, order_flow.status) IS 'Support of = for order_flow.status';
+COMMENT ON FUNCTION _order_flow.status_ne(order_flow.status, order_flow.status) IS 'Support of <> for order_flow.status';
+COMMENT ON FUNCTION _order_flow.status_lt(order_flow.status, order_flow.status) IS 'Support of < for order_flow.status (process order)';
+COMMENT ON FUNCTION _order_flow.status_le(order_flow.status, order_flow.status) IS 'Support of <= for order_flow.status (process order)';
+COMMENT ON FUNCTION _order_flow.status_gt(order_flow.status, order_flow.status) IS 'Support of > for order_flow.status (process order)';
+COMMENT ON FUNCTION _order_flow.status_ge(order_flow.status, order_flow.status) IS 'Support of >= for order_flow.status (process order)';
+COMMENT ON FUNCTION _order_flow.status_cmp(order_flow.status, order_flow.status) IS 'btree comparison of order_flow.status (process order)';
+COMMENT ON FUNCTION _order_flow.status_hash(order_flow.status) IS 'Hash of order_flow.status';
+COMMENT ON FUNCTION _order_flow.status_hash_extended(order_flow.status, bigint) IS 'Seeded hash of order_flow.status';
+COMMENT ON FUNCTION _order_flow.status_to_text(order_flow.status) IS 'Cast order_flow.status -> text: the state name';
+COMMENT ON FUNCTION _order_flow.status_from_text(text) IS 'Cast text -> order_flow.status: a known state name (22P02 otherwise)';
+COMMENT ON FUNCTION _order_flow.status_position(order_flow.status) IS 'The state''s position in the process order';
+COMMENT ON FUNCTION _order_flow.status_larger(order_flow.status, order_flow.status) IS 'The later of two states (max() support)';
+COMMENT ON FUNCTION _order_flow.status_smaller(order_flow.status, order_flow.status) IS 'The earlier of two states (min() support)';
+COMMENT ON FUNCTION _order_flow.status_lt_text(order_flow.status, text) IS 'status < text, the text read as a state name';
+COMMENT ON FUNCTION _order_flow.status_le_text(order_flow.status, text) IS 'status <= text, the text read as a state name';
+COMMENT ON FUNCTION _order_flow.status_gt_text(order_flow.status, text) IS 'status > text, the text read as a state name';
+COMMENT ON FUNCTION _order_flow.status_ge_text(order_flow.status, text) IS 'status >= text, the text read as a state name';
+COMMENT ON FUNCTION _order_flow.text_lt_status(text, order_flow.status) IS 'text < status, the text read as a state name';
+COMMENT ON FUNCTION _order_flow.text_le_status(text, order_flow.status) IS 'text <= status, the text read as a state name';
+COMMENT ON FUNCTION _order_flow.text_gt_status(text, order_flow.status) IS 'text > status, the text read as a state name';
+COMMENT ON FUNCTION _order_flow.text_ge_status(text, order_flow.status) IS 'text >= status, the text read as a state name';

@@ -39,16 +39,16 @@
  *     such state change; the order date is the occurred_at of its first
  *     event (created, or the first imported step of an adopted order).
  */
-CREATE OR REPLACE FUNCTION order_flow._metric_number(jsonb) RETURNS float8
+CREATE OR REPLACE FUNCTION _order_flow._metric_number(jsonb) RETURNS float8
     AS 'MODULE_PATHNAME', 'order_flow_metric_number' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
-COMMENT ON FUNCTION order_flow._metric_number(jsonb) IS
+COMMENT ON FUNCTION _order_flow._metric_number(jsonb) IS
     'A JSON number, or a string holding one, as float8; NULL for anything else (never an error)';
 
-CREATE OR REPLACE FUNCTION order_flow._metric_date(jsonb) RETURNS date
+CREATE OR REPLACE FUNCTION _order_flow._metric_date(jsonb) RETURNS date
     AS 'MODULE_PATHNAME', 'order_flow_metric_date' LANGUAGE C STABLE STRICT PARALLEL SAFE;
 
-COMMENT ON FUNCTION order_flow._metric_date(jsonb) IS
+COMMENT ON FUNCTION _order_flow._metric_date(jsonb) IS
     'A JSON string holding a date, as date; NULL for anything else (never an error)';
 
 /* order_flow.business_time_zone, for SQL (and for sessions that have not loaded the library) */
@@ -68,135 +68,135 @@ COMMENT ON FUNCTION order_flow.business_time_zone() IS
  * calendar month in the business time zone: order count and value), so a
  * query using all four does the work once per row.
  */
-CREATE OR REPLACE FUNCTION order_flow._rhythm_trans(internal, timestamptz, float8, timestamptz) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._rhythm_trans(internal, timestamptz, float8, timestamptz) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_rhythm_trans' LANGUAGE C STABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._rhythm_combine(internal, internal) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._rhythm_combine(internal, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_rhythm_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._rhythm_serial(internal) RETURNS bytea
+CREATE OR REPLACE FUNCTION _order_flow._rhythm_serial(internal) RETURNS bytea
     AS 'MODULE_PATHNAME', 'order_flow_rhythm_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._rhythm_deserial(bytea, internal) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._rhythm_deserial(bytea, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_rhythm_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._rhythm_frequency(internal) RETURNS float8
+CREATE OR REPLACE FUNCTION _order_flow._rhythm_frequency(internal) RETURNS float8
     AS 'MODULE_PATHNAME', 'order_flow_rhythm_frequency' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._rhythm_volatility(internal) RETURNS float8
+CREATE OR REPLACE FUNCTION _order_flow._rhythm_volatility(internal) RETURNS float8
     AS 'MODULE_PATHNAME', 'order_flow_rhythm_volatility' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._rhythm_trend(internal) RETURNS float8
+CREATE OR REPLACE FUNCTION _order_flow._rhythm_trend(internal) RETURNS float8
     AS 'MODULE_PATHNAME', 'order_flow_rhythm_trend' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._rhythm_months(internal) RETURNS bigint[]
+CREATE OR REPLACE FUNCTION _order_flow._rhythm_months(internal) RETURNS bigint[]
     AS 'MODULE_PATHNAME', 'order_flow_rhythm_months' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 CREATE OR REPLACE AGGREGATE order_flow.order_frequency(ordered_at timestamptz, value float8, as_of timestamptz) (
-    SFUNC = order_flow._rhythm_trans, STYPE = internal, SSPACE = 336,
-    FINALFUNC = order_flow._rhythm_frequency,
-    COMBINEFUNC = order_flow._rhythm_combine,
-    SERIALFUNC = order_flow._rhythm_serial, DESERIALFUNC = order_flow._rhythm_deserial,
+    SFUNC = _order_flow._rhythm_trans, STYPE = internal, SSPACE = 336,
+    FINALFUNC = _order_flow._rhythm_frequency,
+    COMBINEFUNC = _order_flow._rhythm_combine,
+    SERIALFUNC = _order_flow._rhythm_serial, DESERIALFUNC = _order_flow._rhythm_deserial,
     PARALLEL = SAFE);
 
 COMMENT ON AGGREGATE order_flow.order_frequency(timestamptz, float8, timestamptz) IS
     'Orders per month over the 12 complete calendar months before as_of''s month';
 
 CREATE OR REPLACE AGGREGATE order_flow.order_volatility(ordered_at timestamptz, value float8, as_of timestamptz) (
-    SFUNC = order_flow._rhythm_trans, STYPE = internal, SSPACE = 336,
-    FINALFUNC = order_flow._rhythm_volatility,
-    COMBINEFUNC = order_flow._rhythm_combine,
-    SERIALFUNC = order_flow._rhythm_serial, DESERIALFUNC = order_flow._rhythm_deserial,
+    SFUNC = _order_flow._rhythm_trans, STYPE = internal, SSPACE = 336,
+    FINALFUNC = _order_flow._rhythm_volatility,
+    COMBINEFUNC = _order_flow._rhythm_combine,
+    SERIALFUNC = _order_flow._rhythm_serial, DESERIALFUNC = _order_flow._rhythm_deserial,
     PARALLEL = SAFE);
 
 COMMENT ON AGGREGATE order_flow.order_volatility(timestamptz, float8, timestamptz) IS
     'Coefficient of variation (population std dev / mean) of the order counts of the 3 complete months before as_of''s month; NULL if they have no order';
 
 CREATE OR REPLACE AGGREGATE order_flow.order_value_trend(ordered_at timestamptz, value float8, as_of timestamptz) (
-    SFUNC = order_flow._rhythm_trans, STYPE = internal, SSPACE = 336,
-    FINALFUNC = order_flow._rhythm_trend,
-    COMBINEFUNC = order_flow._rhythm_combine,
-    SERIALFUNC = order_flow._rhythm_serial, DESERIALFUNC = order_flow._rhythm_deserial,
+    SFUNC = _order_flow._rhythm_trans, STYPE = internal, SSPACE = 336,
+    FINALFUNC = _order_flow._rhythm_trend,
+    COMBINEFUNC = _order_flow._rhythm_combine,
+    SERIALFUNC = _order_flow._rhythm_serial, DESERIALFUNC = _order_flow._rhythm_deserial,
     PARALLEL = SAFE);
 
 COMMENT ON AGGREGATE order_flow.order_value_trend(timestamptz, float8, timestamptz) IS
     'Least-squares slope of monthly order value over the 6 complete months before as_of''s month, divided by the mean monthly value (0.05 = +5 % a month); NULL if no value';
 
 CREATE OR REPLACE AGGREGATE order_flow.monthly_orders(ordered_at timestamptz, value float8, as_of timestamptz) (
-    SFUNC = order_flow._rhythm_trans, STYPE = internal, SSPACE = 336,
-    FINALFUNC = order_flow._rhythm_months,
-    COMBINEFUNC = order_flow._rhythm_combine,
-    SERIALFUNC = order_flow._rhythm_serial, DESERIALFUNC = order_flow._rhythm_deserial,
+    SFUNC = _order_flow._rhythm_trans, STYPE = internal, SSPACE = 336,
+    FINALFUNC = _order_flow._rhythm_months,
+    COMBINEFUNC = _order_flow._rhythm_combine,
+    SERIALFUNC = _order_flow._rhythm_serial, DESERIALFUNC = _order_flow._rhythm_deserial,
     PARALLEL = SAFE);
 
 COMMENT ON AGGREGATE order_flow.monthly_orders(timestamptz, float8, timestamptz) IS
     'Order counts of the 3 complete calendar months before as_of''s month, oldest first';
 
-CREATE OR REPLACE FUNCTION order_flow._breadth_trans(internal, text) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._breadth_trans(internal, text) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_breadth_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._breadth_combine(internal, internal) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._breadth_combine(internal, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_breadth_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._breadth_serial(internal) RETURNS bytea
+CREATE OR REPLACE FUNCTION _order_flow._breadth_serial(internal) RETURNS bytea
     AS 'MODULE_PATHNAME', 'order_flow_breadth_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._breadth_deserial(bytea, internal) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._breadth_deserial(bytea, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_breadth_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._breadth_final(internal) RETURNS integer
+CREATE OR REPLACE FUNCTION _order_flow._breadth_final(internal) RETURNS integer
     AS 'MODULE_PATHNAME', 'order_flow_breadth_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 CREATE OR REPLACE AGGREGATE order_flow.breadth(text) (
-    SFUNC = order_flow._breadth_trans, STYPE = internal, SSPACE = 128,
-    FINALFUNC = order_flow._breadth_final,
-    COMBINEFUNC = order_flow._breadth_combine,
-    SERIALFUNC = order_flow._breadth_serial, DESERIALFUNC = order_flow._breadth_deserial,
+    SFUNC = _order_flow._breadth_trans, STYPE = internal, SSPACE = 128,
+    FINALFUNC = _order_flow._breadth_final,
+    COMBINEFUNC = _order_flow._breadth_combine,
+    SERIALFUNC = _order_flow._breadth_serial, DESERIALFUNC = _order_flow._breadth_deserial,
     PARALLEL = SAFE);
 
 COMMENT ON AGGREGATE order_flow.breadth(text) IS
     'Number of distinct non-null values (bytewise), like count(DISTINCT x) but hashed and parallel';
 
-CREATE OR REPLACE FUNCTION order_flow._median_trans(internal, float8) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._median_trans(internal, float8) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_median_trans' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._median_combine(internal, internal) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._median_combine(internal, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_median_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._median_serial(internal) RETURNS bytea
+CREATE OR REPLACE FUNCTION _order_flow._median_serial(internal) RETURNS bytea
     AS 'MODULE_PATHNAME', 'order_flow_median_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._median_deserial(bytea, internal) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._median_deserial(bytea, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_median_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._median_final(internal) RETURNS float8
+CREATE OR REPLACE FUNCTION _order_flow._median_final(internal) RETURNS float8
     AS 'MODULE_PATHNAME', 'order_flow_median_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 CREATE OR REPLACE AGGREGATE order_flow.median(float8) (
-    SFUNC = order_flow._median_trans, STYPE = internal, SSPACE = 1024,
-    FINALFUNC = order_flow._median_final,
-    COMBINEFUNC = order_flow._median_combine,
-    SERIALFUNC = order_flow._median_serial, DESERIALFUNC = order_flow._median_deserial,
+    SFUNC = _order_flow._median_trans, STYPE = internal, SSPACE = 1024,
+    FINALFUNC = _order_flow._median_final,
+    COMBINEFUNC = _order_flow._median_combine,
+    SERIALFUNC = _order_flow._median_serial, DESERIALFUNC = _order_flow._median_deserial,
     PARALLEL = SAFE);
 
 COMMENT ON AGGREGATE order_flow.median(float8) IS
     'Continuous median, equal to percentile_cont(0.5) WITHIN GROUP (ORDER BY x), by selection instead of sorting';
 
-CREATE OR REPLACE FUNCTION order_flow._health_trans(internal, timestamptz, float8, text, timestamptz, timestamptz, date,
+CREATE OR REPLACE FUNCTION _order_flow._health_trans(internal, timestamptz, float8, text, timestamptz, timestamptz, date,
                                          timestamptz, timestamptz, boolean, float8, float8, integer, integer,
                                          integer, timestamptz) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_health_trans' LANGUAGE C STABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._health_combine(internal, internal) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._health_combine(internal, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_health_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._health_serial(internal) RETURNS bytea
+CREATE OR REPLACE FUNCTION _order_flow._health_serial(internal) RETURNS bytea
     AS 'MODULE_PATHNAME', 'order_flow_health_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._health_deserial(bytea, internal) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._health_deserial(bytea, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_health_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._health_final(internal) RETURNS order_flow.health_values
+CREATE OR REPLACE FUNCTION _order_flow._health_final(internal) RETURNS order_flow.health_values
     AS 'MODULE_PATHNAME', 'order_flow_health_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 CREATE OR REPLACE AGGREGATE order_flow.health_profile(ordered_at timestamptz, amount float8, category text,
@@ -206,10 +206,10 @@ CREATE OR REPLACE AGGREGATE order_flow.health_profile(ordered_at timestamptz, am
                                            payment_due_amount float8, paid_on_time_amount float8,
                                            payments_late integer, service_requests integer,
                                            complaints integer, as_of timestamptz) (
-    SFUNC = order_flow._health_trans, STYPE = internal, SSPACE = 520,
-    FINALFUNC = order_flow._health_final,
-    COMBINEFUNC = order_flow._health_combine,
-    SERIALFUNC = order_flow._health_serial, DESERIALFUNC = order_flow._health_deserial,
+    SFUNC = _order_flow._health_trans, STYPE = internal, SSPACE = 520,
+    FINALFUNC = _order_flow._health_final,
+    COMBINEFUNC = _order_flow._health_combine,
+    SERIALFUNC = _order_flow._health_serial, DESERIALFUNC = _order_flow._health_deserial,
     PARALLEL = SAFE);
 
 COMMENT ON AGGREGATE order_flow.health_profile(timestamptz, float8, text, timestamptz, timestamptz, date,
@@ -217,44 +217,44 @@ COMMENT ON AGGREGATE order_flow.health_profile(timestamptz, float8, text, timest
                                                integer, integer, timestamptz) IS
     'The twelve customer health dimensions (and the last 3 months'' order counts) of a group of order_fact rows, in one pass';
 
-CREATE OR REPLACE FUNCTION order_flow._kpi_trans(internal, timestamptz, timestamptz, timestamptz, date, timestamptz,
+CREATE OR REPLACE FUNCTION _order_flow._kpi_trans(internal, timestamptz, timestamptz, timestamptz, date, timestamptz,
                                       timestamptz, boolean, integer) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_kpi_trans' LANGUAGE C STABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._kpi_combine(internal, internal) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._kpi_combine(internal, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_kpi_combine' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._kpi_serial(internal) RETURNS bytea
+CREATE OR REPLACE FUNCTION _order_flow._kpi_serial(internal) RETURNS bytea
     AS 'MODULE_PATHNAME', 'order_flow_kpi_serial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._kpi_deserial(bytea, internal) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._kpi_deserial(bytea, internal) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_kpi_deserial' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._kpi_final(internal) RETURNS order_flow.kpi_values
+CREATE OR REPLACE FUNCTION _order_flow._kpi_final(internal) RETURNS order_flow.kpi_values
     AS 'MODULE_PATHNAME', 'order_flow_kpi_final' LANGUAGE C IMMUTABLE PARALLEL SAFE;
 
 CREATE OR REPLACE AGGREGATE order_flow.kpi_summary(contract_signed_at timestamptz, first_logistics_at timestamptz,
                                         shipped_at timestamptz, promised_ship_date date,
                                         delivered_at timestamptz, accepted_at timestamptz,
                                         rework_return boolean, exceptions integer) (
-    SFUNC = order_flow._kpi_trans, STYPE = internal, SSPACE = 1024,
-    FINALFUNC = order_flow._kpi_final,
-    COMBINEFUNC = order_flow._kpi_combine,
-    SERIALFUNC = order_flow._kpi_serial, DESERIALFUNC = order_flow._kpi_deserial,
+    SFUNC = _order_flow._kpi_trans, STYPE = internal, SSPACE = 1024,
+    FINALFUNC = _order_flow._kpi_final,
+    COMBINEFUNC = _order_flow._kpi_combine,
+    SERIALFUNC = _order_flow._kpi_serial, DESERIALFUNC = _order_flow._kpi_deserial,
     PARALLEL = SAFE);
 
 COMMENT ON AGGREGATE order_flow.kpi_summary(timestamptz, timestamptz, timestamptz, date, timestamptz,
                                             timestamptz, boolean, integer) IS
     'kpi()''s measures over a group of order_fact rows (medians by selection, in one pass)';
 
-CREATE OR REPLACE FUNCTION order_flow._health_score(vals float8[], weights float8[], bads float8[], goods float8[])
+CREATE OR REPLACE FUNCTION _order_flow._health_score(vals float8[], weights float8[], bads float8[], goods float8[])
     RETURNS float8 AS 'MODULE_PATHNAME', 'order_flow_health_score' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 
-COMMENT ON FUNCTION order_flow._health_score(float8[], float8[], float8[], float8[]) IS
+COMMENT ON FUNCTION _order_flow._health_score(float8[], float8[], float8[], float8[]) IS
     '100 x the weighted mean of values mapped linearly from bad (0) to good (1), clamped; NULL values left out';
 
 /* Weights sum to 1; thresholds rise red < yellow < green.  Checked at commit. */
-CREATE OR REPLACE FUNCTION order_flow._validate_health() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._validate_health() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -289,41 +289,41 @@ $$;
 
 DROP TRIGGER IF EXISTS health_weight_valid ON order_flow.health_weight;
 CREATE CONSTRAINT TRIGGER health_weight_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.health_weight
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
-    EXECUTE FUNCTION order_flow._validate_health();
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT _order_flow._loading())
+    EXECUTE FUNCTION _order_flow._validate_health();
 
 DROP TRIGGER IF EXISTS health_threshold_valid ON order_flow.health_threshold;
 CREATE CONSTRAINT TRIGGER health_threshold_valid AFTER INSERT OR UPDATE OR DELETE ON order_flow.health_threshold
-    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT order_flow._loading())
-    EXECUTE FUNCTION order_flow._validate_health();
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NOT _order_flow._loading())
+    EXECUTE FUNCTION _order_flow._validate_health();
 
 /* Audited, merged on restore and cache-invalidating, like every config table. */
 CREATE OR REPLACE TRIGGER health_weight_audit AFTER INSERT OR UPDATE OR DELETE ON order_flow.health_weight
-    FOR EACH ROW EXECUTE FUNCTION order_flow._audit_config();
+    FOR EACH ROW EXECUTE FUNCTION _order_flow._audit_config();
 
 CREATE OR REPLACE TRIGGER health_weight_merge BEFORE INSERT ON order_flow.health_weight
-    FOR EACH ROW EXECUTE FUNCTION order_flow._restore_merge();
+    FOR EACH ROW EXECUTE FUNCTION _order_flow._restore_merge();
 
 CREATE OR REPLACE TRIGGER health_weight_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON order_flow.health_weight
-    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION _order_flow._config_changed();
 
 CREATE OR REPLACE TRIGGER health_threshold_audit AFTER INSERT OR UPDATE OR DELETE ON order_flow.health_threshold
-    FOR EACH ROW EXECUTE FUNCTION order_flow._audit_config();
+    FOR EACH ROW EXECUTE FUNCTION _order_flow._audit_config();
 
 CREATE OR REPLACE TRIGGER health_threshold_merge BEFORE INSERT ON order_flow.health_threshold
-    FOR EACH ROW EXECUTE FUNCTION order_flow._restore_merge();
+    FOR EACH ROW EXECUTE FUNCTION _order_flow._restore_merge();
 
 CREATE OR REPLACE TRIGGER health_threshold_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON order_flow.health_threshold
-    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION _order_flow._config_changed();
 
 CREATE OR REPLACE TRIGGER season_audit AFTER INSERT OR UPDATE OR DELETE ON order_flow.season
-    FOR EACH ROW EXECUTE FUNCTION order_flow._audit_config();
+    FOR EACH ROW EXECUTE FUNCTION _order_flow._audit_config();
 
 CREATE OR REPLACE TRIGGER season_merge BEFORE INSERT ON order_flow.season
-    FOR EACH ROW EXECUTE FUNCTION order_flow._restore_merge();
+    FOR EACH ROW EXECUTE FUNCTION _order_flow._restore_merge();
 
 CREATE OR REPLACE TRIGGER season_invalidate AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON order_flow.season
-    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._config_changed();
+    FOR EACH STATEMENT EXECUTE FUNCTION _order_flow._config_changed();
 
 /* ------------------------------------------------------------------ */
 /* Working time.                                                       */
@@ -452,7 +452,7 @@ SELECT a.customer_key,
   FROM a
  CROSS JOIN cfg
  CROSS JOIN LATERAL (
-        SELECT round(order_flow._health_score(
+        SELECT round(_order_flow._health_score(
                    ARRAY[a.order_frequency, a.recency_days, a.category_breadth::float8, a.payment_punctuality,
                          a.overdue_payments::float8 / a.orders, a.service_requests::float8 / a.orders,
                          a.complaints::float8 / a.orders, a.on_time_rate, a.first_time_right_rate,
@@ -523,37 +523,37 @@ COMMENT ON FUNCTION order_flow.top_delay_reasons(text, text, integer[], integer)
     'The n reasons that delayed most orders of a region and customer class in the given calendar months (NULL = all)';
 
 /* _kpi_partial(...): kpi_summary's state, serialised; _kpi_merge(bytea): their sum, as kpi_values. */
-CREATE OR REPLACE AGGREGATE order_flow._kpi_partial(contract_signed_at timestamptz, first_logistics_at timestamptz,
+CREATE OR REPLACE AGGREGATE _order_flow._kpi_partial(contract_signed_at timestamptz, first_logistics_at timestamptz,
                                          shipped_at timestamptz, promised_ship_date date,
                                          delivered_at timestamptz, accepted_at timestamptz,
                                          rework_return boolean, exceptions integer) (
-    SFUNC = order_flow._kpi_trans, STYPE = internal, SSPACE = 1024,
-    FINALFUNC = order_flow._kpi_serial,
-    COMBINEFUNC = order_flow._kpi_combine,
-    SERIALFUNC = order_flow._kpi_serial, DESERIALFUNC = order_flow._kpi_deserial,
+    SFUNC = _order_flow._kpi_trans, STYPE = internal, SSPACE = 1024,
+    FINALFUNC = _order_flow._kpi_serial,
+    COMBINEFUNC = _order_flow._kpi_combine,
+    SERIALFUNC = _order_flow._kpi_serial, DESERIALFUNC = _order_flow._kpi_deserial,
     PARALLEL = SAFE);
 
-COMMENT ON AGGREGATE order_flow._kpi_partial(timestamptz, timestamptz, timestamptz, date, timestamptz,
+COMMENT ON AGGREGATE _order_flow._kpi_partial(timestamptz, timestamptz, timestamptz, date, timestamptz,
                                              timestamptz, boolean, integer) IS
     'kpi_summary''s state over a group of order_fact rows, serialised (what the kpi() cache keeps)';
 
-CREATE OR REPLACE FUNCTION order_flow._kpi_merge_trans(internal, bytea) RETURNS internal
+CREATE OR REPLACE FUNCTION _order_flow._kpi_merge_trans(internal, bytea) RETURNS internal
     AS 'MODULE_PATHNAME', 'order_flow_kpi_merge_trans' LANGUAGE C STABLE PARALLEL SAFE;
 
-CREATE OR REPLACE AGGREGATE order_flow._kpi_merge(bytea) (
-    SFUNC = order_flow._kpi_merge_trans, STYPE = internal, SSPACE = 1024,
-    FINALFUNC = order_flow._kpi_final,
-    COMBINEFUNC = order_flow._kpi_combine,
-    SERIALFUNC = order_flow._kpi_serial, DESERIALFUNC = order_flow._kpi_deserial,
+CREATE OR REPLACE AGGREGATE _order_flow._kpi_merge(bytea) (
+    SFUNC = _order_flow._kpi_merge_trans, STYPE = internal, SSPACE = 1024,
+    FINALFUNC = _order_flow._kpi_final,
+    COMBINEFUNC = _order_flow._kpi_combine,
+    SERIALFUNC = _order_flow._kpi_serial, DESERIALFUNC = _order_flow._kpi_deserial,
     PARALLEL = SAFE);
 
-COMMENT ON AGGREGATE order_flow._kpi_merge(bytea) IS
+COMMENT ON AGGREGATE _order_flow._kpi_merge(bytea) IS
     'kpi_summary''s result from serialised states (_kpi_partial, order_flow.kpi_month)';
 
-CREATE OR REPLACE FUNCTION order_flow._kpi_marks_spent() RETURNS void
+CREATE OR REPLACE FUNCTION _order_flow._kpi_marks_spent() RETURNS void
     AS 'MODULE_PATHNAME', 'order_flow_kpi_marks_spent' LANGUAGE C VOLATILE PARALLEL UNSAFE;
 
-COMMENT ON FUNCTION order_flow._kpi_marks_spent() IS
+COMMENT ON FUNCTION _order_flow._kpi_marks_spent() IS
     'The dirty marks this transaction wrote were deleted: write them again on the next change (backend-local)';
 
 /*
@@ -620,7 +620,7 @@ BEGIN
     LOOP
         INSERT INTO order_flow.kpi_month AS k (month_start, month_end, time_zone, watermark, orders, state, built_at)
         SELECT m.month_start, m.month_end, tz, wm, count(*),
-               order_flow._kpi_partial(f.contract_signed_at, f.first_logistics_at, f.shipped_at,
+               _order_flow._kpi_partial(f.contract_signed_at, f.first_logistics_at, f.shipped_at,
                                        f.promised_ship_date, f.delivered_at, f.accepted_at,
                                        f.rework_return, f.exceptions),
                now()
@@ -636,7 +636,7 @@ BEGIN
      WHERE d.id <= wm
        AND d.id <= coalesce((SELECT k.watermark FROM order_flow.kpi_month k WHERE k.month_start = d.month), wm);
     -- this transaction's own changes after this point must mark again
-    PERFORM order_flow._kpi_marks_spent();
+    PERFORM _order_flow._kpi_marks_spent();
     RETURN built;
 END
 $$;
@@ -645,19 +645,19 @@ COMMENT ON FUNCTION order_flow.kpi_cache_refresh(integer) IS
     'Build or rebuild up to max_months months of the kpi() cache (newest first); returns how many (run by the scheduler once per naptime)';
 
 /* A rebuilt rollup starts the cache afresh. */
-CREATE OR REPLACE FUNCTION order_flow._kpi_cache_clear() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._kpi_cache_clear() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     TRUNCATE order_flow.kpi_month, order_flow.kpi_dirty;
-    PERFORM order_flow._kpi_marks_spent();
+    PERFORM _order_flow._kpi_marks_spent();
     RETURN NULL;
 END
 $$;
 
 CREATE OR REPLACE TRIGGER order_fact_truncate_kpi_cache AFTER TRUNCATE ON order_flow.order_fact
-    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._kpi_cache_clear();
+    FOR EACH STATEMENT EXECUTE FUNCTION _order_flow._kpi_cache_clear();
 
 /*
  * kpi(from, to): as in 1.0; the whole cached months inside the window come
@@ -726,10 +726,10 @@ BEGIN
         RETURN;
     END IF;
     RETURN QUERY EXECUTE
-        'SELECT (k.v).* FROM (SELECT order_flow._kpi_merge(x.s) AS v FROM ('
+        'SELECT (k.v).* FROM (SELECT _order_flow._kpi_merge(x.s) AS v FROM ('
         || 'SELECT k.state AS s FROM order_flow.kpi_month k WHERE k.month_start = ANY ($1)'
         || CASE WHEN conds = '' THEN ''
-                ELSE ' UNION ALL SELECT order_flow._kpi_partial(' || cols || ') FROM order_flow.order_fact f'
+                ELSE ' UNION ALL SELECT _order_flow._kpi_partial(' || cols || ') FROM order_flow.order_fact f'
                      || ' WHERE ' || conds END
         || ') x) k'
         USING months, lo, hi;
@@ -744,11 +744,11 @@ COMMENT ON FUNCTION order_flow.kpi(timestamptz, timestamptz) IS
  * give no duration instead of an error that would break the metrics views
  * for everyone: _hours() is NULL unless both ends are finite.
  */
-CREATE OR REPLACE FUNCTION order_flow._hours(start timestamptz, stop timestamptz) RETURNS float8
+CREATE OR REPLACE FUNCTION _order_flow._hours(start timestamptz, stop timestamptz) RETURNS float8
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$ SELECT CASE WHEN isfinite(start) AND isfinite(stop) THEN date_part('epoch', stop - start) / 3600 END $$;
 
-COMMENT ON FUNCTION order_flow._hours(timestamptz, timestamptz) IS
+COMMENT ON FUNCTION _order_flow._hours(timestamptz, timestamptz) IS
     'Internal: hours from start to stop; NULL when either is NULL or not finite';
 
 CREATE OR REPLACE VIEW order_flow.order_timeline AS
@@ -764,17 +764,17 @@ SELECT t.order_key,
        f.first_logistics_at,
        f.delivered_at,
        f.accepted_at,
-       order_flow._hours(coalesce(t.created_at, f.ordered_at), t.contract_signed_at)
+       _order_flow._hours(coalesce(t.created_at, f.ordered_at), t.contract_signed_at)
            AS hours_created_to_contract,
-       order_flow._hours(t.contract_signed_at, t.warehouse_confirmed_at)
+       _order_flow._hours(t.contract_signed_at, t.warehouse_confirmed_at)
            AS hours_contract_to_warehouse,
-       order_flow._hours(t.warehouse_confirmed_at, t.finance_approved_at)
+       _order_flow._hours(t.warehouse_confirmed_at, t.finance_approved_at)
            AS hours_warehouse_to_finance,
-       order_flow._hours(t.finance_approved_at, t.shipped_at)
+       _order_flow._hours(t.finance_approved_at, t.shipped_at)
            AS hours_finance_to_shipped,
-       order_flow._hours(t.contract_signed_at, f.first_logistics_at)
+       _order_flow._hours(t.contract_signed_at, f.first_logistics_at)
            AS hours_to_first_logistics,
-       order_flow._hours(t.contract_signed_at, t.shipped_at)
+       _order_flow._hours(t.contract_signed_at, t.shipped_at)
            AS processing_hours
   FROM order_flow.tracked_order t
   LEFT JOIN order_flow.order_fact f ON f.order_key = t.order_key
@@ -790,9 +790,9 @@ SELECT v.order_key,
        v.seq,
        v.entered_at,
        v.left_at,
-       order_flow._hours(v.entered_at, u.until) AS wall_hours,
+       _order_flow._hours(v.entered_at, u.until) AS wall_hours,
        CASE WHEN u.until IS NULL OR NOT isfinite(u.until) OR NOT isfinite(v.entered_at) THEN NULL
-            WHEN cal.always_open IS NOT FALSE THEN order_flow._hours(v.entered_at, u.until)
+            WHEN cal.always_open IS NOT FALSE THEN _order_flow._hours(v.entered_at, u.until)
             ELSE order_flow.business_hours(cal.calendar, v.entered_at, u.until) END AS business_hours,
        s.owner_department,
        coalesce(cal.calendar, '24x7') AS calendar,
@@ -852,7 +852,7 @@ SELECT x.order_key, f.customer_key, f.region, f.customer_class, x.occurred_at,
                 AND sd.wall_hours > date_part('epoch', sd.max_dwell) / 3600)
         UNION ALL
         SELECT e.order_key, e.occurred_at, 'exception', e.details->>'exception_type',
-               coalesce(order_flow._metric_number(e.details->'hours_lost'), 0)
+               coalesce(_order_flow._metric_number(e.details->'hours_lost'), 0)
           FROM order_flow.audit_log e
          WHERE e.action = 'exception' AND coalesce(e.details->>'exception_type', '') <> '') x
   LEFT JOIN order_flow.order_fact f ON f.order_key = x.order_key;
@@ -873,14 +873,14 @@ COMMENT ON VIEW order_flow.delay_reasons IS
     'Drill-down cube of delay reasons by region, customer class, month and season: orders affected, occurrences, hours lost';
 
 /* rows written by SQL (pg_restore's COPY, a DBA's INSERT) make the scheduler catch up */
-CREATE OR REPLACE FUNCTION order_flow._fold_catch_up_wanted() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._fold_catch_up_wanted() RETURNS trigger
     AS 'MODULE_PATHNAME', 'order_flow_fold_catch_up_wanted' LANGUAGE C;
 
 CREATE OR REPLACE TRIGGER audit_log_fold_catch_up AFTER INSERT ON order_flow.audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._fold_catch_up_wanted();
+    FOR EACH STATEMENT EXECUTE FUNCTION _order_flow._fold_catch_up_wanted();
 
 CREATE OR REPLACE TRIGGER tracked_order_fold_catch_up AFTER INSERT ON order_flow.tracked_order
-    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._fold_catch_up_wanted();
+    FOR EACH STATEMENT EXECUTE FUNCTION _order_flow._fold_catch_up_wanted();
 
 /*
  * _metrics_fold_orders(keys): fold the events of these orders above their
@@ -894,7 +894,7 @@ CREATE OR REPLACE TRIGGER tracked_order_fold_catch_up AFTER INSERT ON order_flow
  * writing transaction marked them in 1.1.  Returns the number of orders
  * with events folded.
  */
-CREATE OR REPLACE FUNCTION order_flow._metrics_fold_orders(keys text[]) RETURNS bigint
+CREATE OR REPLACE FUNCTION _order_flow._metrics_fold_orders(keys text[]) RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -937,10 +937,10 @@ BEGIN
                (x.sc AND e.to_state IN (@OF_REWORK_STATES@))
                    OR coalesce(x.ex IN (@OF_REWORK_TYPES@), false) AS rework,
                CASE WHEN e.action = @OF_ACTION_PAYMENT@
-                    THEN coalesce(order_flow._metric_number(e.details->'amount'), 0) END AS pay_amount,
-               CASE WHEN e.action = @OF_ACTION_PAYMENT@ THEN order_flow._metric_date(e.details->'due_date') END AS due,
+                    THEN coalesce(_order_flow._metric_number(e.details->'amount'), 0) END AS pay_amount,
+               CASE WHEN e.action = @OF_ACTION_PAYMENT@ THEN _order_flow._metric_date(e.details->'due_date') END AS due,
                CASE WHEN e.action = @OF_ACTION_PAYMENT@
-                    THEN coalesce(order_flow._metric_date(e.details->'paid_date'),
+                    THEN coalesce(_order_flow._metric_date(e.details->'paid_date'),
                                   (e.occurred_at AT TIME ZONE 'UTC')::date) END AS paid
           FROM news e
          CROSS JOIN LATERAL (
@@ -989,9 +989,9 @@ BEGIN
                                   ELSE coalesce(d.attrs->>'customer_class', d.attrs->>'grade') END,
             category = CASE WHEN d.attrs_seq IS NULL THEN f.category ELSE d.attrs->>'category' END,
             amount = CASE WHEN d.attrs_seq IS NULL THEN f.amount
-                          ELSE order_flow._metric_number(d.attrs->'amount') END,
+                          ELSE _order_flow._metric_number(d.attrs->'amount') END,
             promised_ship_date = CASE WHEN d.attrs_seq IS NULL THEN f.promised_ship_date
-                                      ELSE order_flow._metric_date(d.attrs->'promised_ship_date') END,
+                                      ELSE _order_flow._metric_date(d.attrs->'promised_ship_date') END,
             ordered_at = least(f.ordered_at, d.ordered_at),
             contract_signed_at = least(f.contract_signed_at, d.signed),
             shipped_at = least(f.shipped_at, d.shipped),
@@ -1018,8 +1018,8 @@ BEGIN
                d.attrs->>'region',
                coalesce(d.attrs->>'customer_class', d.attrs->>'grade'),
                d.attrs->>'category',
-               order_flow._metric_number(d.attrs->'amount'),
-               order_flow._metric_date(d.attrs->'promised_ship_date'),
+               _order_flow._metric_number(d.attrs->'amount'),
+               _order_flow._metric_date(d.attrs->'promised_ship_date'),
                d.ordered_at, d.signed, d.shipped, d.logistics, d.delivered, d.accepted,
                d.rework, d.exceptions, d.payments, d.late, d.due_amount, d.on_time_amount,
                d.service_requests, d.complaints
@@ -1031,7 +1031,7 @@ BEGIN
         SELECT ev.order_key, ev.id, ev.ex, ev.occurred_at, ev.action FROM ev WHERE ev.ex IS NOT NULL
     ), marks AS (
         /* one mark per month and transaction; no lock on kpi_dirty without one */
-        SELECT order_flow._kpi_mark(r.contract_signed_at) AS marked
+        SELECT _order_flow._kpi_mark(r.contract_signed_at) AS marked
           FROM (SELECT * FROM upd UNION ALL SELECT * FROM ins) r
           JOIN d ON d.order_key = r.order_key
          WHERE d.kpi_touched
@@ -1045,13 +1045,13 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION order_flow._metrics_fold_orders(text[]) IS
+COMMENT ON FUNCTION _order_flow._metrics_fold_orders(text[]) IS
     'Internal: fold the events of these orders above their watermarks into the rollup, set-based';
 
-CREATE OR REPLACE FUNCTION order_flow._kpi_mark(signed_at timestamptz) RETURNS boolean
+CREATE OR REPLACE FUNCTION _order_flow._kpi_mark(signed_at timestamptz) RETURNS boolean
     AS 'MODULE_PATHNAME', 'order_flow_kpi_mark' LANGUAGE C STRICT;
 
-COMMENT ON FUNCTION order_flow._kpi_mark(timestamptz) IS
+COMMENT ON FUNCTION _order_flow._kpi_mark(timestamptz) IS
     'Internal: mark the kpi() cache month of an order signed at signed_at changed (once per transaction; none for the current month)';
 
 /*
@@ -1062,7 +1062,7 @@ COMMENT ON FUNCTION order_flow._kpi_mark(timestamptz) IS
  * go on (strict: the error stands).  Returns the number of orders with
  * events folded.
  */
-CREATE OR REPLACE FUNCTION order_flow._metrics_fold_window(lo timestamptz, hi timestamptz, strict boolean DEFAULT false)
+CREATE OR REPLACE FUNCTION _order_flow._metrics_fold_window(lo timestamptz, hi timestamptz, strict boolean DEFAULT false)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -1086,11 +1086,11 @@ BEGIN
          GROUP BY k.batch ORDER BY k.batch
     LOOP
         IF strict THEN
-            n := n + order_flow._metrics_fold_orders(keys);
+            n := n + _order_flow._metrics_fold_orders(keys);
             CONTINUE;
         END IF;
         BEGIN
-            n := n + order_flow._metrics_fold_orders(keys);
+            n := n + _order_flow._metrics_fold_orders(keys);
         EXCEPTION WHEN OTHERS THEN
             RAISE WARNING 'order_flow: could not fold % orders (% to %) into the metrics: %',
                 cardinality(keys), keys[1], keys[cardinality(keys)], SQLERRM;
@@ -1100,7 +1100,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz, boolean) IS
+COMMENT ON FUNCTION _order_flow._metrics_fold_window(timestamptz, timestamptz, boolean) IS
     'Internal: refold the orders with events recorded in [lo, hi); NULL bounds: every order behind its watermark';
 
 /*
@@ -1147,9 +1147,9 @@ BEGIN
         hi := coalesce(hi, t1);
     END IF;
     /* 100 ms of overlap: a transaction that had begun but not yet shown it */
-    n := order_flow._metrics_fold_window(lo - interval '100 milliseconds', hi);
+    n := _order_flow._metrics_fold_window(lo - interval '100 milliseconds', hi);
     IF catch_up THEN
-        n := n + order_flow._metrics_fold_window(NULL, NULL);
+        n := n + _order_flow._metrics_fold_window(NULL, NULL);
     END IF;
     UPDATE order_flow.fold_progress p
        SET folded_until = greatest(p.folded_until, hi), folded_at = clock_timestamp(),
@@ -1197,10 +1197,10 @@ BEGIN
     /* (the TRUNCATE of order_fact also empties the kpi() cache) */
     TRUNCATE order_flow.order_fact, order_flow.exception_fact, order_flow.metrics_watermark;
     /* every order of the log, folded from nothing by the fold's own rules */
-    n := order_flow._metrics_fold_window('-infinity', 'infinity', strict => true);
+    n := _order_flow._metrics_fold_window('-infinity', 'infinity', strict => true);
     /* the cache is empty: the fold's marks for it mean nothing */
     TRUNCATE order_flow.kpi_dirty;
-    PERFORM order_flow._kpi_marks_spent();
+    PERFORM _order_flow._kpi_marks_spent();
     RETURN n;
 END
 $$;

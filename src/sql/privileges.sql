@@ -7,35 +7,39 @@
  */
 
 REVOKE ALL ON ALL FUNCTIONS IN SCHEMA order_flow FROM PUBLIC;
+REVOKE ALL ON ALL FUNCTIONS IN SCHEMA _order_flow FROM PUBLIC;
+
+/* as for order_flow: what a role may call is decided function by function */
+GRANT USAGE ON SCHEMA _order_flow TO PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
-    order_flow.status_in(cstring), order_flow.status_out(order_flow.status),
-    order_flow.status_recv(internal), order_flow.status_send(order_flow.status),
-    order_flow.status_eq(order_flow.status, order_flow.status),
-    order_flow.status_ne(order_flow.status, order_flow.status),
-    order_flow.status_lt(order_flow.status, order_flow.status),
-    order_flow.status_le(order_flow.status, order_flow.status),
-    order_flow.status_gt(order_flow.status, order_flow.status),
-    order_flow.status_ge(order_flow.status, order_flow.status),
-    order_flow.status_cmp(order_flow.status, order_flow.status),
-    order_flow.status_hash(order_flow.status),
-    order_flow.status_hash_extended(order_flow.status, bigint),
-    order_flow.status_to_text(order_flow.status), order_flow.status_from_text(text),
-    order_flow.status_position(order_flow.status),
-    order_flow.status_larger(order_flow.status, order_flow.status),
-    order_flow.status_smaller(order_flow.status, order_flow.status),
+    _order_flow.status_in(cstring), _order_flow.status_out(order_flow.status),
+    _order_flow.status_recv(internal), _order_flow.status_send(order_flow.status),
+    _order_flow.status_eq(order_flow.status, order_flow.status),
+    _order_flow.status_ne(order_flow.status, order_flow.status),
+    _order_flow.status_lt(order_flow.status, order_flow.status),
+    _order_flow.status_le(order_flow.status, order_flow.status),
+    _order_flow.status_gt(order_flow.status, order_flow.status),
+    _order_flow.status_ge(order_flow.status, order_flow.status),
+    _order_flow.status_cmp(order_flow.status, order_flow.status),
+    _order_flow.status_hash(order_flow.status),
+    _order_flow.status_hash_extended(order_flow.status, bigint),
+    _order_flow.status_to_text(order_flow.status), _order_flow.status_from_text(text),
+    _order_flow.status_position(order_flow.status),
+    _order_flow.status_larger(order_flow.status, order_flow.status),
+    _order_flow.status_smaller(order_flow.status, order_flow.status),
     pg_catalog.max(order_flow.status), pg_catalog.min(order_flow.status),
-    order_flow.status_lt_text(order_flow.status, text), order_flow.status_le_text(order_flow.status, text),
-    order_flow.status_gt_text(order_flow.status, text), order_flow.status_ge_text(order_flow.status, text),
-    order_flow.text_lt_status(text, order_flow.status), order_flow.text_le_status(text, order_flow.status),
-    order_flow.text_gt_status(text, order_flow.status), order_flow.text_ge_status(text, order_flow.status),
-    order_flow.current_actor(), order_flow.is_admin(), order_flow._loading(),
+    _order_flow.status_lt_text(order_flow.status, text), _order_flow.status_le_text(order_flow.status, text),
+    _order_flow.status_gt_text(order_flow.status, text), _order_flow.status_ge_text(order_flow.status, text),
+    _order_flow.text_lt_status(text, order_flow.status), _order_flow.text_le_status(text, order_flow.status),
+    _order_flow.text_gt_status(text, order_flow.status), _order_flow.text_ge_status(text, order_flow.status),
+    order_flow.current_actor(), order_flow.is_admin(), _order_flow._loading(),
     order_flow.transition(regclass, text, text, text, jsonb),
-    order_flow._move(regclass, text, text, text, jsonb, text, timestamptz),
-    order_flow._set_context(text, text, text, jsonb, timestamptz),
-    order_flow._take_context_result(),
-    order_flow._managed(regclass),
-    order_flow._caller_may_read(regclass),
+    _order_flow._move(regclass, text, text, text, jsonb, text, timestamptz),
+    _order_flow._set_context(text, text, text, jsonb, timestamptz),
+    _order_flow._take_context_result(),
+    _order_flow._managed(regclass),
+    _order_flow._caller_may_read(regclass),
     order_flow.allowed_transitions(regclass, text),
     order_flow.acknowledge(bigint, text, jsonb)
 TO PUBLIC;
@@ -69,7 +73,7 @@ TO order_flow_admin;
 /* Privileges and dump.                                                */
 /* ------------------------------------------------------------------ */
 REVOKE ALL ON FUNCTION order_flow.metrics_rebuild(),
-    order_flow._validate_health(), order_flow.kpi(timestamptz, timestamptz),
+    _order_flow._validate_health(), order_flow.kpi(timestamptz, timestamptz),
     order_flow.top_delay_reasons(text, text, integer[], integer) FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION order_flow.metrics_rebuild(), order_flow.kpi(timestamptz, timestamptz),
@@ -78,9 +82,9 @@ TO order_flow_admin;
 
 /* Pure functions that read nothing private: whoever may read a view that
    uses them may call them. */
-GRANT EXECUTE ON FUNCTION order_flow._metric_number(jsonb), order_flow._metric_date(jsonb),
+GRANT EXECUTE ON FUNCTION _order_flow._metric_number(jsonb), _order_flow._metric_date(jsonb),
     order_flow.business_hours(text, timestamptz, timestamptz),
-    order_flow._health_score(float8[], float8[], float8[], float8[]),
+    _order_flow._health_score(float8[], float8[], float8[], float8[]),
     order_flow.order_frequency(timestamptz, float8, timestamptz),
     order_flow.order_volatility(timestamptz, float8, timestamptz),
     order_flow.order_value_trend(timestamptz, float8, timestamptz),
@@ -93,47 +97,47 @@ GRANT EXECUTE ON FUNCTION order_flow._metric_number(jsonb), order_flow._metric_d
     order_flow.business_time_zone()
 TO PUBLIC;
 
-REVOKE ALL ON FUNCTION order_flow.kpi_cache_refresh(integer), order_flow._kpi_cache_clear(),
-    order_flow._kpi_marks_spent() FROM PUBLIC;
+REVOKE ALL ON FUNCTION order_flow.kpi_cache_refresh(integer), _order_flow._kpi_cache_clear(),
+    _order_flow._kpi_marks_spent() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION order_flow.kpi_cache_refresh(integer) TO order_flow_admin;
 
-GRANT EXECUTE ON FUNCTION order_flow._kpi_merge_trans(internal, bytea),
-    order_flow._kpi_partial(timestamptz, timestamptz, timestamptz, date, timestamptz, timestamptz,
+GRANT EXECUTE ON FUNCTION _order_flow._kpi_merge_trans(internal, bytea),
+    _order_flow._kpi_partial(timestamptz, timestamptz, timestamptz, date, timestamptz, timestamptz,
                             boolean, integer),
-    order_flow._kpi_merge(bytea)
+    _order_flow._kpi_merge(bytea)
 TO PUBLIC;
 
-REVOKE ALL ON FUNCTION order_flow._read_as_owner(regclass, name, name, name, name[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _order_flow._read_as_owner(regclass, name, name, name, name[], text) FROM PUBLIC;
 
-GRANT EXECUTE ON FUNCTION order_flow._read_as_owner(regclass, name, name, name, name[], text) TO order_flow_admin;
+GRANT EXECUTE ON FUNCTION _order_flow._read_as_owner(regclass, name, name, name, name[], text) TO order_flow_admin;
 
 REVOKE ALL ON FUNCTION order_flow._refuse_truncate() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION order_flow._refuse_truncate() TO order_flow_admin;
 
-REVOKE ALL ON FUNCTION order_flow._attach_triggers(regclass, name, name, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _order_flow._attach_triggers(regclass, name, name, text) FROM PUBLIC;
 
-GRANT EXECUTE ON FUNCTION order_flow._attach_triggers(regclass, name, name, text) TO order_flow_admin;
+GRANT EXECUTE ON FUNCTION _order_flow._attach_triggers(regclass, name, name, text) TO order_flow_admin;
 
-REVOKE ALL ON FUNCTION order_flow._verify_chains(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _order_flow._verify_chains(text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION order_flow._verify_rows(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _order_flow._verify_rows(text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION order_flow._checkpoint_digest(bigint) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _order_flow._checkpoint_digest(bigint) FROM PUBLIC;
 
 /* pure, reads nothing: whoever may read the views may call it */
-GRANT EXECUTE ON FUNCTION order_flow._hours(timestamptz, timestamptz) TO PUBLIC;
+GRANT EXECUTE ON FUNCTION _order_flow._hours(timestamptz, timestamptz) TO PUBLIC;
 
-REVOKE ALL ON FUNCTION order_flow._fold_catch_up_wanted() FROM PUBLIC;
+REVOKE ALL ON FUNCTION _order_flow._fold_catch_up_wanted() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION order_flow._metrics_fold_orders(text[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _order_flow._metrics_fold_orders(text[]) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION order_flow._kpi_mark(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _order_flow._kpi_mark(timestamptz) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION _order_flow._metrics_fold_window(timestamptz, timestamptz, boolean) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION order_flow._metrics_fold_window(timestamptz, timestamptz, boolean),
+REVOKE ALL ON FUNCTION _order_flow._metrics_fold_window(timestamptz, timestamptz, boolean),
     order_flow.metrics_fold(boolean, boolean), order_flow.metrics_lag() FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION order_flow.metrics_fold(boolean, boolean), order_flow.metrics_lag() TO order_flow_admin;
@@ -185,4 +189,4 @@ GRANT EXECUTE ON FUNCTION order_flow.worker_status(), order_flow.metrics_lag() T
 GRANT SELECT ON order_flow.monitor TO pg_monitor, order_flow_admin, order_flow_reader;
 
 /* anyone may ask which versions run */
-GRANT EXECUTE ON FUNCTION order_flow.version(), order_flow._library_version() TO PUBLIC;
+GRANT EXECUTE ON FUNCTION order_flow.version(), _order_flow._library_version() TO PUBLIC;

@@ -6,7 +6,7 @@
  */
 
 /* Station helpers. */
-CREATE OR REPLACE FUNCTION order_flow._station_event(order_key text, step text, detail jsonb)
+CREATE OR REPLACE FUNCTION _order_flow._station_event(order_key text, step text, detail jsonb)
 RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -24,13 +24,13 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION order_flow._owner_move(tbl regclass, order_key text, to_state text, note text, details jsonb)
+CREATE OR REPLACE FUNCTION _order_flow._owner_move(tbl regclass, order_key text, to_state text, note text, details jsonb)
     RETURNS void AS 'MODULE_PATHNAME', 'order_flow_owner_move' LANGUAGE C;
 
-CREATE OR REPLACE FUNCTION order_flow._stock(source regclass, op text, sku text, qty integer)
+CREATE OR REPLACE FUNCTION _order_flow._stock(source regclass, op text, sku text, qty integer)
     RETURNS integer AS 'MODULE_PATHNAME', 'order_flow_stock' LANGUAGE C;
 
-CREATE OR REPLACE FUNCTION order_flow._stock_source() RETURNS text
+CREATE OR REPLACE FUNCTION _order_flow._stock_source() RETURNS text
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -38,12 +38,12 @@ AS $$
                     'order_flow.stock')::regclass::text
 $$;
 
-CREATE OR REPLACE FUNCTION order_flow._available(sku text) RETURNS integer
+CREATE OR REPLACE FUNCTION _order_flow._available(sku text) RETURNS integer
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    RETURN COALESCE(order_flow._stock(order_flow._stock_source()::regclass, 'read', sku, 0), 0);
+    RETURN COALESCE(_order_flow._stock(_order_flow._stock_source()::regclass, 'read', sku, 0), 0);
 END
 $$;
 
@@ -75,7 +75,7 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION order_flow._scan_remaining(order_key text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION _order_flow._scan_remaining(order_key text) RETURNS jsonb
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -146,17 +146,17 @@ BEGIN
         ELSE
             UPDATE order_flow.order_line l SET scanned = l.scanned + qty
              WHERE l.order_key = station_scan.order_key AND l.sku = art.sku;
-            avail := order_flow._available(art.sku);
+            avail := _order_flow._available(art.sku);
             IF avail < line.qty THEN
                 warning := 'stock_short';
                 message := format('Stock shows %s of %s, the order needs %s.', avail, art.sku, line.qty);
                 SELECT COALESCE(jsonb_agg(jsonb_build_object('sku', s.sku, 'name', s.name,
-                                                             'available', order_flow._available(s.sku))
+                                                             'available', _order_flow._available(s.sku))
                                           ORDER BY s.sku), '[]')
                   INTO subs
                   FROM order_flow.sku s
                  WHERE s.sku = ANY (art.substitutes) AND NOT s.prohibited
-                   AND order_flow._available(s.sku) >= line.qty;
+                   AND _order_flow._available(s.sku) >= line.qty;
             END IF;
         END IF;
     END IF;
@@ -167,12 +167,12 @@ BEGIN
         'sku', art.sku,
         'warning', warning,
         'message', COALESCE(message, 'OK'),
-        'remaining', order_flow._scan_remaining(order_key));
+        'remaining', _order_flow._scan_remaining(order_key));
     result := result || jsonb_build_object('complete', jsonb_array_length(result->'remaining') = 0);
     IF warning = 'stock_short' THEN
         result := result || jsonb_build_object('substitutes', subs);
     END IF;
-    PERFORM order_flow._station_event(order_key,
+    PERFORM _order_flow._station_event(order_key,
         CASE WHEN warning IS NULL OR warning = 'stock_short' THEN 'scan' ELSE 'error' END,
         jsonb_build_object('barcode', barcode, 'qty', qty, 'warning', warning));
     RETURN result;
@@ -201,7 +201,7 @@ DECLARE
     p record;
     rule record;
     pool record;
-    src text := order_flow._stock_source();
+    src text := _order_flow._stock_source();
     bad text;
     weight numeric;
     fee numeric;
@@ -261,7 +261,7 @@ BEGIN
 
     /* stock: lock in a fixed order so two stations never deadlock, then check and decrement */
     FOR r IN SELECT l.sku, l.qty FROM order_flow.order_line l WHERE l.order_key = order_key ORDER BY l.sku LOOP
-        avail := order_flow._stock(src::regclass, 'lock', r.sku, 0);
+        avail := _order_flow._stock(src::regclass, 'lock', r.sku, 0);
         IF COALESCE(avail, 0) < r.qty THEN
             RAISE EXCEPTION 'stock short for % on order %: % available, % needed', r.sku, order_key,
                 COALESCE(avail, 0), r.qty USING ERRCODE = '23514',
@@ -269,7 +269,7 @@ BEGIN
         END IF;
     END LOOP;
     FOR r IN SELECT l.sku, l.qty FROM order_flow.order_line l WHERE l.order_key = order_key ORDER BY l.sku LOOP
-        PERFORM order_flow._stock(src::regclass, 'take', r.sku, r.qty);
+        PERFORM _order_flow._stock(src::regclass, 'take', r.sku, r.qty);
     END LOOP;
 
     region := o.attributes->>'region';
@@ -313,15 +313,15 @@ BEGIN
                                      label, operator, station)
     VALUES (order_key, waybill, rule.carrier, p.code, weight, fee, label, order_flow.current_actor(),
             NULLIF(current_setting('order_flow.station', true), ''));
-    PERFORM order_flow._station_event(order_key, 'preset', jsonb_build_object('package', p.code));
+    PERFORM _order_flow._station_event(order_key, 'preset', jsonb_build_object('package', p.code));
     /* the managed table's own triggers run with its owner's rights, not ours */
-    PERFORM order_flow._owner_move(o.tbl::regclass, order_key, 'shipped', 'shipped at station',
+    PERFORM _order_flow._owner_move(o.tbl::regclass, order_key, 'shipped', 'shipped at station',
                                   jsonb_build_object('waybill', waybill, 'carrier', rule.carrier,
                                                      'freight', fee, 'weight_kg', weight));
-    PERFORM order_flow._append_event(order_key, 'ship', 'shipped', 'shipped',
+    PERFORM _order_flow._append_event(order_key, 'ship', 'shipped', 'shipped',
                                      jsonb_build_object('waybill', waybill, 'carrier', rule.carrier,
                                                         'package', p.code, 'weight_kg', weight), NULL);
-    PERFORM order_flow._station_event(order_key, 'ship', jsonb_build_object('waybill', waybill));
+    PERFORM _order_flow._station_event(order_key, 'ship', jsonb_build_object('waybill', waybill));
     RETURN label;
 END
 $$;
@@ -363,12 +363,12 @@ BEGIN
     FOREACH t IN ARRAY ARRAY['package_preset', 'freight_rule', 'waybill_pool', 'station_config']
     LOOP
         EXECUTE format('CREATE OR REPLACE TRIGGER %I BEFORE INSERT ON order_flow.%I
-                        FOR EACH ROW EXECUTE FUNCTION order_flow._restore_merge()', t || '_merge', t);
+                        FOR EACH ROW EXECUTE FUNCTION _order_flow._restore_merge()', t || '_merge', t);
         EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER INSERT OR DELETE ON order_flow.%I
-                        FOR EACH ROW EXECUTE FUNCTION order_flow._audit_config()', t || '_audit', t);
+                        FOR EACH ROW EXECUTE FUNCTION _order_flow._audit_config()', t || '_audit', t);
         IF t <> 'waybill_pool' THEN
             EXECUTE format('CREATE OR REPLACE TRIGGER %I AFTER UPDATE ON order_flow.%I
-                            FOR EACH ROW EXECUTE FUNCTION order_flow._audit_config()', t || '_audit_update', t);
+                            FOR EACH ROW EXECUTE FUNCTION _order_flow._audit_config()', t || '_audit_update', t);
         END IF;
     END LOOP;
 END
@@ -379,7 +379,7 @@ CREATE OR REPLACE TRIGGER waybill_pool_audit_update AFTER UPDATE ON order_flow.w
     FOR EACH ROW
     WHEN ((OLD.carrier, OLD.prefix, OLD.last_no, OLD.digits, OLD.check_digit)
           IS DISTINCT FROM (NEW.carrier, NEW.prefix, NEW.last_no, NEW.digits, NEW.check_digit))
-    EXECUTE FUNCTION order_flow._audit_config();
+    EXECUTE FUNCTION _order_flow._audit_config();
 
 CREATE OR REPLACE FUNCTION order_flow.logistics_update(tracking_no text, status text, at timestamptz,
                                             location text DEFAULT NULL)
@@ -410,16 +410,16 @@ BEGIN
     END IF;
     INSERT INTO order_flow.logistics_trace (tracking_no, order_key, status, at, location)
     VALUES (tracking_no, sh.order_key, status, at, location) RETURNING id INTO id_;
-    PERFORM order_flow._append_event(sh.order_key, 'logistics', NULL, NULL,
+    PERFORM _order_flow._append_event(sh.order_key, 'logistics', NULL, NULL,
         jsonb_build_object('tracking_no', tracking_no, 'status', status, 'location', location), at);
     SELECT t.state, t.tbl::regclass INTO st, tbl FROM order_flow.tracked_order t
      WHERE t.order_key = sh.order_key;
     IF status IN ('in_transit', 'delivered') AND st = 'shipped' THEN
-        PERFORM order_flow._owner_move(tbl, sh.order_key, 'in_transit', 'carrier trace', '{}');
+        PERFORM _order_flow._owner_move(tbl, sh.order_key, 'in_transit', 'carrier trace', '{}');
         st := 'in_transit';
     END IF;
     IF status = 'delivered' AND st = 'in_transit' THEN
-        PERFORM order_flow._owner_move(tbl, sh.order_key, 'delivered', 'carrier trace', '{}');
+        PERFORM _order_flow._owner_move(tbl, sh.order_key, 'delivered', 'carrier trace', '{}');
     END IF;
     RETURN id_;
 END

@@ -6,23 +6,23 @@
  * created once (pre_install/status.sql).
  */
 
-CREATE OR REPLACE FUNCTION order_flow.status_position(order_flow.status) RETURNS integer
+CREATE OR REPLACE FUNCTION _order_flow.status_position(order_flow.status) RETURNS integer
     AS 'MODULE_PATHNAME', 'status_position' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow.status_larger(order_flow.status, order_flow.status) RETURNS order_flow.status
+CREATE OR REPLACE FUNCTION _order_flow.status_larger(order_flow.status, order_flow.status) RETURNS order_flow.status
     AS 'MODULE_PATHNAME', 'status_larger' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow.status_smaller(order_flow.status, order_flow.status) RETURNS order_flow.status
+CREATE OR REPLACE FUNCTION _order_flow.status_smaller(order_flow.status, order_flow.status) RETURNS order_flow.status
     AS 'MODULE_PATHNAME', 'status_smaller' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 
 /* min/max live in pg_catalog with the operators: found whatever the search_path */
 CREATE OR REPLACE AGGREGATE pg_catalog.max(order_flow.status) (
-    SFUNC = order_flow.status_larger, STYPE = order_flow.status,
-    COMBINEFUNC = order_flow.status_larger, SORTOP = OPERATOR(pg_catalog.>), PARALLEL = SAFE);
+    SFUNC = _order_flow.status_larger, STYPE = order_flow.status,
+    COMBINEFUNC = _order_flow.status_larger, SORTOP = OPERATOR(pg_catalog.>), PARALLEL = SAFE);
 
 CREATE OR REPLACE AGGREGATE pg_catalog.min(order_flow.status) (
-    SFUNC = order_flow.status_smaller, STYPE = order_flow.status,
-    COMBINEFUNC = order_flow.status_smaller, SORTOP = OPERATOR(pg_catalog.<), PARALLEL = SAFE);
+    SFUNC = _order_flow.status_smaller, STYPE = order_flow.status,
+    COMBINEFUNC = _order_flow.status_smaller, SORTOP = OPERATOR(pg_catalog.<), PARALLEL = SAFE);
 
 
 
@@ -101,7 +101,7 @@ $$;
  * the same lock as the dictionary's reload.  Each statement after it must
  * see what the previous holder committed, so READ COMMITTED is required.
  */
-CREATE OR REPLACE FUNCTION order_flow._restore_lock() RETURNS void
+CREATE OR REPLACE FUNCTION _order_flow._restore_lock() RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -116,7 +116,7 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION order_flow._restore_lock() IS
+COMMENT ON FUNCTION _order_flow._restore_lock() IS
     'Internal: the restore''s one lock (READ COMMITTED required)';
 
 /*
@@ -128,7 +128,7 @@ COMMENT ON FUNCTION order_flow._restore_lock() IS
  * One at a time (the same lock as the dictionary's reload).  Returns the
  * position of label.
  */
-CREATE OR REPLACE FUNCTION order_flow._restore_label(label text, pos integer) RETURNS integer
+CREATE OR REPLACE FUNCTION _order_flow._restore_label(label text, pos integer) RETURNS integer
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -136,7 +136,7 @@ DECLARE
     have integer;
     holder text;
 BEGIN
-    PERFORM order_flow._restore_lock();
+    PERFORM _order_flow._restore_lock();
     SELECT l.sort_position INTO have FROM order_flow.status_label l WHERE l.label = _restore_label.label;
     IF FOUND THEN
         RETURN have;
@@ -152,5 +152,5 @@ BEGIN
 END
 $$;
 
-COMMENT ON FUNCTION order_flow._restore_label(text, integer) IS
+COMMENT ON FUNCTION _order_flow._restore_label(text, integer) IS
     'Internal: during a restore, enter a state name at the sort position its dumped status values carry';

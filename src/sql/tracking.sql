@@ -9,19 +9,19 @@
 /* ------------------------------------------------------------------ */
 /* C entry points.                                                     */
 /* ------------------------------------------------------------------ */
-CREATE OR REPLACE FUNCTION order_flow._preloaded() RETURNS boolean
+CREATE OR REPLACE FUNCTION _order_flow._preloaded() RETURNS boolean
     AS 'MODULE_PATHNAME', 'order_flow_preloaded' LANGUAGE C STABLE PARALLEL SAFE;
 
-CREATE OR REPLACE FUNCTION order_flow._wake_scheduler(deadline timestamptz) RETURNS void
+CREATE OR REPLACE FUNCTION _order_flow._wake_scheduler(deadline timestamptz) RETURNS void
     AS 'MODULE_PATHNAME', 'order_flow_wake_scheduler' LANGUAGE C;
 
-CREATE OR REPLACE FUNCTION order_flow._request_service() RETURNS void
+CREATE OR REPLACE FUNCTION _order_flow._request_service() RETURNS void
     AS 'MODULE_PATHNAME', 'order_flow_request_service' LANGUAGE C;
 
-CREATE OR REPLACE FUNCTION order_flow._library_version() RETURNS text
+CREATE OR REPLACE FUNCTION _order_flow._library_version() RETURNS text
     AS 'MODULE_PATHNAME', 'order_flow_library_version' LANGUAGE C STRICT IMMUTABLE PARALLEL SAFE;
 
-COMMENT ON FUNCTION order_flow._library_version() IS
+COMMENT ON FUNCTION _order_flow._library_version() IS
     'Internal: the version the loaded order_flow library was built as';
 
 /*
@@ -35,7 +35,7 @@ LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT (SELECT e.extversion FROM pg_extension e WHERE e.extname = 'order_flow'),
-           order_flow._library_version()
+           _order_flow._library_version()
 $$;
 
 COMMENT ON FUNCTION order_flow.version() IS
@@ -52,11 +52,11 @@ COMMENT ON FUNCTION order_flow.worker_status() IS
     'Every database the launcher serves or tried to: its scheduler (pid NULL: none now), when its last sweep ended, absent (no extension there), no_worker_slot (no free background worker: raise max_worker_processes); and the refused-attempt queue';
 
 /* Served by the worker within a second of this transaction's commit. */
-SELECT order_flow._request_service();
+SELECT _order_flow._request_service();
 
 DO $preload$
 BEGIN
-    IF NOT order_flow._preloaded() THEN
+    IF NOT _order_flow._preloaded() THEN
         RAISE WARNING 'order_flow is not loaded through shared_preload_libraries'
             USING DETAIL = 'Everything works except timed escalation by the background worker and the log of refused attempts.',
                   HINT = 'Add order_flow to shared_preload_libraries and restart, or drive order_flow.escalate_due() from pg_cron.';
@@ -70,7 +70,7 @@ $preload$;
  * broadcast, as in a transaction prepared for two-phase commit).  The
  * transition trigger asks the same setting in C.
  */
-CREATE OR REPLACE FUNCTION order_flow._notify(payload text) RETURNS void
+CREATE OR REPLACE FUNCTION _order_flow._notify(payload text) RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -78,7 +78,7 @@ AS $$
                 THEN pg_notify('order_flow', payload) END
 $$;
 
-COMMENT ON FUNCTION order_flow._notify(text) IS
+COMMENT ON FUNCTION _order_flow._notify(text) IS
     'Internal: NOTIFY on channel order_flow unless order_flow.notify is off';
 
 CREATE OR REPLACE FUNCTION order_flow.current_actor() RETURNS text
@@ -93,49 +93,49 @@ CREATE OR REPLACE FUNCTION order_flow.is_admin() RETURNS boolean
 COMMENT ON FUNCTION order_flow.is_admin() IS
     'True for superusers and members of order_flow_admin (judged by the database user)';
 
-CREATE OR REPLACE FUNCTION order_flow._caller_may_read(tbl regclass) RETURNS boolean
+CREATE OR REPLACE FUNCTION _order_flow._caller_may_read(tbl regclass) RETURNS boolean
     AS 'MODULE_PATHNAME', 'order_flow_caller_may_read' LANGUAGE C STABLE STRICT;
 
 CREATE OR REPLACE FUNCTION order_flow._transition_trigger() RETURNS trigger
     AS 'MODULE_PATHNAME', 'order_flow_transition_trigger' LANGUAGE C;
 
-CREATE OR REPLACE FUNCTION order_flow._set_context(order_key text, action text, note text,
+CREATE OR REPLACE FUNCTION _order_flow._set_context(order_key text, action text, note text,
                                         details jsonb, occurred_at timestamptz)
     RETURNS void AS 'MODULE_PATHNAME', 'order_flow_set_context' LANGUAGE C;
 
-CREATE OR REPLACE FUNCTION order_flow._take_context_result() RETURNS boolean
+CREATE OR REPLACE FUNCTION _order_flow._take_context_result() RETURNS boolean
     AS 'MODULE_PATHNAME', 'order_flow_take_context_result' LANGUAGE C;
 
-CREATE OR REPLACE FUNCTION order_flow._append_event(order_key text, action text,
+CREATE OR REPLACE FUNCTION _order_flow._append_event(order_key text, action text,
                                          from_state text, to_state text,
                                          details jsonb, occurred_at timestamptz)
     RETURNS bigint AS 'MODULE_PATHNAME', 'order_flow_append_event' LANGUAGE C;
 
-CREATE OR REPLACE FUNCTION order_flow._chain_end(order_key text) RETURNS bigint
+CREATE OR REPLACE FUNCTION _order_flow._chain_end(order_key text) RETURNS bigint
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT t.last_seq FROM order_flow.tracked_order t WHERE t.order_key = _chain_end.order_key
 $$;
 
-COMMENT ON FUNCTION order_flow._chain_end(text) IS
+COMMENT ON FUNCTION _order_flow._chain_end(text) IS
     'Internal: the sequence number of the last event of the order''s chain (the one this transaction just appended, while it holds the head)';
 
-CREATE OR REPLACE FUNCTION order_flow._append_events(action text, order_keys text[], details jsonb[],
+CREATE OR REPLACE FUNCTION _order_flow._append_events(action text, order_keys text[], details jsonb[],
                                           occurred_at timestamptz DEFAULT NULL,
                                           OUT pos integer, OUT order_key text, OUT seq bigint)
     RETURNS SETOF record AS 'MODULE_PATHNAME', 'order_flow_append_events' LANGUAGE C;
 
-COMMENT ON FUNCTION order_flow._append_events(text, text[], jsonb[], timestamptz) IS
+COMMENT ON FUNCTION _order_flow._append_events(text, text[], jsonb[], timestamptz) IS
     'Internal: append one event per order key (details[i] for order_keys[i]) in one pass, heads locked in key order; one row per event: its place in the arrays, its order, its seq';
 
-CREATE OR REPLACE FUNCTION order_flow._config_changed() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._config_changed() RETURNS trigger
     AS 'MODULE_PATHNAME', 'order_flow_config_changed' LANGUAGE C;
 
-CREATE OR REPLACE FUNCTION order_flow._loading() RETURNS boolean
+CREATE OR REPLACE FUNCTION _order_flow._loading() RETURNS boolean
     AS 'MODULE_PATHNAME', 'order_flow_loading' LANGUAGE C STABLE;
 
-CREATE OR REPLACE FUNCTION order_flow._audit_guard() RETURNS trigger
+CREATE OR REPLACE FUNCTION _order_flow._audit_guard() RETURNS trigger
     AS 'MODULE_PATHNAME', 'order_flow_audit_guard' LANGUAGE C;
 
 CREATE OR REPLACE FUNCTION order_flow.event_hash(prev_hash bytea, order_key text, seq bigint,
@@ -154,14 +154,14 @@ COMMENT ON FUNCTION order_flow.event_hash IS
 /* ------------------------------------------------------------------ */
 CREATE OR REPLACE TRIGGER audit_log_append_only
     BEFORE UPDATE OR DELETE ON order_flow.audit_log
-    FOR EACH ROW EXECUTE FUNCTION order_flow._audit_guard();
+    FOR EACH ROW EXECUTE FUNCTION _order_flow._audit_guard();
 
 CREATE OR REPLACE TRIGGER audit_log_no_truncate
     BEFORE TRUNCATE ON order_flow.audit_log
-    FOR EACH STATEMENT EXECUTE FUNCTION order_flow._audit_guard();
+    FOR EACH STATEMENT EXECUTE FUNCTION _order_flow._audit_guard();
 
 /* A managed table dropped without unmanage() is detached (its history stays). */
-CREATE OR REPLACE FUNCTION order_flow._on_sql_drop() RETURNS event_trigger
+CREATE OR REPLACE FUNCTION _order_flow._on_sql_drop() RETURNS event_trigger
 LANGUAGE plpgsql
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -177,7 +177,7 @@ DO $evt$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'order_flow_sql_drop') THEN
         CREATE EVENT TRIGGER order_flow_sql_drop ON sql_drop
-            EXECUTE FUNCTION order_flow._on_sql_drop();
+            EXECUTE FUNCTION _order_flow._on_sql_drop();
     END IF;
 END
 $evt$;
@@ -188,7 +188,7 @@ $evt$;
  * context that the trigger takes for this order only.
  */
 /* Which columns of a managed table are its key and status (for callers without catalogue grants). */
-CREATE OR REPLACE FUNCTION order_flow._managed(tbl regclass, OUT key_column name, OUT status_column name)
+CREATE OR REPLACE FUNCTION _order_flow._managed(tbl regclass, OUT key_column name, OUT status_column name)
 LANGUAGE sql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -196,7 +196,7 @@ AS $$
     SELECT m.key_column, m.status_column FROM order_flow.managed_table m WHERE m.relid = _managed.tbl
 $$;
 
-CREATE OR REPLACE FUNCTION order_flow._move(tbl regclass, order_key text, to_state text, note text,
+CREATE OR REPLACE FUNCTION _order_flow._move(tbl regclass, order_key text, to_state text, note text,
                                  details jsonb, action text, occurred_at timestamptz)
 RETURNS void
 LANGUAGE plpgsql
@@ -212,7 +212,7 @@ BEGIN
     IF tbl IS NULL OR order_key IS NULL OR to_state IS NULL THEN
         RAISE EXCEPTION 'table, order key and target state must not be null' USING ERRCODE = '22004';
     END IF;
-    SELECT * INTO m FROM order_flow._managed(tbl);
+    SELECT * INTO m FROM _order_flow._managed(tbl);
     IF m.key_column IS NULL THEN
         RAISE EXCEPTION 'table % is not managed by order_flow', tbl USING ERRCODE = '42704';
     END IF;
@@ -223,12 +223,12 @@ BEGIN
     /* the key as the trigger will see it (an int key '0902' is order 902) */
     EXECUTE format('SELECT $1::%s::text', keytype) INTO order_key USING order_key;
     note := COALESCE(NULLIF(btrim(note), ''), NULLIF(btrim(details->>'reason'), ''));
-    PERFORM order_flow._set_context(order_key, action, note, coalesce(details, '{}'), occurred_at);
+    PERFORM _order_flow._set_context(order_key, action, note, coalesce(details, '{}'), occurred_at);
     EXECUTE format('UPDATE %s SET %I = $1::%s WHERE %I = $2::%s',
                    tbl, m.status_column, sttype, m.key_column, keytype)
        USING to_state, order_key;
     GET DIAGNOSTICS n = ROW_COUNT;
-    IF NOT order_flow._take_context_result() THEN
+    IF NOT _order_flow._take_context_result() THEN
         IF n = 0 THEN
             RAISE EXCEPTION 'order % not found in %', order_key, tbl USING ERRCODE = 'P0002';
         END IF;
@@ -243,7 +243,7 @@ CREATE OR REPLACE FUNCTION order_flow.transition(tbl regclass, order_key text, t
 RETURNS void
 LANGUAGE sql
 SET search_path = pg_catalog, pg_temp
-AS $$ SELECT order_flow._move(tbl, order_key, to_state, note, details, 'transition', NULL) $$;
+AS $$ SELECT _order_flow._move(tbl, order_key, to_state, note, details, 'transition', NULL) $$;
 
 COMMENT ON FUNCTION order_flow.transition IS
     'Move one order to a new state: validated, stamped, audited and broadcast like a plain UPDATE';
@@ -258,7 +258,7 @@ BEGIN
     IF occurred_at IS NULL THEN
         RAISE EXCEPTION 'occurred_at must not be null' USING ERRCODE = '22004';
     END IF;
-    PERFORM order_flow._move(tbl, order_key, to_state, NULL, details, 'import', occurred_at);
+    PERFORM _order_flow._move(tbl, order_key, to_state, NULL, details, 'import', occurred_at);
 END
 $$;
 
@@ -276,7 +276,7 @@ AS $$
           FROM order_flow.tracked_order t
           JOIN order_flow.managed_table m ON m.tbl = t.tbl
          WHERE t.order_key = allowed_transitions.order_key AND m.relid = allowed_transitions.tbl
-           AND order_flow._caller_may_read(allowed_transitions.tbl)
+           AND _order_flow._caller_may_read(allowed_transitions.tbl)
     ), me AS (
         SELECT array_agg(department) AS depts FROM order_flow.member
          WHERE actor = order_flow.current_actor()
@@ -294,7 +294,7 @@ AS $$
     SELECT e.to_state, e.notify, e.reason_required, e.exception_type
       FROM edges e, me
      WHERE e.performed_by IS NULL OR order_flow.is_admin() OR e.performed_by && me.depts
-     ORDER BY order_flow.status_from_text(e.to_state)
+     ORDER BY _order_flow.status_from_text(e.to_state)
 $$;
 
 COMMENT ON FUNCTION order_flow.allowed_transitions IS
@@ -338,7 +338,7 @@ BEGIN
         END IF;
         FOREACH f IN ARRAY ARRAY['due_date', 'paid_date'] LOOP
             IF jsonb_typeof(details->f) IS DISTINCT FROM 'null' AND details ? f
-               AND order_flow._metric_date(details->f) IS NULL THEN
+               AND _order_flow._metric_date(details->f) IS NULL THEN
                 RAISE EXCEPTION 'payment details.% must be a date, not %', f, details->f
                     USING ERRCODE = '22007', HINT = 'Write dates as strings, e.g. "2026-12-31".';
             END IF;
@@ -350,20 +350,20 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'order % is not tracked', order_key USING ERRCODE = 'P0002';
     END IF;
-    RETURN order_flow._append_event(order_key, kind, st, st, details, NULL);
+    RETURN _order_flow._append_event(order_key, kind, st, st, details, NULL);
 END
 $$;
 
 /* ------------------------------------------------------------------ */
 /* Reading users' tables with their owner's rights.                    */
 /* ------------------------------------------------------------------ */
-CREATE OR REPLACE FUNCTION order_flow._read_as_owner(tbl regclass, key_column name, status_column name,
+CREATE OR REPLACE FUNCTION _order_flow._read_as_owner(tbl regclass, key_column name, status_column name,
                                           customer_column name DEFAULT NULL, attributes name[] DEFAULT '{}',
                                           only_key text DEFAULT NULL)
     RETURNS TABLE (k text, s text, c text, a jsonb)
     AS 'MODULE_PATHNAME', 'order_flow_read_as_owner' LANGUAGE C;
 
-COMMENT ON FUNCTION order_flow._read_as_owner(regclass, name, name, name, name[], text) IS
+COMMENT ON FUNCTION _order_flow._read_as_owner(regclass, name, name, name, name[], text) IS
     'Internal: a managed table''s key, status, customer and attributes as text, read as the table''s owner under SECURITY_RESTRICTED_OPERATION (the caller needs SELECT on it)';
 
 /* ------------------------------------------------------------------ */
@@ -388,7 +388,7 @@ COMMENT ON FUNCTION order_flow._refuse_truncate() IS
     'Internal: BEFORE TRUNCATE trigger of managed tables';
 
 /* The triggers manage() attaches, with the transition trigger's arguments. */
-CREATE OR REPLACE FUNCTION order_flow._attach_triggers(tbl regclass, key_column name, status_column name,
+CREATE OR REPLACE FUNCTION _order_flow._attach_triggers(tbl regclass, key_column name, status_column name,
                                             args text)
 RETURNS void
 LANGUAGE plpgsql
@@ -488,7 +488,7 @@ BEGIN
         (k text, s text, c text, a jsonb) ON COMMIT DROP;
     TRUNCATE order_flow_manage_rows;
     INSERT INTO order_flow_manage_rows
-    SELECT * FROM order_flow._read_as_owner(tbl, key_column, status_column, customer_column, attributes);
+    SELECT * FROM _order_flow._read_as_owner(tbl, key_column, status_column, customer_column, attributes);
 
     -- existing rows must be in known states of the workflow
     SELECT count(*) INTO n FROM order_flow_manage_rows x WHERE x.s IS NULL;
@@ -543,7 +543,7 @@ BEGIN
               WHERE o.tbl = tblname AND o.last_seq > 0 AND o.state IS DISTINCT FROM x.s
               ORDER BY x.k
     LOOP
-        PERFORM order_flow._append_event(d.k, 'drift', d.was, d.now_,
+        PERFORM _order_flow._append_event(d.k, 'drift', d.was, d.now_,
             jsonb_build_object('table', tblname, 'note', 'adopted by manage() in a state its chain did not record'),
             NULL);
     END LOOP;
@@ -566,7 +566,7 @@ BEGIN
     SELECT string_agg(quote_literal(a), ', ') INTO args
       FROM unnest(ARRAY[tblname, workflow, key_column::text, status_column::text,
                         coalesce(customer_column::text, '')] || attributes::text[]) a;
-    PERFORM order_flow._attach_triggers(tbl, key_column, status_column, args);
+    PERFORM _order_flow._attach_triggers(tbl, key_column, status_column, args);
     IF EXISTS (SELECT 1 FROM pg_subscription_rel r WHERE r.srrelid = tbl) THEN
         RAISE WARNING 'rows of % arrive by logical replication, which moves them without order_flow''s trigger', tbl
             USING DETAIL = 'Replicated moves are neither checked nor recorded here: the rows drift from their chains.',
@@ -683,7 +683,7 @@ BEGIN
         RAISE EXCEPTION 'order % of % is not tracked', order_key, tbl USING ERRCODE = 'P0002';
     END IF;
     SELECT x.s INTO row_state
-      FROM order_flow._read_as_owner(tbl, m.key_column, m.status_column, NULL, '{}', order_key) x
+      FROM _order_flow._read_as_owner(tbl, m.key_column, m.status_column, NULL, '{}', order_key) x
      WHERE x.k = order_key;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'order % not found in %', order_key, tbl USING ERRCODE = 'P0002';
@@ -696,7 +696,7 @@ BEGIN
         RAISE EXCEPTION '"%" is not a state of workflow "%"', row_state, m.workflow USING ERRCODE = '22P02',
             CONSTRAINT = 'order_flow_unknown_state';
     END IF;
-    id_ := order_flow._append_event(order_key, 'drift', chain.state, row_state,
+    id_ := _order_flow._append_event(order_key, 'drift', chain.state, row_state,
                                     jsonb_build_object('table', m.tbl, 'note', note), NULL);
     UPDATE order_flow.tracked_order t
        SET state = row_state, held_from = NULL, entered_at = now(), reminder_level = 0,
@@ -714,13 +714,13 @@ COMMENT ON FUNCTION order_flow.repair_drift(regclass, text, text) IS
     'Accept a managed row''s status changed behind the trigger''s back, recording a drift event in its chain (administrators)';
 
 /* The walk over the chains (C); verify_audit() adds the managed rows. */
-CREATE OR REPLACE FUNCTION order_flow._verify_chains(order_key text)
+CREATE OR REPLACE FUNCTION _order_flow._verify_chains(order_key text)
     RETURNS TABLE (order_key text, event_id bigint, problem text)
     AS 'MODULE_PATHNAME', 'order_flow_verify_audit'
     LANGUAGE C STABLE;
 
 /* Managed rows whose status differs from their chain (read as each table's owner). */
-CREATE OR REPLACE FUNCTION order_flow._verify_rows(only_key text)
+CREATE OR REPLACE FUNCTION _order_flow._verify_rows(only_key text)
     RETURNS TABLE (order_key text, event_id bigint, problem text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -746,7 +746,7 @@ BEGIN
                         format('drift: the order was deleted, but %s has a row in state %s', m.tbl, quote_ident(r.s))
                     ELSE format('drift: %s says %s, the chain says %s', m.tbl, quote_ident(r.s), quote_ident(t.state))
                END
-          FROM order_flow._read_as_owner(m.relid, m.key_column, m.status_column, NULL, '{}', only_key) r
+          FROM _order_flow._read_as_owner(m.relid, m.key_column, m.status_column, NULL, '{}', only_key) r
           /* the chains of this table since it was (last) managed: rows deleted
              while it was not managed, or before a table of the same name was
              dropped, are history, not drift */
@@ -763,7 +763,7 @@ END
 $$;
 
 /* The digest over a checkpoint's heads (key, sequence, hash of each, in key order). */
-CREATE OR REPLACE FUNCTION order_flow._checkpoint_digest(checkpoint_id bigint)
+CREATE OR REPLACE FUNCTION _order_flow._checkpoint_digest(checkpoint_id bigint)
 RETURNS TABLE (chains bigint, digest text)
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
@@ -800,7 +800,7 @@ BEGIN
      WHERE a.seq IS NOT NULL AND a.hash IS NOT NULL
      ORDER BY a.order_key, a.seq DESC;
     SELECT count(*) INTO n FROM order_flow.audit_log;
-    SELECT * INTO dg FROM order_flow._checkpoint_digest(cid);
+    SELECT * INTO dg FROM _order_flow._checkpoint_digest(cid);
     RETURN jsonb_build_object('checkpoint', cid, 'taken_at', now(), 'events', n,
                               'chains', dg.chains, 'digest', dg.digest);
 END
@@ -831,7 +831,7 @@ BEGIN
     cid := (checkpoint->>'checkpoint')::bigint;
     RETURN QUERY SELECT * FROM order_flow.verify_audit(NULL::text);
 
-    SELECT * INTO dg FROM order_flow._checkpoint_digest(cid);
+    SELECT * INTO dg FROM _order_flow._checkpoint_digest(cid);
     IF dg.chains = 0 THEN
         RETURN QUERY SELECT NULL::text, NULL::bigint,
             format('checkpoint %s is not in the database (audit_checkpoint_head was emptied)', cid);
@@ -874,9 +874,9 @@ LANGUAGE sql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT * FROM order_flow._verify_chains(verify_audit.order_key)
+    SELECT * FROM _order_flow._verify_chains(verify_audit.order_key)
     UNION ALL
-    SELECT * FROM order_flow._verify_rows(verify_audit.order_key)
+    SELECT * FROM _order_flow._verify_rows(verify_audit.order_key)
 $$;
 
 COMMENT ON FUNCTION order_flow.verify_audit(text) IS

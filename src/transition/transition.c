@@ -250,7 +250,7 @@ top_strdup(const char *s)
 PG_FUNCTION_INFO_V1(order_flow_set_context);
 
 /*
- * order_flow._set_context(order_key, action, note, details, occurred_at):
+ * _order_flow._set_context(order_key, action, note, details, occurred_at):
  * what the next trigger firing for this order should record.  Imports need
  * the right to call import_transition().
  */
@@ -330,7 +330,7 @@ order_flow_set_context(PG_FUNCTION_ARGS)
 PG_FUNCTION_INFO_V1(order_flow_take_context_result);
 
 /*
- * order_flow._take_context_result(): did a trigger take the context (that
+ * _order_flow._take_context_result(): did a trigger take the context (that
  * is, did the transition happen)?  Clears the context.
  */
 Datum

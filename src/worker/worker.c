@@ -746,7 +746,7 @@ escalate(void)
 	Oid			types[1] = {INT4OID};
 	Datum		v[1] = {Int32GetDatum(of_batch_size)};
 
-	return spi_int("SELECT order_flow._escalate_notifications(pg_catalog.clock_timestamp(), $1)",
+	return spi_int(psprintf("SELECT %s._escalate_notifications(pg_catalog.clock_timestamp(), $1)", of_internal_schema()),
 				   1, types, v);
 }
 
@@ -777,7 +777,7 @@ remind(SchedulerState *st, TimestampTz pass_start, bool *more)
 		st->remind_due = next_look;
 		return 0;
 	}
-	n = spi_int("SELECT order_flow._raise_reminders(pg_catalog.clock_timestamp(), $1)",
+	n = spi_int(psprintf("SELECT %s._raise_reminders(pg_catalog.clock_timestamp(), $1)", of_internal_schema()),
 				1, types, v);
 	st->next_stale = DT_NOBEGIN;
 	st->seen_changes = -1;
@@ -801,7 +801,7 @@ static TimestampTz
 next_due(void)
 {
 	bool		isnull;
-	Datum		d = spi_value("SELECT order_flow._next_due()", 0, NULL, NULL, &isnull);
+	Datum		d = spi_value(psprintf("SELECT %s._next_due()", of_internal_schema()), 0, NULL, NULL, &isnull);
 
 	return isnull ? DT_NOEND : DatumGetTimestampTz(d);
 }

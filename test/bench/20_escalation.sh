@@ -16,7 +16,7 @@
 # pending, one per order, the six departments in turn, minimal payload) by
 # escalation/open_notifications.sql, whose transaction tells the scheduler
 # its earliest deadline at commit exactly as the transition trigger does for
-# the notifications it opens (order_flow._wake_scheduler).
+# the notifications it opens (_order_flow._wake_scheduler).
 #
 # 1. Lag: 100,000 notifications with deadlines spread evenly over the next
 #    ESC_SPREAD seconds (after a lead of ESC_LEAD s).  Lag per notification =
@@ -300,7 +300,7 @@ row "pgbench tps during burst${DURING_NOTE:+ *}" "$TPS_DURING ($TPS_PCT % of wit
 
 # ------------------------------------------------------------ 3. idle CPU
 echo
-NEXT_DUE=$(sql -c "SELECT coalesce(round(extract(epoch FROM order_flow._next_due() - now())), 999999)")
+NEXT_DUE=$(sql -c "SELECT coalesce(round(extract(epoch FROM _order_flow._next_due() - now())), 999999)")
 echo "3. idle: nothing due for ${NEXT_DUE} s; measuring the worker's CPU over ${IDLE} s"
 if ((NEXT_DUE < IDLE + 5)); then
     log "20_escalation: something is due within the idle window (in $NEXT_DUE s)"

@@ -338,7 +338,7 @@ BEGIN
     IF rollup = 'rebuild' THEN
         PERFORM order_flow.metrics_rebuild();
     ELSE
-        PERFORM order_flow._metrics_fold_window(NULL, NULL);
+        PERFORM _order_flow._metrics_fold_window(NULL, NULL);
     END IF;
     COMMIT;
 END

@@ -276,7 +276,7 @@ SELECT * FROM pg_temp.refused($$SELECT * FROM pg_temp.tampered($t$INSERT INTO or
 -- ---------------------------------------------- appending a batch of events
 -- _append_events(): the escalation batch's one pass over the chains
 INSERT INTO orders VALUES ('ab-1', 'inquiry', 'Acme', 1), ('ab-2', 'inquiry', 'Acme', 2);
-SELECT results_eq($$SELECT pos, order_key, seq FROM order_flow._append_events('escalate', '{ab-2,ab-1,ab-2,ab-2}',
+SELECT results_eq($$SELECT pos, order_key, seq FROM _order_flow._append_events('escalate', '{ab-2,ab-1,ab-2,ab-2}',
                                     ARRAY['{"n": 1}', '{"n": 2}', '{"n": 3}', NULL]::jsonb[]) ORDER BY pos$$,
                   $$VALUES (1, 'ab-2', 2::bigint), (2, 'ab-1', 2), (3, 'ab-2', 3), (4, 'ab-2', 4)$$,
                   '_append_events() appends one event per key and says where each went');
@@ -288,16 +288,16 @@ SELECT results_eq($$SELECT order_key, seq, details FROM order_flow.audit_log
 SELECT is((SELECT last_seq FROM order_flow.tracked_order WHERE order_key = 'ab-2'), 4::bigint,
           '... and the head moved to the last of them');
 SELECT is((SELECT count(*)::int FROM order_flow.verify_audit('ab-2')), 0, '... and the chain verifies');
-SELECT is((SELECT count(*) FROM order_flow._append_events('escalate', '{}', '{}')), 0::bigint,
+SELECT is((SELECT count(*) FROM _order_flow._append_events('escalate', '{}', '{}')), 0::bigint,
           'an empty batch appends nothing');
-SELECT * FROM pg_temp.refused($$SELECT * FROM order_flow._append_events('escalate', '{ab-1,NULL}', '{"{}","{}"}')$$,
+SELECT * FROM pg_temp.refused($$SELECT * FROM _order_flow._append_events('escalate', '{ab-1,NULL}', '{"{}","{}"}')$$,
                               '22004', '_append_events() with a null order key', tbl => 'orders');
-SELECT * FROM pg_temp.refused($$SELECT * FROM order_flow._append_events('escalate', '{ab-1,ab-2}', '{"{}"}')$$,
+SELECT * FROM pg_temp.refused($$SELECT * FROM _order_flow._append_events('escalate', '{ab-1,ab-2}', '{"{}"}')$$,
                               '2202E', '_append_events() with fewer details than keys', tbl => 'orders');
-SELECT * FROM pg_temp.refused($$SELECT * FROM order_flow._append_events('escalate', '{ab-1,no-such}', '{"{}","{}"}')$$,
+SELECT * FROM pg_temp.refused($$SELECT * FROM _order_flow._append_events('escalate', '{ab-1,no-such}', '{"{}","{}"}')$$,
                               'P0002', '_append_events() with an untracked order: nothing of the batch is written',
                               tbl => 'orders');
-SELECT * FROM pg_temp.refused($$SELECT * FROM order_flow._append_events('escalate', '{ab-1}', '{"{}"}', 'infinity')$$,
+SELECT * FROM pg_temp.refused($$SELECT * FROM _order_flow._append_events('escalate', '{ab-1}', '{"{}"}', 'infinity')$$,
                               '22008', '_append_events() at a non-finite time', tbl => 'orders');
 
 -- ----------------------------------------------------- dump registration

@@ -172,7 +172,7 @@ SELECT results_eq(
 SELECT is(order_flow.escalate_due(now()), 0, 'sweeping at now: the overdue last level is not escalated');
 SELECT is((SELECT status FROM order_flow.notification WHERE id = pg_temp.n('be-1', 'warehouse', 3)), 'pending',
           'it stays pending');
-SELECT ok(COALESCE(order_flow._next_due() > now(), true),
+SELECT ok(COALESCE(_order_flow._next_due() > now(), true),
           'the scheduler''s next due time ignores the overdue last level');
 
 -- ------------------------------------------------------------ batch size

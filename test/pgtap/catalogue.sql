@@ -102,7 +102,7 @@ SELECT is((SELECT count(*)::int
 
 -- ------------------------------------------------------------ validation
 SELECT is((SELECT array_agg(tgrelid::regclass::text ORDER BY tgrelid::regclass::text) FROM pg_trigger
-            WHERE tgfoid = 'order_flow._validate_config'::regproc
+            WHERE tgfoid = '_order_flow._validate_config'::regproc
               AND tgconstraint <> 0 AND tgdeferrable AND tginitdeferred),
           ARRAY['order_flow.state', 'order_flow.transition_rule'],
           'state and transition_rule are validated by deferred constraint triggers (at commit)');

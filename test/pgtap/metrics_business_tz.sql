@@ -51,11 +51,11 @@ SELECT pg_temp.hist('B2', 'quoted@2024-03-05 08:00+00, contract_signed@2024-03-0
     picking@2024-03-07 10:00+00, shipped@2024-03-11 02:00+00');
 -- B3: an exception on 31 January 20:00 UTC (1 February in Shanghai)
 SELECT pg_temp.hist('B3', 'quoted@2024-01-20 08:00+00, contract_signed@2024-01-20 10:00+00');
-SELECT order_flow._append_event('B3', 'exception', NULL, NULL,
+SELECT _order_flow._append_event('B3', 'exception', NULL, NULL,
                                 '{"exception_type": "damaged", "hours_lost": 5}', '2024-01-31 20:00+00');
 -- B4: an exception on 1 March 02:00 UTC (29 February in New York)
 SELECT pg_temp.hist('B4', 'quoted@2024-02-20 08:00+00, contract_signed@2024-02-20 10:00+00');
-SELECT order_flow._append_event('B4', 'exception', NULL, NULL,
+SELECT _order_flow._append_event('B4', 'exception', NULL, NULL,
                                 '{"exception_type": "customs", "hours_lost": 7}', '2024-03-01 02:00+00');
 
 -- everything the five reports answer, as one text (read in this session's zones)

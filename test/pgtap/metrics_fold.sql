@@ -67,10 +67,10 @@ SELECT is(pg_temp.rollup(), pg_temp.rebuilt(), 'and the rollup still equals metr
 -- a later event folds the earlier ones the window did not see
 UPDATE orders SET status = 'warehouse_confirmed' WHERE id = 1;
 SELECT order_flow.record('1', 'payment', '{"amount": 5, "due_date": "2026-02-01", "paid_date": "2026-02-03"}');
-SELECT is(order_flow._metrics_fold_window('-infinity', '-infinity'), 0::bigint,
+SELECT is(_order_flow._metrics_fold_window('-infinity', '-infinity'), 0::bigint,
           'a window with no events folds nothing');
 SELECT is((SELECT payments FROM order_flow.order_fact WHERE order_key = '1'), 1, '(order 1 has one payment folded)');
-SELECT is(order_flow._metrics_fold_window(NULL, NULL), 1::bigint,
+SELECT is(_order_flow._metrics_fold_window(NULL, NULL), 1::bigint,
           'the catch-up folds the one order behind its watermark');
 SELECT is((SELECT payments FROM order_flow.order_fact WHERE order_key = '1'), 2, 'order 1 now has both payments');
 

@@ -51,7 +51,7 @@ SELECT pg_temp.hist('K1', 'quoted@2024-03-01 08:00, contract_signed@2024-03-01 1
 -- K2: a carrier trace 6 h before the shipped status; reworked after delivery
 SELECT pg_temp.hist('K2', 'quoted@2024-03-05 08:00, contract_signed@2024-03-05 10:00,
     warehouse_confirmed@2024-03-05 12:00, finance_approved@2024-03-05 14:00, picking@2024-03-05 16:00');
-SELECT order_flow._append_event('K2', 'logistics', NULL, NULL, '{"status": "picked_up"}',
+SELECT _order_flow._append_event('K2', 'logistics', NULL, NULL, '{"status": "picked_up"}',
                                 '2024-03-06 04:00+00');
 SELECT pg_temp.hist('K2', 'shipped@2024-03-06 10:00, in_transit@2024-03-07 10:00,
     delivered@2024-03-08 10:00, rework@2024-03-08 12:00, shipped@2024-03-09 10:00,

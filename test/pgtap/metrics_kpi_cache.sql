@@ -46,7 +46,7 @@ SELECT 'K' || lpad(e.order_no::text, 5, '0'), e.seq, e.action, e.from_state, e.t
  ORDER BY e.occurred_at;
 -- written straight into the log (untracked orders): fold them as the
 -- extension's own paths would
-SELECT order_flow._metrics_fold_window('-infinity', 'infinity');
+SELECT _order_flow._metrics_fold_window('-infinity', 'infinity');
 \o
 
 -- fact(key, action, details): a business fact appended to the (generated,
@@ -54,7 +54,7 @@ SELECT order_flow._metrics_fold_window('-infinity', 'infinity');
 CREATE FUNCTION pg_temp.fact(k text, a text, d jsonb) RETURNS bigint LANGUAGE sql AS $f$
     INSERT INTO order_flow.audit_log (order_key, seq, action, actor, db_user, occurred_at, recorded_at, details)
     SELECT k, max(seq) + 1, a, 'test', 'test', now(), now(), d FROM order_flow.audit_log WHERE order_key = k;
-    SELECT order_flow._metrics_fold_window('-infinity', 'infinity');
+    SELECT _order_flow._metrics_fold_window('-infinity', 'infinity');
 $f$;
 
 -- raw(from, to): kpi()'s definition, straight from the rollup
@@ -174,7 +174,7 @@ INSERT INTO order_flow.audit_log (order_key, seq, action, from_state, to_state, 
                                   occurred_at, recorded_at, details)
 VALUES ('KCUR', 1, 'created', NULL, 'inquiry', 'test', 'test', now(), now(), '{}'),
        ('KCUR', 2, 'transition', 'inquiry', 'contract_signed', 'test', 'test', now(), now(), '{}');
-SELECT order_flow._metrics_fold_window('-infinity', 'infinity') AS kcur_folded \gset
+SELECT _order_flow._metrics_fold_window('-infinity', 'infinity') AS kcur_folded \gset
 CREATE TEMP TABLE cur_order AS
 SELECT order_key FROM order_flow.order_fact
  WHERE order_key = 'KCUR' AND contract_signed_at >= date_trunc('month', now(), 'UTC');
@@ -192,7 +192,7 @@ INSERT INTO order_flow.audit_log (order_key, seq, action, from_state, to_state, 
                                   occurred_at, recorded_at, details)
 VALUES ('KINF', 1, 'created', NULL, 'inquiry', 'test', 'test', '-infinity', now(), '{}'),
        ('KINF', 2, 'transition', 'inquiry', 'contract_signed', 'test', 'test', '-infinity', now(), '{}');
-SELECT order_flow._metrics_fold_window('-infinity', 'infinity') AS kinf_folded \gset
+SELECT _order_flow._metrics_fold_window('-infinity', 'infinity') AS kinf_folded \gset
 SET LOCAL statement_timeout = '20s';
 SELECT lives_ok('SELECT order_flow.kpi_cache_refresh(1000)', 'the refresh copes with an order signed at -infinity');
 RESET statement_timeout;

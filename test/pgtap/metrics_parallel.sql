@@ -30,7 +30,7 @@ SELECT 'P' || lpad(e.order_no::text, 5, '0'), e.seq, e.action, e.from_state, e.t
  ORDER BY e.occurred_at;
 -- written straight into the log (untracked orders): fold them as the
 -- extension's own paths would
-SELECT order_flow._metrics_fold_window('-infinity', 'infinity');
+SELECT _order_flow._metrics_fold_window('-infinity', 'infinity');
 CREATE TABLE agg_t AS
 SELECT i % 97 AS g,
        CASE WHEN i % 101 = 0 THEN NULL ELSE floor(of_gen.r(i, 1) * 2000) / 10 END AS x,

@@ -49,7 +49,7 @@ SELECT ok(NOT has_function_privilege('tw_pv_nobody', f, 'EXECUTE'), 'PUBLIC cann
                     'order_flow.unmanage(regclass, boolean)',
                     'order_flow.record(text,text,jsonb)',
                     'order_flow.import_transition(regclass,text,text,timestamptz,jsonb)',
-                    'order_flow._append_event(text,text,text,text,jsonb,timestamptz)',
+                    '_order_flow._append_event(text,text,text,text,jsonb,timestamptz)',
                     'order_flow.verify_audit(text)',
                     'order_flow.create_status(text,text,text)',
                     'order_flow.validate_workflow(text)',
@@ -60,17 +60,17 @@ SELECT * FROM pg_temp.refused($$SELECT order_flow.record('pv-1', 'note', '{}')$$
                               as_role => 'tw_pv_nobody');
 SELECT * FROM pg_temp.refused($$SELECT order_flow.import_transition('orders', 'pv-1', 'quoted', '2024-01-01')$$, '42501',
                               'PUBLIC calling import_transition()', as_role => 'tw_pv_nobody', tbl => 'orders');
-SELECT * FROM pg_temp.refused($$SELECT order_flow._append_event('pv-1', 'transition', 'inquiry', 'paid', '{}', NULL)$$,
+SELECT * FROM pg_temp.refused($$SELECT _order_flow._append_event('pv-1', 'transition', 'inquiry', 'paid', '{}', NULL)$$,
                               '42501', 'PUBLIC calling _append_event()', as_role => 'tw_pv_nobody');
-SELECT * FROM pg_temp.refused($$SELECT order_flow._append_event('order_flow:forged', 'config_change', NULL, NULL, '{}', NULL)$$,
+SELECT * FROM pg_temp.refused($$SELECT _order_flow._append_event('order_flow:forged', 'config_change', NULL, NULL, '{}', NULL)$$,
                               '42501', 'PUBLIC opening a pseudo-order chain with _append_event()', as_role => 'tw_pv_nobody');
 SELECT * FROM pg_temp.refused($$SELECT * FROM order_flow.verify_audit()$$, '42501', 'PUBLIC calling verify_audit()',
                               as_role => 'tw_pv_nobody');
 SELECT ok(has_function_privilege('tw_pv_nobody', f, 'EXECUTE'), 'PUBLIC may call ' || f)
   FROM unnest(ARRAY['order_flow.transition(regclass,text,text,text,jsonb)',
                     'order_flow.allowed_transitions(regclass,text)',
-                    'order_flow.status_in(cstring)', 'order_flow.status_out(order_flow.status)',
-                    'order_flow.status_recv(internal)', 'order_flow.status_send(order_flow.status)']) f;
+                    '_order_flow.status_in(cstring)', '_order_flow.status_out(order_flow.status)',
+                    '_order_flow.status_recv(internal)', '_order_flow.status_send(order_flow.status)']) f;
 -- SECURITY DEFINER functions PUBLIC may call must not open the tables they
 -- read: a role without SELECT on a managed table learns nothing of its orders
 CREATE ROLE tw_pv_outsider NOLOGIN;
@@ -103,9 +103,9 @@ SELECT is((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedu
           NULL, 'PUBLIC can call no trigger function directly');
 
 -- PUBLIC cannot reach the write paths through the helpers it may call
-SELECT * FROM pg_temp.refused($$SELECT order_flow._move('orders', 'pv-1', 'quoted', NULL, '{}', 'import', '2024-01-01')$$,
+SELECT * FROM pg_temp.refused($$SELECT _order_flow._move('orders', 'pv-1', 'quoted', NULL, '{}', 'import', '2024-01-01')$$,
                               '42501', 'PUBLIC importing through _move()', as_role => 'tw_pv_nobody', tbl => 'orders');
-SELECT * FROM pg_temp.refused($$SELECT order_flow._set_context('pv-1', 'import', NULL, '{}', '2024-01-01')$$,
+SELECT * FROM pg_temp.refused($$SELECT _order_flow._set_context('pv-1', 'import', NULL, '{}', '2024-01-01')$$,
                               '42501', 'PUBLIC setting an import context', as_role => 'tw_pv_nobody');
 SELECT * FROM pg_temp.refused($$UPDATE orders SET status = 'quoted' WHERE id = 'pv-1'$$, '42501',
                               'PUBLIC moving an order without a department', '%may not move%',
@@ -123,7 +123,7 @@ SELECT ok(has_function_privilege('tw_pv_admin', f, 'EXECUTE'), 'order_flow_admin
                     'order_flow.record(text,text,jsonb)',
                     'order_flow.import_transition(regclass,text,text,timestamptz,jsonb)',
                     'order_flow.verify_audit(text)']) f;
-SELECT ok(NOT has_function_privilege('tw_pv_admin', 'order_flow._append_event(text,text,text,text,jsonb,timestamptz)', 'EXECUTE'),
+SELECT ok(NOT has_function_privilege('tw_pv_admin', '_order_flow._append_event(text,text,text,text,jsonb,timestamptz)', 'EXECUTE'),
           'order_flow_admin cannot append arbitrary events with _append_event()');
 SELECT lives_ok($$SELECT pg_temp.run_as('tw_pv_admin', NULL, 'CREATE TEMP TABLE pv_check AS SELECT * FROM order_flow.verify_audit()')$$,
                 'order_flow_admin runs verify_audit()');

@@ -178,7 +178,7 @@ SELECT * FROM pg_temp.st_refused($$SELECT order_flow.grant_station_operator('tw_
                                  'operator grants the station to another role', as_role => 'tw_st_operator');
 SELECT * FROM pg_temp.st_refused($$SELECT * FROM order_flow.verify_audit()$$, '42501',
                                  'operator calls verify_audit()', as_role => 'tw_st_operator');
-SELECT * FROM pg_temp.st_refused($$SELECT order_flow._available('SKU-A')$$, '42501',
+SELECT * FROM pg_temp.st_refused($$SELECT _order_flow._available('SKU-A')$$, '42501',
                                  'operator calls the stock lookup helper', as_role => 'tw_st_operator');
 
 -- ------------------------------------------------------------ no superuser code paths

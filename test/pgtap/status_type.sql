@@ -22,7 +22,7 @@ SELECT is((SELECT count(*)::int FROM order_flow.status_label l
             WHERE (l.label::order_flow.status)::text IS DISTINCT FROM l.label), 0,
           'every dictionary name round-trips through the type');
 SELECT is((SELECT count(*)::int FROM order_flow.status_label l
-            WHERE order_flow.status_position(l.label::order_flow.status) <> l.sort_position), 0,
+            WHERE _order_flow.status_position(l.label::order_flow.status) <> l.sort_position), 0,
           'the stored value of every name is its dictionary sort position');
 SELECT is(NULL::text::order_flow.status, NULL, 'NULL text casts to a NULL status');
 
@@ -113,14 +113,14 @@ SELECT ok('packed'::order_flow.status >= 'picking'::order_flow.status, '>= by pr
 SELECT ok('packed'::order_flow.status = 'packed'::order_flow.status, '= on equal names');
 SELECT ok('packed'::order_flow.status <> 'picking'::order_flow.status, '<> on different names');
 SELECT ok(NOT ('picking'::order_flow.status = 'packed'::order_flow.status), '= false on different names');
-SELECT is(order_flow.status_cmp('quoted', 'inquiry'), 1, 'status_cmp: later > earlier');
-SELECT is(order_flow.status_cmp('quoted', 'quoted'), 0, 'status_cmp: equal');
-SELECT is(order_flow.status_cmp('inquiry', 'quoted'), -1, 'status_cmp: earlier < later');
+SELECT is(_order_flow.status_cmp('quoted', 'inquiry'), 1, 'status_cmp: later > earlier');
+SELECT is(_order_flow.status_cmp('quoted', 'quoted'), 0, 'status_cmp: equal');
+SELECT is(_order_flow.status_cmp('inquiry', 'quoted'), -1, 'status_cmp: earlier < later');
 SELECT is(max(u.x)::text, 'archived', 'max() by process position')
   FROM unnest('{inquiry,archived,paid}'::order_flow.status[]) u(x);
 SELECT is(min(u.x)::text, 'quoted', 'min() by process position')
   FROM unnest('{paid,quoted,archived}'::order_flow.status[]) u(x);
-SELECT is(order_flow.status_hash('paid'), order_flow.status_hash('paid'::text::order_flow.status),
+SELECT is(_order_flow.status_hash('paid'), _order_flow.status_hash('paid'::text::order_flow.status),
           'equal values hash alike');
 
 -- ---------------------------------------------------------------- casts
@@ -145,7 +145,7 @@ SELECT results_eq($$SELECT st.s::text FROM st ORDER BY st.s$$, ARRAY['inquiry', 
 SELECT throws_ok($$INSERT INTO st VALUES (9, 'payed'::text)$$, '22P02', NULL,
                  'assignment of an unknown name: 22P02');
 SELECT is((SELECT count(*)::int FROM st), 3, 'the refused row was not stored');
-SELECT throws_ok($$SELECT order_flow.status_position('paid'::text)$$, '42883', NULL,
+SELECT throws_ok($$SELECT _order_flow.status_position('paid'::text)$$, '42883', NULL,
                  'no implicit text -> status cast (a text argument does not match a status parameter)');
 
 -- -------------------------------------------------------- create_status

@@ -474,14 +474,14 @@ SELECT lives_ok($$SELECT order_flow.import_transition('legacy', 'tr-i1', 'wareho
 SELECT * FROM pg_temp.refused($$SELECT order_flow.import_transition('legacy', 'tr-i3', 'quoted', '2024-03-01 00:00+00')$$,
                               '42501', 'an import by a role not granted import_transition',
                               as_role => 'tw_tr_clerk', actor => 'alice', tbl => 'legacy');
-SELECT * FROM pg_temp.refused($$SELECT order_flow._move('legacy', 'tr-i3', 'quoted', NULL, '{}', 'import', '2024-03-01 00:00+00')$$,
+SELECT * FROM pg_temp.refused($$SELECT _order_flow._move('legacy', 'tr-i3', 'quoted', NULL, '{}', 'import', '2024-03-01 00:00+00')$$,
                               '42501', 'an import through the internal _move() by a role not granted import_transition',
                               as_role => 'tw_tr_clerk', actor => 'alice', tbl => 'legacy');
-SELECT * FROM pg_temp.refused($$SELECT order_flow._set_context('tr-i3', 'import', NULL, '{}', '2024-03-01 00:00+00');
+SELECT * FROM pg_temp.refused($$SELECT _order_flow._set_context('tr-i3', 'import', NULL, '{}', '2024-03-01 00:00+00');
                                 UPDATE legacy SET status = 'quoted' WHERE id = 'tr-i3'$$,
                               '42501', 'an import through _set_context() and UPDATE by a role not granted import_transition',
                               as_role => 'tw_tr_clerk', actor => 'alice', tbl => 'legacy');
-SELECT * FROM pg_temp.refused($$SELECT order_flow._move('orders', 'tr-p1', 'contract_signed', NULL, '{}', 'transition',
+SELECT * FROM pg_temp.refused($$SELECT _order_flow._move('orders', 'tr-p1', 'contract_signed', NULL, '{}', 'transition',
                                                         now() - interval '1 day')$$,
                               '22023', 'a live transition carrying a business time', tbl => 'orders');
 GRANT EXECUTE ON FUNCTION order_flow.import_transition(regclass, text, text, timestamptz, jsonb) TO tw_tr_importer;

@@ -103,12 +103,12 @@ SELECT is((SELECT array_agg(DISTINCT who) FROM tr_seen), ARRAY['tw_tr_owner']::n
           'the owner''s cast ran as the owner');
 SELECT is((SELECT customer_key FROM order_flow.tracked_order WHERE order_key = 'tr-o1'), 'acme',
           'the customer was still adopted through the owner''s cast');
-SELECT * FROM pg_temp.refused($$SELECT * FROM order_flow._read_as_owner('orders', 'id', 'status')$$, '42501',
+SELECT * FROM pg_temp.refused($$SELECT * FROM _order_flow._read_as_owner('orders', 'id', 'status')$$, '42501',
                               'the row reader for a role that may not read the table', as_role => 'tw_tr_nobody');
 
 -- ================================================ 6. what PUBLIC may call
 SELECT is(ARRAY(SELECT DISTINCT p.proname::text FROM pg_proc p
-                 WHERE p.pronamespace = 'order_flow'::regnamespace
+                 WHERE p.pronamespace IN ('order_flow'::regnamespace, '_order_flow'::regnamespace)
                    AND has_function_privilege('tw_tr_nobody', p.oid, 'EXECUTE') ORDER BY 1),
           ARRAY(SELECT unnest(ARRAY[
             -- moving orders (rights judged on department membership)

@@ -57,7 +57,7 @@ INSERT INTO orders VALUES (1);
 UPDATE orders SET status = 'quoted';
 UPDATE orders SET status = 'contract_signed';
 UPDATE order_flow.notification SET deadline = now() - interval '1 second' WHERE status = 'pending';
-SELECT order_flow._wake_scheduler(now());
+SELECT _order_flow._wake_scheduler(now());
 });
 ok(defined poll_until($node, 'app',
 		q{SELECT count(*) = 3 FROM order_flow.notification WHERE level = 2}, 15),

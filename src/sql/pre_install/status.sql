@@ -32,23 +32,23 @@ COMMENT ON TABLE order_flow.status_label IS
 
 CREATE TYPE order_flow.status;
 
-CREATE FUNCTION order_flow.status_in(cstring) RETURNS order_flow.status
+CREATE FUNCTION _order_flow.status_in(cstring) RETURNS order_flow.status
     AS 'MODULE_PATHNAME', 'status_in' LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
-CREATE FUNCTION order_flow.status_out(order_flow.status) RETURNS cstring
+CREATE FUNCTION _order_flow.status_out(order_flow.status) RETURNS cstring
     AS 'MODULE_PATHNAME', 'status_out' LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
-CREATE FUNCTION order_flow.status_recv(internal) RETURNS order_flow.status
+CREATE FUNCTION _order_flow.status_recv(internal) RETURNS order_flow.status
     AS 'MODULE_PATHNAME', 'status_recv' LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
-CREATE FUNCTION order_flow.status_send(order_flow.status) RETURNS bytea
+CREATE FUNCTION _order_flow.status_send(order_flow.status) RETURNS bytea
     AS 'MODULE_PATHNAME', 'status_send' LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
 CREATE TYPE order_flow.status (
-    INPUT = order_flow.status_in,
-    OUTPUT = order_flow.status_out,
-    RECEIVE = order_flow.status_recv,
-    SEND = order_flow.status_send,
+    INPUT = _order_flow.status_in,
+    OUTPUT = _order_flow.status_out,
+    RECEIVE = _order_flow.status_recv,
+    SEND = _order_flow.status_send,
     INTERNALLENGTH = 4,
     PASSEDBYVALUE,
     ALIGNMENT = int4,
@@ -59,68 +59,68 @@ CREATE TYPE order_flow.status (
 COMMENT ON TYPE order_flow.status IS
     'A workflow state name; stored as its fixed 4-byte process position, so ORDER BY follows the process';
 
-CREATE FUNCTION order_flow.status_eq(order_flow.status, order_flow.status) RETURNS boolean
+CREATE FUNCTION _order_flow.status_eq(order_flow.status, order_flow.status) RETURNS boolean
     AS 'MODULE_PATHNAME', 'status_eq' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
 
-CREATE FUNCTION order_flow.status_ne(order_flow.status, order_flow.status) RETURNS boolean
+CREATE FUNCTION _order_flow.status_ne(order_flow.status, order_flow.status) RETURNS boolean
     AS 'MODULE_PATHNAME', 'status_ne' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
 
-CREATE FUNCTION order_flow.status_lt(order_flow.status, order_flow.status) RETURNS boolean
+CREATE FUNCTION _order_flow.status_lt(order_flow.status, order_flow.status) RETURNS boolean
     AS 'MODULE_PATHNAME', 'status_lt' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
 
-CREATE FUNCTION order_flow.status_le(order_flow.status, order_flow.status) RETURNS boolean
+CREATE FUNCTION _order_flow.status_le(order_flow.status, order_flow.status) RETURNS boolean
     AS 'MODULE_PATHNAME', 'status_le' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
 
-CREATE FUNCTION order_flow.status_gt(order_flow.status, order_flow.status) RETURNS boolean
+CREATE FUNCTION _order_flow.status_gt(order_flow.status, order_flow.status) RETURNS boolean
     AS 'MODULE_PATHNAME', 'status_gt' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
 
-CREATE FUNCTION order_flow.status_ge(order_flow.status, order_flow.status) RETURNS boolean
+CREATE FUNCTION _order_flow.status_ge(order_flow.status, order_flow.status) RETURNS boolean
     AS 'MODULE_PATHNAME', 'status_ge' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
 
-CREATE FUNCTION order_flow.status_cmp(order_flow.status, order_flow.status) RETURNS integer
+CREATE FUNCTION _order_flow.status_cmp(order_flow.status, order_flow.status) RETURNS integer
     AS 'MODULE_PATHNAME', 'status_cmp' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
 
-CREATE FUNCTION order_flow.status_hash(order_flow.status) RETURNS integer
+CREATE FUNCTION _order_flow.status_hash(order_flow.status) RETURNS integer
     AS 'MODULE_PATHNAME', 'status_hash' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
 
-CREATE FUNCTION order_flow.status_hash_extended(order_flow.status, bigint) RETURNS bigint
+CREATE FUNCTION _order_flow.status_hash_extended(order_flow.status, bigint) RETURNS bigint
     AS 'MODULE_PATHNAME', 'status_hash_extended' LANGUAGE C STRICT IMMUTABLE LEAKPROOF PARALLEL SAFE;
 
-CREATE FUNCTION order_flow.status_to_text(order_flow.status) RETURNS text
+CREATE FUNCTION _order_flow.status_to_text(order_flow.status) RETURNS text
     AS 'MODULE_PATHNAME', 'status_to_text' LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
-CREATE FUNCTION order_flow.status_from_text(text) RETURNS order_flow.status
+CREATE FUNCTION _order_flow.status_from_text(text) RETURNS order_flow.status
     AS 'MODULE_PATHNAME', 'status_from_text' LANGUAGE C STRICT STABLE PARALLEL SAFE;
 
 CREATE OPERATOR order_flow.= (
     LEFTARG = order_flow.status, RIGHTARG = order_flow.status,
-    PROCEDURE = order_flow.status_eq, COMMUTATOR = OPERATOR(order_flow.=),
+    PROCEDURE = _order_flow.status_eq, COMMUTATOR = OPERATOR(order_flow.=),
     NEGATOR = OPERATOR(order_flow.<>), RESTRICT = eqsel, JOIN = eqjoinsel,
     HASHES, MERGES);
 
 CREATE OPERATOR order_flow.<> (
     LEFTARG = order_flow.status, RIGHTARG = order_flow.status,
-    PROCEDURE = order_flow.status_ne, COMMUTATOR = OPERATOR(order_flow.<>),
+    PROCEDURE = _order_flow.status_ne, COMMUTATOR = OPERATOR(order_flow.<>),
     NEGATOR = OPERATOR(order_flow.=), RESTRICT = neqsel, JOIN = neqjoinsel);
 
 CREATE OPERATOR order_flow.< (
     LEFTARG = order_flow.status, RIGHTARG = order_flow.status,
-    PROCEDURE = order_flow.status_lt, COMMUTATOR = OPERATOR(order_flow.>),
+    PROCEDURE = _order_flow.status_lt, COMMUTATOR = OPERATOR(order_flow.>),
     NEGATOR = OPERATOR(order_flow.>=), RESTRICT = scalarltsel, JOIN = scalarltjoinsel);
 
 CREATE OPERATOR order_flow.<= (
     LEFTARG = order_flow.status, RIGHTARG = order_flow.status,
-    PROCEDURE = order_flow.status_le, COMMUTATOR = OPERATOR(order_flow.>=),
+    PROCEDURE = _order_flow.status_le, COMMUTATOR = OPERATOR(order_flow.>=),
     NEGATOR = OPERATOR(order_flow.>), RESTRICT = scalarlesel, JOIN = scalarlejoinsel);
 
 CREATE OPERATOR order_flow.> (
     LEFTARG = order_flow.status, RIGHTARG = order_flow.status,
-    PROCEDURE = order_flow.status_gt, COMMUTATOR = OPERATOR(order_flow.<),
+    PROCEDURE = _order_flow.status_gt, COMMUTATOR = OPERATOR(order_flow.<),
     NEGATOR = OPERATOR(order_flow.<=), RESTRICT = scalargtsel, JOIN = scalargtjoinsel);
 
 CREATE OPERATOR order_flow.>= (
     LEFTARG = order_flow.status, RIGHTARG = order_flow.status,
-    PROCEDURE = order_flow.status_ge, COMMUTATOR = OPERATOR(order_flow.<=),
+    PROCEDURE = _order_flow.status_ge, COMMUTATOR = OPERATOR(order_flow.<=),
     NEGATOR = OPERATOR(order_flow.<), RESTRICT = scalargesel, JOIN = scalargejoinsel);
 
 CREATE OPERATOR CLASS order_flow.status_ops
@@ -130,22 +130,22 @@ CREATE OPERATOR CLASS order_flow.status_ops
         OPERATOR 3 order_flow.=,
         OPERATOR 4 order_flow.>=,
         OPERATOR 5 order_flow.>,
-        FUNCTION 1 order_flow.status_cmp(order_flow.status, order_flow.status);
+        FUNCTION 1 _order_flow.status_cmp(order_flow.status, order_flow.status);
 
 CREATE OPERATOR CLASS order_flow.status_hash_ops
     DEFAULT FOR TYPE order_flow.status USING hash AS
         OPERATOR 1 order_flow.=,
-        FUNCTION 1 order_flow.status_hash(order_flow.status),
-        FUNCTION 2 order_flow.status_hash_extended(order_flow.status, bigint);
+        FUNCTION 1 _order_flow.status_hash(order_flow.status),
+        FUNCTION 2 _order_flow.status_hash_extended(order_flow.status, bigint);
 
 CREATE CAST (order_flow.status AS text)
-    WITH FUNCTION order_flow.status_to_text(order_flow.status) AS IMPLICIT;
+    WITH FUNCTION _order_flow.status_to_text(order_flow.status) AS IMPLICIT;
 
 CREATE CAST (text AS order_flow.status)
-    WITH FUNCTION order_flow.status_from_text(text) AS ASSIGNMENT;
+    WITH FUNCTION _order_flow.status_from_text(text) AS ASSIGNMENT;
 
 CREATE CAST (varchar AS order_flow.status)
-    WITH FUNCTION order_flow.status_from_text(text) AS ASSIGNMENT;
+    WITH FUNCTION _order_flow.status_from_text(text) AS ASSIGNMENT;
 
 /* pg_dump keeps configuration, tracking and history. */
 SELECT pg_catalog.pg_extension_config_dump('order_flow.status_label', '');

@@ -26,7 +26,7 @@ BEGIN
         SELECT string_agg(quote_literal(a), ', ' ORDER BY n) INTO args
           FROM unnest(string_to_array(rtrim(encode(m.tgargs, 'escape'), E'\\000'), E'\\000'))
                WITH ORDINALITY x(a, n);
-        PERFORM order_flow._attach_triggers(m.relid, m.key_column, m.status_column, args);
+        PERFORM _order_flow._attach_triggers(m.relid, m.key_column, m.status_column, args);
     END LOOP;
 END
 $upgrade$;

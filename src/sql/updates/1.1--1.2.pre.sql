@@ -3,7 +3,7 @@
  *
  * 1.1 -> 1.2, before the idempotent sources: what CREATE OR REPLACE
  * cannot do (a changed constraint and table comments, the dropped metrics
- * trigger).  The new tables come from pre_install/checkpoints.sql and
+ * trigger, the internal helpers moved to their own schema).  The new tables come from pre_install/checkpoints.sql and
  * pre_install/metrics_fold.sql, applied next.
  */
 
@@ -76,3 +76,34 @@ DROP FUNCTION order_flow._metrics_capture();
 
 COMMENT ON TABLE order_flow.order_fact IS
     'Per-order rollup of the audit log, folded by order_flow.metrics_fold() (see metrics_rebuild)';
+
+/*
+ * The internal helpers move to schema _order_flow (pre_install/internal.sql
+ * says which), so that \df order_flow.* lists the public API.  They keep
+ * their OIDs, so the operators, casts, aggregates, triggers and the type
+ * that use them follow; the sources then replace them in place.  Last in
+ * this file: the statements above still name them in order_flow.
+ */
+CREATE SCHEMA _order_flow;
+
+DO $move$
+DECLARE
+    f record;
+BEGIN
+    FOR f IN
+        SELECT p.oid::regprocedure AS sig, p.prokind
+          FROM pg_catalog.pg_proc p
+          JOIN pg_catalog.pg_depend d
+            ON d.classid = 'pg_catalog.pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+           AND d.refobjid = (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname = 'order_flow')
+         WHERE p.pronamespace = 'order_flow'::regnamespace
+           AND ((p.proname ~ '^_' AND p.proname NOT IN ('_transition_trigger', '_refuse_truncate'))
+                OR p.proname ~ '^status_'
+                OR p.proname ~ '^text_(lt|le|gt|ge)_status$')
+         ORDER BY p.oid
+    LOOP
+        EXECUTE format('ALTER %s %s SET SCHEMA _order_flow',
+                       CASE WHEN f.prokind = 'a' THEN 'AGGREGATE' ELSE 'FUNCTION' END, f.sig);
+    END LOOP;
+END
+$move$;

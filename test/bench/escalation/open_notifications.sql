@@ -8,7 +8,7 @@
 -- Inserted directly (as superuser) in one transaction, which then does what
 -- the transition trigger does for the notifications it opens: it tells the
 -- scheduler, at commit, about the earliest new deadline
--- (order_flow._wake_scheduler -> the same of_note_deadline() the C trigger
+-- (_order_flow._wake_scheduler -> the same of_note_deadline() the C trigger
 -- calls).  The scheduler is woken only if that deadline is nearer than its
 -- planned wake-up, exactly as for a real transition.
 --
@@ -39,7 +39,7 @@ WITH d(department, k) AS (
       JOIN d ON d.k = i % 6
     RETURNING deadline
 )
-SELECT order_flow._wake_scheduler(min(deadline)) AS woke,
+SELECT _order_flow._wake_scheduler(min(deadline)) AS woke,
        extract(epoch FROM min(deadline)) AS first_deadline,
        extract(epoch FROM max(deadline)) AS last_deadline
   FROM ins \gset
