@@ -11,13 +11,14 @@
 
 /*
  * Everything here is derived from the audit log.  Reports do not read the
- * whole log: an AFTER INSERT row trigger on audit_log (C, filtered by its
- * WHEN clause to the events a metric needs) folds those events into one row
- * per order (order_fact) and one row per exception event (exception_fact).
- * The folds are order-independent, so the rollup equals what
- * metrics_rebuild() computes from the log from scratch, and a pg_restore
- * that reloads audit_log rebuilds it through the same trigger (the two
- * tables are therefore not dumped).
+ * whole log: the events a metric needs are folded into one row per order
+ * (order_fact) and one row per exception event (exception_fact), past a
+ * per-order watermark (metrics_watermark) -- by the scheduler within about
+ * a second of commit, or in the writing transaction (order_flow.metrics_fold,
+ * see metrics/fold.c and metrics_fold() below).  The folds are
+ * order-independent, so the rollup equals what metrics_rebuild() computes
+ * from the log from scratch, and a pg_restore that reloads audit_log makes
+ * the scheduler catch up (the two tables are therefore not dumped).
  *
  * Conventions used by every metric:
  *   - an order's contract signing, shipment, delivery and acceptance are
