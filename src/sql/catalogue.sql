@@ -60,6 +60,17 @@ BEGIN
             USING ERRCODE = '23514', DETAIL = 'States without outgoing edges: ' || bad || '.',
                   HINT = 'Give them an outgoing edge or make them terminal.';
     END IF;
+    -- NULL means anyone may take the edge; an empty list (or one of NULLs)
+    -- would read as "no one" here and as "anyone" to the trigger: refused
+    SELECT string_agg(format('%s -> %s', r.from_state, r.to_state), ', ' ORDER BY r.from_state, r.to_state) INTO bad
+      FROM order_flow.transition_rule r
+     WHERE r.workflow = w AND r.performed_by IS NOT NULL
+       AND NOT EXISTS (SELECT 1 FROM unnest(r.performed_by) p WHERE p IS NOT NULL);
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'workflow "%" has edges whose performed_by names no department', w
+            USING ERRCODE = '23514', DETAIL = 'Edges: ' || bad || '.',
+                  HINT = 'Set performed_by to NULL for an edge anyone may take, or name its departments.';
+    END IF;
     SELECT string_agg(DISTINCT d, ', ') INTO bad
       FROM order_flow.transition_rule r, unnest(coalesce(r.notify, '{}') || coalesce(r.performed_by, '{}')) d
      WHERE r.workflow = w

@@ -808,17 +808,19 @@ SELECT v.order_key,
                    AS route,
                nullif(e.details->>'exception_type', '') AS exception_type
           FROM order_flow.audit_log e
-         WHERE e.to_state IS NOT NULL AND e.from_state IS DISTINCT FROM e.to_state
+         WHERE (e.to_state IS NOT NULL AND e.from_state IS DISTINCT FROM e.to_state)
+            OR e.action = 'deleted'   -- ends the last visit of a deleted order (no state of its own)
         WINDOW w AS (PARTITION BY e.order_key ORDER BY e.seq)) v
   LEFT JOIN order_flow.tracked_order t ON t.order_key = v.order_key
   LEFT JOIN order_flow.state s ON s.workflow = t.workflow AND s.state = v.state
   LEFT JOIN order_flow.department d ON d.department = s.owner_department
   LEFT JOIN order_flow.calendar cal ON cal.calendar = coalesce(d.calendar, '24x7')
  CROSS JOIN LATERAL (
-        SELECT coalesce(v.left_at, CASE WHEN s.category IS DISTINCT FROM 'terminal' THEN now() END) AS until) u;
+        SELECT coalesce(v.left_at, CASE WHEN s.category IS DISTINCT FROM 'terminal' THEN now() END) AS until) u
+ WHERE v.state IS NOT NULL;
 
 COMMENT ON VIEW order_flow.state_durations IS
-    'Per order and state visit: entered, left, wall-clock and business hours (owner department''s calendar; an open visit counts to now(), none in a terminal state) and the route taken';
+    'Per order and state visit: entered, left, wall-clock and business hours (owner department''s calendar; an open visit counts to now(), none in a terminal state; a deleted order''s last visit ends at its deletion) and the route taken';
 
 /*
  * Delay events: what made an order late, one row per occurrence.

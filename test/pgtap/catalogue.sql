@@ -5,7 +5,7 @@
 BEGIN;
 \ir include/helpers.psql
 
-SELECT plan(80);
+SELECT plan(86);
 
 -- config_check(cmd, want_state, descr, want_msg): the edit is accepted when
 -- made (validation is deferred), refused at commit time (SET CONSTRAINTS ALL
@@ -139,6 +139,15 @@ SELECT * FROM pg_temp.config_check(
     $$UPDATE order_flow.transition_rule SET performed_by = '{tw_marketing}'
        WHERE workflow = 'b2b_order' AND from_state = 'inquiry' AND to_state = 'quoted'$$,
     '23503', 'performed_by names an unknown department', '%unknown departments%');
+-- NULL is "anyone"; an empty list would be "no one" to allowed_transitions() and "anyone" to the trigger
+SELECT * FROM pg_temp.config_check(
+    $$UPDATE order_flow.transition_rule SET performed_by = '{}'
+       WHERE workflow = 'b2b_order' AND from_state = 'inquiry' AND to_state = 'quoted'$$,
+    '23514', 'performed_by as an empty list', '%performed_by names no department%');
+SELECT * FROM pg_temp.config_check(
+    $$UPDATE order_flow.transition_rule SET performed_by = '{NULL}'
+       WHERE workflow = 'b2b_order' AND from_state = 'inquiry' AND to_state = 'quoted'$$,
+    '23514', 'performed_by as a list of NULLs', '%performed_by names no department%');
 
 -- unknown departments in plain columns are refused at once by foreign keys
 SELECT * FROM pg_temp.refused(

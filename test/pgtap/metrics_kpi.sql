@@ -10,7 +10,7 @@ BEGIN;
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL order_flow.business_time_zone = 'UTC';
 
-SELECT plan(62);
+SELECT plan(64);
 
 -- ------------------------------------------------------------ fixtures
 \o /dev/null
@@ -303,6 +303,17 @@ SELECT is((SELECT state FROM pg_temp.outcome($$SELECT order_flow.metrics_rebuild
 SELECT is((SELECT state FROM pg_temp.outcome(
               $$INSERT INTO order_flow.order_fact (order_key) VALUES ('forged')$$, 'mk_admin')),
           '42501', 'nobody but the extension writes order_fact');
+
+-- ------------------------------------------------------------ a deleted order's last visit ends
+INSERT INTO kt (id, status, cust) VALUES ('K11', 'inquiry', 'C5');
+UPDATE kt SET status = 'quoted' WHERE id = 'K11';
+SET LOCAL order_flow.reason = 'entered twice';
+DELETE FROM kt WHERE id = 'K11';
+SELECT is((SELECT left_at FROM order_flow.state_durations WHERE order_key = 'K11' AND state = 'quoted'),
+          (SELECT occurred_at FROM order_flow.audit_log WHERE order_key = 'K11' AND action = 'deleted'),
+          'state_durations: a deleted order''s last visit ends at its deletion (it does not count on to now())');
+SELECT is((SELECT string_agg(state || ' ' || route, '; ') FROM order_flow.state_durations WHERE order_key = 'K11'),
+          'inquiry inquiry>quoted; quoted inquiry>quoted', '... and the deletion is no visit of its own');
 
 SELECT * FROM finish();
 ROLLBACK;
