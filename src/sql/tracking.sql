@@ -442,6 +442,17 @@ BEGIN
     IF rel.nspname = 'order_flow' THEN
         RAISE EXCEPTION 'cannot manage the extension''s own table %', tbl USING ERRCODE = '42809';
     END IF;
+    -- Citus: a distributed or reference table is not supported yet (README, "Scale-out on Citus")
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = $1)'
+           INTO STRICT bad USING tbl;
+        IF bad::boolean THEN
+            RAISE EXCEPTION 'order_flow does not support Citus distributed tables yet' USING ERRCODE = '0A000',
+                DETAIL = format('%s is a Citus table.', tbl),
+                HINT = 'Keep managed tables local to the coordinator; see "Scale-out on Citus" in order_flow''s README.';
+        END IF;
+        bad := NULL;
+    END IF;
     tblname := format('%I.%I', rel.nspname, rel.relname);
     IF EXISTS (SELECT 1 FROM order_flow.managed_table m WHERE m.relid = tbl) THEN
         RAISE EXCEPTION 'table % is already managed', tbl USING ERRCODE = '42710',

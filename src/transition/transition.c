@@ -38,10 +38,13 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -61,6 +64,7 @@
 #include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
+#include "utils/varlena.h"
 
 #include "order_flow.h"
 #include "compat.h"
@@ -133,6 +137,42 @@ fill_column(RelColumn *c, TupleDesc desc, const char *name, const char *tbl)
 	}
 }
 
+/*
+ * A managed table distributed by Citus is not supported yet (README,
+ * "Scale-out on Citus"): on a worker the trigger fires on a shard,
+ * "<table>_<shardid>", and would write the order's chain into that node's
+ * own tables, apart from every other node's.  Refused clearly instead, once
+ * per relation (the result is cached with the relation's layout).
+ */
+static void
+refuse_citus_shard(Relation rel, const char *tbl)
+{
+	const char *relname = RelationGetRelationName(rel);
+	char	   *copy;
+	List	   *names = NIL;
+	const char *logical;
+	size_t		len;
+	const char *p;
+
+	if (!OidIsValid(get_extension_oid("citus", true)))
+		return;
+	copy = pstrdup(tbl);
+	if (!SplitIdentifierString(copy, '.', &names) || names == NIL)
+		return;
+	logical = (const char *) llast(names);
+	len = strlen(logical);
+	if (strncmp(relname, logical, len) != 0 || relname[len] != '_' || relname[len + 1] == '\0')
+		return;
+	for (p = relname + len + 1; *p; p++)
+		if (!isdigit((unsigned char) *p))
+			return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("order_flow does not support Citus distributed tables yet"),
+			 errdetail("\"%s\" is a shard of the managed table %s.", relname, tbl),
+			 errhint("Keep managed tables local to the coordinator; see \"Scale-out on Citus\" in order_flow's README.")));
+}
+
 static RelInfo *
 get_relinfo(Relation rel, Trigger *trig)
 {
@@ -180,6 +220,7 @@ get_relinfo(Relation rel, Trigger *trig)
 		MemoryContextAllocZero(TopMemoryContext, sizeof(RelColumn) * ri->nattrs) : NULL;
 	for (int i = 0; i < ri->nattrs; i++)
 		fill_column(&ri->attrs[i], desc, args[5 + i], ri->tbl);
+	refuse_citus_shard(rel, ri->tbl);
 	ri->valid = true;
 	return ri;
 }

@@ -24,6 +24,12 @@
 #              cluster and removed again (the tree's build is installed
 #              again afterwards); counted per assertion.  Runs as root
 #              against Debian's 15 only, and not under a moved clock.
+#   citus      test/citus/suite.sh: a Citus coordinator and two workers on
+#              127.0.0.1; Citus is not supported yet, and the suite checks
+#              that order_flow refuses distributed tables clearly and keeps
+#              working with local ones; counted per assertion.  Runs only
+#              where Citus is built for the server under test (one line
+#              says so otherwise) and not under a moved clock.
 # A suite with no files is skipped (0/0). A suite never stops the others. A
 # file that dies midway counts its missing planned assertions (at least one)
 # as failed. Exit status is non-zero if anything failed.
@@ -42,7 +48,7 @@
 #                       in PST8PDT (they set PGTZ); pgTAP sessions, the
 #                       scheduler and the server defaults follow ZONE.
 #   OF_SUITES="..."     the suites to run, of: released regress pgtap isolation
-#                       clients tap deb (default: all seven).
+#                       clients tap deb citus (default: all eight).
 #   OF_SKIP_BUILD=1     no make / make install: test the extension already
 #                       installed (used by test_clock.sh after its one build).
 set -euo pipefail
@@ -133,11 +139,11 @@ count_tap() {
 }
 
 # ------------------------------------------------------------------ switches
-OF_SUITES=${OF_SUITES:-released regress pgtap isolation clients tap deb}
+OF_SUITES=${OF_SUITES:-released regress pgtap isolation clients tap deb citus}
 for suite in $OF_SUITES; do
     case $suite in
-    released | regress | pgtap | isolation | clients | tap | deb) ;;
-    *) abort "OF_SUITES: unknown suite '$suite' (known: released regress pgtap isolation clients tap deb)" ;;
+    released | regress | pgtap | isolation | clients | tap | deb | citus) ;;
+    *) abort "OF_SUITES: unknown suite '$suite' (known: released regress pgtap isolation clients tap deb citus)" ;;
     esac
 done
 # The clock: FAKETIME asks for it to be moved (we re-run ourselves under
@@ -393,8 +399,28 @@ deb_skip_reason() {
     fi
 }
 
+# ------------------------------------------------------------- f) Citus
+suite_citus() {
+    local rc=0 out=$WORK/citus.log
+    section "Citus"
+    bash test/citus/suite.sh 2>&1 | tee "$out" || rc=$?
+    count_tap "$out" "$rc"
+    record citus "$T_PASS" "$T_FAIL"
+}
+
+# why the Citus suite cannot run here (empty: it can)
+citus_skip_reason() {
+    if [[ ! -f $("$PG_CONFIG" --pkglibdir)/citus.so ]]; then
+        echo "Citus is not installed for this server ($("$PG_CONFIG" --version)); README, \"Scale-out on Citus\", says how to build it"
+    elif [[ -n $OF_CLOCK_NOTE ]]; then
+        echo "the clock is moved ($OF_CLOCK_NOTE)"
+    elif [[ $(id -u) -ne 0 ]]; then
+        echo "its clusters are started as the postgres user, which needs root"
+    fi
+}
+
 # ------------------------------------------------------------------- run all
-for suite in released regress pgtap isolation clients tap deb; do
+for suite in released regress pgtap isolation clients tap deb citus; do
     if [[ " $OF_SUITES " != *" $suite "* ]]; then
         SUMMARY_ROWS+=("$(printf '%-10s not run (OF_SUITES=%s)' "$suite" "$OF_SUITES")")
         continue
@@ -403,6 +429,12 @@ for suite in released regress pgtap isolation clients tap deb; do
         section "TAP"
         echo "TAP suite skipped: the clock is moved ($OF_CLOCK_NOTE) and the background-worker tests' waits go wrong under faketime; nothing counted"
         SUMMARY_ROWS+=("$(printf '%-10s skipped under the moved clock (not counted)' tap)")
+        continue
+    fi
+    if [[ $suite == citus && -n $(citus_skip_reason) ]]; then
+        section "Citus"
+        echo "Citus suite skipped: $(citus_skip_reason); nothing counted"
+        SUMMARY_ROWS+=("$(printf '%-10s skipped: %s (not counted)' citus "$(citus_skip_reason)")")
         continue
     fi
     if [[ $suite == deb && -n $(deb_skip_reason) ]]; then
