@@ -14,7 +14,8 @@
 #   make, gcc                              the build itself
 #   prometheus-postgres-exporter           downloaded and unpacked under .build/exporter/
 #                                          (not installed), for the monitoring test
-#   python3-psycopg; nodejs, npm (when no node is installed); node `pg` from npm
+#   python3-psycopg, python3-sqlalchemy, python3-psycopg2; nodejs, npm (when
+#                                          no node is installed); node `pg` from npm
 #                                          under .build/node: the client tests (test/clients/)
 # (with OF_PG_CONFIG naming another server, the four postgresql-* packages
 # are not installed: that server must bring them), and, only when asked for (`deps.sh faketime`, or OF_FAKETIME / FAKETIME set):
@@ -54,7 +55,7 @@ missing=()
 server_pkgs=(postgresql-15 postgresql-server-dev-15 postgresql-15-pgtap)
 [[ -n $other_server ]] && server_pkgs=()
 for pkg in "${server_pkgs[@]}" libtap-parser-sourcehandler-pgtap-perl libipc-run-perl make gcc \
-    python3-psycopg; do
+    python3-psycopg python3-sqlalchemy python3-psycopg2; do
     installed "$pkg" || missing+=("$pkg")
 done
 # node and npm for the node `pg` client test: Debian's, unless a node is there already

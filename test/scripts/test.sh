@@ -16,7 +16,7 @@
 #   tap        test/t/*.pl (PostgreSQL::Test::Cluster), run with prove -v as
 #              the postgres user from a postgres-owned copy of the tree;
 #              counted per assertion
-#   clients    test/clients/*: psycopg 3 (Debian's) and node pg (npm's, under
+#   clients    test/clients/*: psycopg 3 and SQLAlchemy 1.4 (Debian's) and node pg (npm's, under
 #              .build/node) read and write status values against the test
 #              cluster, off the search_path; counted per assertion
 #   deb        test/deb/package.sh: `make deb`, then the package installed
@@ -356,7 +356,7 @@ suite_tap() {
 # ------------------------------------------------ d') application clients
 suite_clients() {
     local rc out pass=0 fail=0 db=order_flow_clients f
-    section "clients (psycopg 3, node pg)"
+    section "clients (psycopg 3, SQLAlchemy, node pg)"
     for f in test/clients/*; do
         rc=0
         out=$WORK/clients_$(basename "$f").log
