@@ -681,15 +681,15 @@ COMMENT ON COLUMN order_flow.stale_orders.attributes IS
 COMMENT ON COLUMN order_flow.station_heatmap.operator IS
     'The station operator';
 COMMENT ON COLUMN order_flow.station_heatmap.step IS
-    'The station step: scan, preset, ship or error';
+    'The station step: scan (failed scans included), preset or ship';
 COMMENT ON COLUMN order_flow.station_heatmap.steps IS
-    'How many such steps the operator took';
+    'How many such steps the operator took (failed ones included)';
 COMMENT ON COLUMN order_flow.station_heatmap.mean_dwell_seconds IS
     'Mean time since the operator''s previous step, in seconds (NULL: no previous step)';
 COMMENT ON COLUMN order_flow.station_heatmap.p90_dwell_seconds IS
     '90th percentile of that time, in seconds (NULL: no previous step)';
 COMMENT ON COLUMN order_flow.station_heatmap.errors IS
-    'How many of these steps were errors (steps on the error row, 0 on the others)';
+    'How many of these steps went wrong (a scan of the wrong item or quantity); 0 for preset and ship';
 
 COMMENT ON COLUMN order_flow.exception_pareto.exception_type IS
     'The exception type';

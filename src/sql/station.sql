@@ -343,18 +343,27 @@ BEGIN
 END
 $$;
 
+/*
+ * The heat map: a failed scan (a wrong item, a wrong quantity: logged as
+ * step 'error') is a scan that went wrong, so it counts as a scan, with
+ * its time, and in that step's errors.  (1.0 and 1.1 gave errors a row of
+ * their own, whose error count was its step count, and 0 errors to every
+ * real step.)
+ */
 CREATE OR REPLACE VIEW order_flow.station_heatmap AS
-SELECT operator,
-       step,
+SELECT e.operator,
+       e.step,
        count(*) AS steps,
-       avg(extract(epoch FROM dwell)) AS mean_dwell_seconds,
-       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM dwell)) AS p90_dwell_seconds,
-       count(*) FILTER (WHERE step = 'error') AS errors
-  FROM order_flow.station_event
- GROUP BY operator, step;
+       avg(extract(epoch FROM e.dwell)) AS mean_dwell_seconds,
+       percentile_cont(0.9) WITHIN GROUP (ORDER BY extract(epoch FROM e.dwell)) AS p90_dwell_seconds,
+       count(*) FILTER (WHERE e.failed) AS errors
+  FROM (SELECT x.operator, CASE WHEN x.step = 'error' THEN 'scan' ELSE x.step END AS step,
+               x.step = 'error' AS failed, x.dwell
+          FROM order_flow.station_event x) e
+ GROUP BY e.operator, e.step;
 
 COMMENT ON VIEW order_flow.station_heatmap IS
-    'Per operator and station step: count, mean and p90 dwell time since the previous step, errors';
+    'Per operator and station step (scan, preset, ship): count, mean and p90 dwell time since the previous step, and how many of them went wrong (failed scans)';
 
 DO $stcfg$
 DECLARE
