@@ -22,21 +22,6 @@ set -uo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib.sh"
 cd "$OF_REPO_ROOT"
 
-N=0
-ok() { # ok CONDITION-STATUS DESCRIPTION
-    N=$((N + 1))
-    if [[ $1 -eq 0 ]]; then echo "ok $N - $2"; else echo "not ok $N - $2"; fi
-}
-is() { # is HAVE WANT DESCRIPTION
-    N=$((N + 1))
-    if [[ $1 == "$2" ]]; then
-        echo "ok $N - $3"
-    else
-        echo "not ok $N - $3"
-        echo "#   have: $1"
-        echo "#   want: $2"
-    fi
-}
 
 DIR=$(mktemp -d /tmp/order_flow_citus.XXXXXX) || exit 1
 chown postgres:postgres "$DIR" && chmod 700 "$DIR" || exit 1
@@ -103,11 +88,11 @@ done
 q coordinator "SELECT citus_set_coordinator_host('127.0.0.1', ${PORT[coordinator]})" >/dev/null &&
     q coordinator "SELECT citus_add_node('127.0.0.1', ${PORT[worker1]})" >/dev/null &&
     q coordinator "SELECT citus_add_node('127.0.0.1', ${PORT[worker2]})" >/dev/null
-is "$started/$(q coordinator 'SELECT count(*) FROM citus_get_active_worker_nodes()')" "3/2" \
+tap_is "$started/$(q coordinator 'SELECT count(*) FROM citus_get_active_worker_nodes()')" "3/2" \
     "a Citus coordinator and two workers run, both libraries preloaded"
 
 q coordinator 'CREATE EXTENSION order_flow' >/dev/null
-is "$(q coordinator "SELECT string_agg(result, ',') FROM run_command_on_workers(
+tap_is "$(q coordinator "SELECT string_agg(result, ',') FROM run_command_on_workers(
         \$\$SELECT extversion FROM pg_extension WHERE extname = 'order_flow'\$\$)")" \
     "$(q coordinator "SELECT extversion || ',' || extversion FROM pg_extension WHERE extname = 'order_flow'")" \
     "CREATE EXTENSION order_flow on the coordinator reaches both workers"
@@ -118,26 +103,26 @@ CREATE TABLE local_orders (id text PRIMARY KEY, status text NOT NULL DEFAULT 'in
 INSERT INTO local_orders VALUES ('L1');
 SELECT order_flow.manage('local_orders');
 UPDATE local_orders SET status = 'quoted' WHERE id = 'L1';" >/dev/null
-is "$(q coordinator "SELECT string_agg(action || ' ' || coalesce(from_state, '-') || '>' || coalesce(to_state, '-'),
+tap_is "$(q coordinator "SELECT string_agg(action || ' ' || coalesce(from_state, '-') || '>' || coalesce(to_state, '-'),
                                  ', ' ORDER BY seq) FROM order_flow.audit_log WHERE order_key = 'L1'")" \
     "transition inquiry>quoted" \
     "a managed table local to the coordinator records its moves"
-is "$(sqlstate coordinator "UPDATE local_orders SET status = 'shipped' WHERE id = 'L1'")" 23514 \
+tap_is "$(sqlstate coordinator "UPDATE local_orders SET status = 'shipped' WHERE id = 'L1'")" 23514 \
     "... validates them"
-is "$(q coordinator 'SELECT count(*) FROM order_flow.verify_audit()')" 0 "... and its chain verifies"
+tap_is "$(q coordinator 'SELECT count(*) FROM order_flow.verify_audit()')" 0 "... and its chain verifies"
 
 # ------------------------------------------------------------ manage() of a distributed table
 q coordinator "
 CREATE TABLE dist_orders (id text PRIMARY KEY, status text NOT NULL DEFAULT 'inquiry');
 SELECT create_distributed_table('dist_orders', 'id');
 INSERT INTO dist_orders VALUES ('D1'), ('D2');" >/dev/null
-is "$(sqlstate coordinator "SELECT order_flow.manage('dist_orders')")" 0A000 \
+tap_is "$(sqlstate coordinator "SELECT order_flow.manage('dist_orders')")" 0A000 \
     "manage() of a distributed table is refused: not supported (0A000)"
 err=$("$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "${PORT[coordinator]}" -U postgres -d app \
     -c "SELECT order_flow.manage('dist_orders')" 2>&1 >/dev/null)
-ok "$([[ $err == *"does not support Citus distributed tables yet"* && $err == *"Scale-out on Citus"* ]]; echo $?)" \
+tap_ok "$([[ $err == *"does not support Citus distributed tables yet"* && $err == *"Scale-out on Citus"* ]]; echo $?)" \
     "... saying so and where to read why"
-is "$(q coordinator "SELECT count(*) FROM order_flow.managed_table WHERE relid = 'dist_orders'::regclass")/$(
+tap_is "$(q coordinator "SELECT count(*) FROM order_flow.managed_table WHERE relid = 'dist_orders'::regclass")/$(
     q coordinator "SELECT count(*) FROM pg_trigger WHERE tgrelid = 'dist_orders'::regclass AND NOT tgisinternal")" \
     "0/0" "... and writes nothing (no managed table, no trigger)"
 
@@ -148,12 +133,12 @@ INSERT INTO grown_orders VALUES ('G1'), ('G2'), ('G3');
 SELECT order_flow.manage('grown_orders');" >/dev/null
 err=$("$PG_BIN/psql" -X -q -At -h 127.0.0.1 -p "${PORT[coordinator]}" -U postgres -d app \
     -c "SET citus.enable_unsafe_triggers = on" -c "SELECT create_distributed_table('grown_orders', 'id')" 2>&1 >/dev/null)
-ok "$([[ $err == *"does not support Citus distributed tables yet"* ]]; echo $?)" \
+tap_ok "$([[ $err == *"does not support Citus distributed tables yet"* ]]; echo $?)" \
     "create_distributed_table() of a managed table with rows fails on the shards' transition trigger"
-is "$(q coordinator "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'grown_orders'::regclass")/$(
+tap_is "$(q coordinator "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'grown_orders'::regclass")/$(
     q coordinator "SELECT count(*) FROM grown_orders")" "0/3" "... and the table stays local, rows and all"
 q coordinator "UPDATE grown_orders SET status = 'quoted' WHERE id = 'G1'" >/dev/null
-is "$(q coordinator "SELECT state FROM order_flow.tracked_order WHERE order_key = 'G1'")" quoted \
+tap_is "$(q coordinator "SELECT state FROM order_flow.tracked_order WHERE order_key = 'G1'")" quoted \
     "... and managed: its orders move on"
 
 q coordinator "
@@ -161,11 +146,11 @@ CREATE TABLE empty_orders (id text PRIMARY KEY, status text NOT NULL DEFAULT 'in
 SELECT order_flow.manage('empty_orders');
 SET citus.enable_unsafe_triggers = on;
 SELECT create_distributed_table('empty_orders', 'id');" >/dev/null
-is "$(q coordinator "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'empty_orders'::regclass")" 1 \
+tap_is "$(q coordinator "SELECT count(*) FROM pg_dist_partition WHERE logicalrelid = 'empty_orders'::regclass")" 1 \
     "an empty managed table can still be distributed (no row reaches a trigger)"
-is "$(sqlstate coordinator "INSERT INTO empty_orders VALUES ('E1')")" 0A000 \
+tap_is "$(sqlstate coordinator "INSERT INTO empty_orders VALUES ('E1')")" 0A000 \
     "... but every row through the coordinator is refused on its shard (0A000)"
-is "$(q coordinator "SELECT string_agg(result, ',') FROM run_command_on_workers(
+tap_is "$(q coordinator "SELECT string_agg(result, ',') FROM run_command_on_workers(
         \$\$SELECT count(*) FROM order_flow.audit_log WHERE order_key = 'E1'\$\$)")/$(
     q coordinator "SELECT count(*) FROM empty_orders")" "0,0/0" \
     "... and no node's audit log, nor the table, holds it"

@@ -6,25 +6,11 @@ Connects with the libpq environment (PGHOST, PGPORT, PGUSER, PGDATABASE)
 to a database with the extension, whose search_path (the client's
 default) does not include order_flow.
 """
-import sys
-
 import psycopg
 from psycopg.types import TypeInfo
 from psycopg.types.string import TextBinaryLoader, TextLoader
 
-n = 0
-failed = 0
-
-
-def check(cond, what, detail=""):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n, what))
-    if not cond:
-        failed += 1
-        if detail:
-            print("#   " + str(detail))
-
+from _tap import check, done
 
 def setup(conn):
     # the README's recipe: the status type and its array, as text, in both formats
@@ -82,5 +68,4 @@ with psycopg.connect(autocommit=True) as conn:
         check(e.sqlstate == "22P02", "ordering against a name that is no state is refused (22P02)", e)
     conn.execute("DROP TABLE py_orders")
 
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+done()

@@ -10,25 +10,12 @@ text to SQLAlchemy and every comparison still runs in process order in the
 server.  Connects with the libpq environment (PGHOST, PGPORT, PGUSER,
 PGDATABASE) to a database with the extension, off the search_path.
 """
-import sys
 import warnings
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import base as pg_base
 
-n = 0
-failed = 0
-
-
-def check(cond, what, detail=""):
-    global n, failed
-    n += 1
-    print(("ok %d - %s" if cond else "not ok %d - %s") % (n, what))
-    if not cond:
-        failed += 1
-        if detail:
-            print("#   " + str(detail))
-
+from _tap import check, done
 
 # libpq reads PGHOST, PGPORT, PGUSER and PGDATABASE itself
 engine = sa.create_engine("postgresql+psycopg2://", future=True)
@@ -92,5 +79,4 @@ with engine.begin() as conn:
     conn.execute(sa.text("SELECT order_flow.unmanage('sa_orders')"))
     conn.execute(sa.text("DROP TABLE sa_orders"))
 
-print("1..%d" % n)
-sys.exit(1 if failed else 0)
+done()

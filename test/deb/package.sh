@@ -20,21 +20,6 @@ cd "$OF_REPO_ROOT"
 export DEBIAN_FRONTEND=noninteractive
 
 PKG=postgresql-15-order-flow
-N=0
-ok() { # ok CONDITION-STATUS DESCRIPTION
-    N=$((N + 1))
-    if [[ $1 -eq 0 ]]; then echo "ok $N - $2"; else echo "not ok $N - $2"; fi
-}
-is() { # is HAVE WANT DESCRIPTION
-    N=$((N + 1))
-    if [[ $1 == "$2" ]]; then
-        echo "ok $N - $3"
-    else
-        echo "not ok $N - $3"
-        echo "#   have: $1"
-        echo "#   want: $2"
-    fi
-}
 
 echo "1..13"
 
@@ -45,10 +30,10 @@ restore_build() {
 on_exit restore_build
 
 deb=$(make -s deb 2>"${TMPDIR:-/tmp}/of_deb.err" | grep -v -- '-dbgsym_' | tail -n 1)
-ok $? "make deb builds the package"
+tap_ok $? "make deb builds the package"
 [[ -n $deb && -f $deb ]] || { cat "${TMPDIR:-/tmp}/of_deb.err" >&2; deb=; }
-is "$(dpkg-deb -f "$deb" Package 2>/dev/null)" "$PKG" "the package is $PKG"
-is "$(dpkg-deb -f "$deb" Version 2>/dev/null)" "$(dpkg-parsechangelog -l debian/changelog -S Version)" \
+tap_is "$(dpkg-deb -f "$deb" Package 2>/dev/null)" "$PKG" "the package is $PKG"
+tap_is "$(dpkg-deb -f "$deb" Version 2>/dev/null)" "$(dpkg-parsechangelog -l debian/changelog -S Version)" \
     "its version is debian/changelog's"
 
 contents=$(dpkg-deb -c "$deb" 2>/dev/null | awk '{ print $6 }')
@@ -61,7 +46,7 @@ absent=()
 for f in "${want_files[@]}"; do
     grep -qxF "$f" <<<"$contents" || absent+=("$f")
 done
-is "${absent[*]}" "" "the library, the scripts, the documentation, licence and changelog are inside"
+tap_is "${absent[*]}" "" "the library, the scripts, the documentation, licence and changelog are inside"
 
 # the tree's own build goes first, so what runs below is the package's
 for f in "${want_files[@]}"; do
@@ -70,8 +55,8 @@ done
 rm -f /usr/share/postgresql/15/extension/order_flow--*.sql
 
 apt-get install -y -q -q "./$deb" >/dev/null 2>&1
-ok $? "apt-get install ./$deb"
-is "$(dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null)" "install ok installed" "dpkg knows it installed"
+tap_ok $? "apt-get install ./$deb"
+tap_is "$(dpkg-query -W -f='${Status}' "$PKG" 2>/dev/null)" "install ok installed" "dpkg knows it installed"
 
 # a fresh cluster of Debian's server, loading the packaged library
 (
@@ -91,18 +76,18 @@ SELECT 'scheduler=' || count(*) FROM pg_stat_activity WHERE backend_type = 'orde
 SQL
 ) >"${TMPDIR:-/tmp}/of_deb_cluster.out" 2>&1
 out=$(cat "${TMPDIR:-/tmp}/of_deb_cluster.out")
-is "$(sed -n 's/^state=//p' <<<"$out")" "quoted" "CREATE EXTENSION and a transition on the packaged build"
-is "$(sed -n 's/^events=//p' <<<"$out")" "2" "... recorded in the audit log"
-is "$(sed -n 's/^problems=//p' <<<"$out")" "0" "... and the chain verifies"
-is "$(sed -n 's/^scheduler=//p' <<<"$out")" "1" "the preloaded library runs its launcher"
+tap_is "$(sed -n 's/^state=//p' <<<"$out")" "quoted" "CREATE EXTENSION and a transition on the packaged build"
+tap_is "$(sed -n 's/^events=//p' <<<"$out")" "2" "... recorded in the audit log"
+tap_is "$(sed -n 's/^problems=//p' <<<"$out")" "0" "... and the chain verifies"
+tap_is "$(sed -n 's/^scheduler=//p' <<<"$out")" "1" "the preloaded library runs its launcher"
 grep -q '^version=' <<<"$out" || sed 's/^/# /' <<<"$out"
-ok $? "version() answers: $(sed -n 's/^version=//p' <<<"$out")"
+tap_ok $? "version() answers: $(sed -n 's/^version=//p' <<<"$out")"
 
 apt-get remove -y -q -q "$PKG" >/dev/null 2>&1
-ok $? "apt-get remove $PKG"
+tap_ok $? "apt-get remove $PKG"
 left=()
 for f in "${want_files[@]}"; do
     [[ $f == ./usr/share/doc/$PKG/* ]] && continue   # copyright stays until purge
     [[ -e ${f#.} ]] && left+=("${f#.}")
 done
-is "${left[*]}" "" "removing it takes the library, scripts and documentation away"
+tap_is "${left[*]}" "" "removing it takes the library, scripts and documentation away"

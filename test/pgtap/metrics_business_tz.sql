@@ -10,6 +10,7 @@
 -- ordinary roles and checked.
 \ir include/preamble.psql
 BEGIN;
+\ir include/helpers.psql
 
 SELECT plan(28);
 
@@ -29,17 +30,8 @@ SELECT order_flow.manage('bt', customer_column => 'cust',
 INSERT INTO order_flow.season (region, month, season)
 VALUES ('tzland', 1, 'deep winter'), ('tzland', 2, 'late winter'), ('tzland', 3, 'spring');
 
-CREATE FUNCTION pg_temp.hist(k text, steps text) RETURNS void LANGUAGE plpgsql AS $f$
-DECLARE
-    s text;
-BEGIN
-    FOREACH s IN ARRAY string_to_array(steps, ',') LOOP
-        PERFORM order_flow.import_transition('bt', k, btrim(split_part(s, '@', 1), E' \n\t'),
-                                             btrim(split_part(s, '@', 2), E' \n\t')::timestamptz,
-                                             '{"reason": "test"}');
-    END LOOP;
-END
-$f$;
+CREATE FUNCTION pg_temp.hist(k text, steps text) RETURNS void LANGUAGE sql
+    AS $f$ SELECT pg_temp.import_history('bt', k, steps) $f$;
 
 -- B1: promised 4 March, shipped 4 March 20:00 UTC = 5 March 04:00 in Shanghai = 4 March 15:00 in New York
 SELECT pg_temp.hist('B1', 'quoted@2024-03-01 08:00+00, contract_signed@2024-03-01 10:00+00,

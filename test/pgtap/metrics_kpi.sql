@@ -31,17 +31,8 @@ SELECT order_flow.manage('kt', customer_column => 'cust',
                          attributes => '{region,grade,category,amount,promised_ship_date}');
 
 -- hist(key, 'state@time, state@time, ...'): import a history in time order
-CREATE FUNCTION pg_temp.hist(k text, steps text) RETURNS void LANGUAGE plpgsql AS $f$
-DECLARE
-    s text;
-BEGIN
-    FOREACH s IN ARRAY string_to_array(steps, ',') LOOP
-        PERFORM order_flow.import_transition('kt', k, btrim(split_part(s, '@', 1), E' \n\t'),
-                                             btrim(split_part(s, '@', 2), E' \n\t')::timestamptz,
-                                             '{"reason": "test"}');
-    END LOOP;
-END
-$f$;
+CREATE FUNCTION pg_temp.hist(k text, steps text) RETURNS void LANGUAGE sql
+    AS $f$ SELECT pg_temp.import_history('kt', k, steps) $f$;
 
 -- K1: signed twice (need_info between), shipped on its promised date, right first time
 SELECT pg_temp.hist('K1', 'quoted@2024-03-01 08:00, contract_signed@2024-03-01 10:00,

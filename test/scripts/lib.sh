@@ -6,7 +6,8 @@
 # OF_PG_CONFIG names), building and
 # installing the extension (build_install), the private throwaway cluster
 # (cluster_start / cluster_stop / cluster_detach), exit-time cleanup hooks
-# (on_exit), and small client helpers (psql_q, fresh_db, pgbench_tps).
+# (on_exit), small client helpers (psql_q, fresh_db, pgbench_tps), and TAP
+# output for the suites written in bash (tap_ok, tap_is).
 #
 # The cluster lives in a temp dir under /tmp owned by postgres: no TCP
 # (listen_addresses = ''), its Unix socket in that dir, a random free port,
@@ -214,4 +215,22 @@ pgbench_tps() {
         return 1
     fi
     echo "$tps"
+}
+
+# TAP output for the suites written in bash (test/deb, test/citus): each call
+# is the next numbered assertion; the script prints its plan itself.
+TAP_N=0
+tap_ok() { # tap_ok EXIT-STATUS DESCRIPTION
+    TAP_N=$((TAP_N + 1))
+    if [[ $1 -eq 0 ]]; then echo "ok $TAP_N - $2"; else echo "not ok $TAP_N - $2"; fi
+}
+tap_is() { # tap_is HAVE WANT DESCRIPTION
+    TAP_N=$((TAP_N + 1))
+    if [[ $1 == "$2" ]]; then
+        echo "ok $TAP_N - $3"
+    else
+        echo "not ok $TAP_N - $3"
+        echo "#   have: $1"
+        echo "#   want: $2"
+    fi
 }

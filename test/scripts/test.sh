@@ -358,6 +358,7 @@ suite_clients() {
     local rc out pass=0 fail=0 db=order_flow_clients f
     section "clients (psycopg 3, SQLAlchemy, node pg)"
     for f in test/clients/*; do
+        [[ $(basename "$f") == _* ]] && continue      # shared helpers, not tests
         rc=0
         out=$WORK/clients_$(basename "$f").log
         if ! fresh_db "$db" order_flow >"$out" 2>&1; then
