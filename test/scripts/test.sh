@@ -381,13 +381,16 @@ suite_clients() {
 }
 
 # ---------------------------------------------------------- e) the package
-suite_deb() {
-    local rc=0 out=$WORK/deb.log
-    section "Debian package"
-    bash test/deb/package.sh 2>&1 | tee "$out" || rc=$?
+# script_suite NAME TITLE SCRIPT: a suite that is one bash script printing TAP
+script_suite() {
+    local rc=0 out=$WORK/$1.log
+    section "$2"
+    bash "$3" 2>&1 | tee "$out" || rc=$?
     count_tap "$out" "$rc"
-    record deb "$T_PASS" "$T_FAIL"
+    record "$1" "$T_PASS" "$T_FAIL"
 }
+
+suite_deb() { script_suite deb "Debian package" test/deb/package.sh; }
 
 # why the package suite cannot run here (empty: it can)
 deb_skip_reason() {
@@ -401,13 +404,7 @@ deb_skip_reason() {
 }
 
 # ------------------------------------------------------------- f) Citus
-suite_citus() {
-    local rc=0 out=$WORK/citus.log
-    section "Citus"
-    bash test/citus/suite.sh 2>&1 | tee "$out" || rc=$?
-    count_tap "$out" "$rc"
-    record citus "$T_PASS" "$T_FAIL"
-}
+suite_citus() { script_suite citus "Citus" test/citus/suite.sh; }
 
 # why the Citus suite cannot run here (empty: it can)
 citus_skip_reason() {
