@@ -63,6 +63,7 @@ extern const OfNameList *of_database_names;
 /* settings/business_tz.c: order_flow.business_time_zone */
 extern void of_define_business_tz(void);
 extern struct pg_tz *of_business_tz(void);
+extern struct pg_tz *of_metrics_tz(void);
 
 /* order_flow.metrics_fold */
 typedef enum OfFoldMode
@@ -153,6 +154,7 @@ extern bool of_catalog_async_fold(void);
 extern SPIPlanPtr of_keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types);
 
 /* util/schema.c */
+extern bool of_internal_schema_ready(void);
 extern const char *of_internal_schema(void);
 
 /* metrics/fold.c */

@@ -42,6 +42,8 @@
  */
 #include "postgres.h"
 
+#include <ctype.h>
+
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
@@ -152,9 +154,35 @@ jb_number(JsonbValue *v, float8 *out)
 }
 
 /*
- * jb_date: a date from a JSON string in any form date input accepts (a
- * time part is ignored); false for anything else.  Never raises an error.
+ * jb_date: a date from a JSON string written as an ISO 8601 date,
+ * YYYY-MM-DD (a time part after it is ignored); false for anything else.
+ * Never raises an error.  Other forms are refused, not guessed: how
+ * 03/04/2026 reads depends on the session's DateStyle, what "today" means
+ * on its TimeZone, and the rollup must not depend on who folds it.
  */
+/* Does s begin YYYY-M(M)-D(D), followed by nothing, a space or a T? */
+static bool
+iso_date_prefix(const char *s)
+{
+	int			i = 0;
+
+	for (; i < 4; i++)
+		if (!isdigit((unsigned char) s[i]))
+			return false;
+	for (int part = 0; part < 2; part++)
+	{
+		int			digits = 0;
+
+		if (s[i++] != '-')
+			return false;
+		while (isdigit((unsigned char) s[i]) && digits < 2)
+			i++, digits++;
+		if (digits == 0)
+			return false;
+	}
+	return s[i] == '\0' || s[i] == ' ' || s[i] == 'T';
+}
+
 static bool
 jb_date(JsonbValue *v, DateADT *out)
 {
@@ -174,6 +202,8 @@ jb_date(JsonbValue *v, DateADT *out)
 		return false;
 	memcpy(str, v->val.string.val, v->val.string.len);
 	str[v->val.string.len] = '\0';
+	if (!iso_date_prefix(str))
+		return false;
 	if (ParseDateTime(str, workbuf, sizeof(workbuf), field, ftype, MAXDATEFIELDS, &nf) != 0)
 		return false;
 	if (of_decode_datetime(field, ftype, nf, &dtype, &tm, &fsec, &tz) != 0 || dtype != DTK_DATE)

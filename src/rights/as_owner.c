@@ -79,7 +79,8 @@ order_flow_owner_move(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	of_become(relation_owner(relid), true, &save);
-	if (SPI_execute_with_args("SELECT _order_flow._move($1, $2, $3, $4, $5, 'transition', NULL)",
+	if (SPI_execute_with_args(psprintf("SELECT %s._move($1, $2, $3, $4, $5, 'transition', NULL)",
+									   of_internal_schema()),
 							  5, types, values, nulls, false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "could not move order");
 	of_restore_user(&save);

@@ -24,6 +24,9 @@
 #include "miscadmin.h"
 #include "pgtime.h"
 #include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/datetime.h"
+#include "utils/timestamp.h"
 #include "utils/guc.h"
 
 #include "order_flow.h"
@@ -129,6 +132,46 @@ of_business_tz(void)
 {
 	Assert(of_business_tz_value != NULL);
 	return of_business_tz_value;
+}
+
+/*
+ * The zone the C metrics read dates in: the business time zone from 1.2
+ * on; for a database whose extension is still at 1.0 or 1.1 (between a
+ * package upgrade and ALTER EXTENSION UPDATE), the session's, as those
+ * versions' SQL does -- their kpi() cache is keyed by the session's
+ * TimeZone, so a state computed in another zone under that key would later
+ * be served as that zone's.
+ */
+pg_tz *
+of_metrics_tz(void)
+{
+	return of_internal_schema_ready() ? of_business_tz() : session_timezone;
+}
+
+PG_FUNCTION_INFO_V1(order_flow_business_date);
+
+/*
+ * _order_flow._business_date(t): the calendar date of instant t in the
+ * business time zone (for the SQL metrics: AT TIME ZONE would read a name
+ * such as "CET" as the session's abbreviation first, a fixed offset).
+ */
+Datum
+order_flow_business_date(PG_FUNCTION_ARGS)
+{
+	TimestampTz t = PG_GETARG_TIMESTAMPTZ(0);
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			tz;
+
+	if (TIMESTAMP_IS_NOBEGIN(t))
+		PG_RETURN_DATEADT(DATEVAL_NOBEGIN);
+	if (TIMESTAMP_IS_NOEND(t))
+		PG_RETURN_DATEADT(DATEVAL_NOEND);
+	if (timestamp2tm(t, &tz, &tm, &fsec, NULL, of_business_tz()) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	PG_RETURN_DATEADT(date2j(tm.tm_year, tm.tm_mon, tm.tm_mday) - POSTGRES_EPOCH_JDATE);
 }
 
 PG_FUNCTION_INFO_V1(order_flow_business_time_zone);

@@ -59,6 +59,12 @@ CREATE OR REPLACE FUNCTION order_flow.business_time_zone() RETURNS text
 COMMENT ON FUNCTION order_flow.business_time_zone() IS
     'The business time zone (order_flow.business_time_zone): promised-date midnights, months and seasons of every metric, and the kpi() cache';
 
+CREATE OR REPLACE FUNCTION _order_flow._business_date(timestamptz) RETURNS date
+    AS 'MODULE_PATHNAME', 'order_flow_business_date' LANGUAGE C STABLE STRICT PARALLEL SAFE;
+
+COMMENT ON FUNCTION _order_flow._business_date(timestamptz) IS
+    'The calendar date of an instant in the business time zone (AT TIME ZONE would read a zone name such as CET as the session''s abbreviation first)';
+
 /* ------------------------------------------------------------------ */
 /* C aggregates.                                                       */
 /* ------------------------------------------------------------------ */
@@ -816,7 +822,7 @@ SELECT v.order_key,
   LEFT JOIN order_flow.department d ON d.department = s.owner_department
   LEFT JOIN order_flow.calendar cal ON cal.calendar = coalesce(d.calendar, '24x7')
  CROSS JOIN LATERAL (
-        SELECT coalesce(v.left_at, CASE WHEN s.category IS DISTINCT FROM 'terminal' THEN now() END) AS until) u
+        SELECT CASE WHEN s.category IS DISTINCT FROM 'terminal' THEN coalesce(v.left_at, now()) END AS until) u
  WHERE v.state IS NOT NULL;
 
 COMMENT ON VIEW order_flow.state_durations IS
@@ -837,14 +843,13 @@ COMMENT ON VIEW order_flow.state_durations IS
  */
 CREATE OR REPLACE VIEW order_flow.delay_events AS
 SELECT x.order_key, f.customer_key, f.region, f.customer_class, x.occurred_at,
-       date_trunc('month', x.occurred_at AT TIME ZONE z.tz)::date AS month,
+       date_trunc('month', b.day::timestamp)::date AS month,
        coalesce((SELECT s.season FROM order_flow.season s
-                  WHERE s.region = f.region AND s.month = extract(month FROM x.occurred_at AT TIME ZONE z.tz)::integer),
+                  WHERE s.region = f.region AND s.month = extract(month FROM b.day)::integer),
                 (SELECT s.season FROM order_flow.season s
-                  WHERE s.region = '*' AND s.month = extract(month FROM x.occurred_at AT TIME ZONE z.tz)::integer)) AS season,
+                  WHERE s.region = '*' AND s.month = extract(month FROM b.day)::integer)) AS season,
        x.kind, x.reason, x.hours_lost
-  FROM (SELECT order_flow.business_time_zone() AS tz) z
- CROSS JOIN (SELECT sd.order_key, sd.entered_at AS occurred_at,
+  FROM (SELECT sd.order_key, sd.entered_at AS occurred_at,
                CASE WHEN sd.exception_type IS NOT NULL THEN 'exception' ELSE 'dwell' END AS kind,
                coalesce(sd.exception_type, 'dwell:' || sd.state) AS reason,
                CASE WHEN sd.exception_type IS NOT NULL THEN coalesce(sd.wall_hours, 0)
@@ -858,6 +863,7 @@ SELECT x.order_key, f.customer_key, f.region, f.customer_class, x.occurred_at,
                coalesce(_order_flow._metric_number(e.details->'hours_lost'), 0)
           FROM order_flow.audit_log e
          WHERE e.action = 'exception' AND coalesce(e.details->>'exception_type', '') <> '') x
+ CROSS JOIN LATERAL (SELECT _order_flow._business_date(x.occurred_at) AS day) b
   LEFT JOIN order_flow.order_fact f ON f.order_key = x.order_key;
 
 COMMENT ON VIEW order_flow.delay_events IS

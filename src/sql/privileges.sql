@@ -94,7 +94,7 @@ GRANT EXECUTE ON FUNCTION _order_flow._metric_number(jsonb), _order_flow._metric
                               timestamptz, boolean, float8, float8, integer, integer, integer, timestamptz),
     order_flow.kpi_summary(timestamptz, timestamptz, timestamptz, date, timestamptz, timestamptz,
                            boolean, integer),
-    order_flow.business_time_zone()
+    order_flow.business_time_zone(), _order_flow._business_date(timestamptz)
 TO PUBLIC;
 
 REVOKE ALL ON FUNCTION order_flow.kpi_cache_refresh(integer), _order_flow._kpi_cache_clear(),

@@ -265,7 +265,8 @@ restore_label(const char *name, int32 pos)
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT _order_flow._restore_label($1, $2)", 2, types, values, NULL,
+	if (SPI_execute_with_args(psprintf("SELECT %s._restore_label($1, $2)", of_internal_schema()),
+							  2, types, values, NULL,
 							  false, 1) != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not restore state name \"%s\"", name);
 	result = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));

@@ -42,6 +42,7 @@
 
 #include "access/htup_details.h"
 #include "access/xact.h"
+#include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/async.h"
 #include "commands/extension.h"
@@ -79,6 +80,7 @@ typedef struct RelColumn
 	char		name[NAMEDATALEN];
 	FmgrInfo	out;
 	char		category;		/* pg_type.typcategory */
+	Oid			typid;
 } RelColumn;
 
 typedef struct RelInfo
@@ -126,6 +128,7 @@ fill_column(RelColumn *c, TupleDesc desc, const char *name, const char *tbl)
 				 errmsg("column \"%s\" of managed table %s does not exist", name, tbl),
 				 errhint("Call order_flow.unmanage() and order_flow.manage() again after changing the table.")));
 	att = TupleDescAttr(desc, c->attnum - 1);
+	c->typid = att->atttypid;
 	getTypeOutputInfo(att->atttypid, &typoutput, &isvarlena);
 	fmgr_info_cxt(typoutput, &c->out, TopMemoryContext);
 	{
@@ -140,37 +143,56 @@ fill_column(RelColumn *c, TupleDesc desc, const char *name, const char *tbl)
 /*
  * A managed table distributed by Citus is not supported yet (README,
  * "Scale-out on Citus"): on a worker the trigger fires on a shard,
- * "<table>_<shardid>", and would write the order's chain into that node's
- * own tables, apart from every other node's.  Refused clearly instead, once
- * per relation (the result is cached with the relation's layout).
+ * "<table>_<shardid>" (or "<shortened name>_<hash>_<shardid>"), and would
+ * write the order's chain into that node's own tables, apart from every
+ * other node's.  Refused clearly instead.  A relation is a shard when
+ * Citus is installed, the relation is no partition (a partition of a
+ * managed table may well be called orders_2024), its name ends with a
+ * number, and either that number is a shard id in pg_dist_shard or the
+ * name is the managed table's with "_<number>" appended (while
+ * create_distributed_table() copies rows into new shards, the workers do
+ * not know their ids yet).  Asked once per relation (the answer "no" is
+ * cached with its layout); costs nothing without Citus.
  */
 static void
 refuse_citus_shard(Relation rel, const char *tbl)
 {
 	const char *relname = RelationGetRelationName(rel);
-	char	   *copy;
+	const char *tail = strrchr(relname, '_');
+	Oid			types[1] = {INT8OID};
+	Datum		values[1];
+	bool		shard;
+	char	   *copy = pstrdup(tbl);
 	List	   *names = NIL;
-	const char *logical;
-	size_t		len;
-	const char *p;
 
-	if (!OidIsValid(get_extension_oid("citus", true)))
+	if (rel->rd_rel->relispartition || tail == NULL || tail[1] == '\0' ||
+		!OidIsValid(get_extension_oid("citus", true)) ||
+		!OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE)))
 		return;
-	copy = pstrdup(tbl);
-	if (!SplitIdentifierString(copy, '.', &names) || names == NIL)
-		return;
-	logical = (const char *) llast(names);
-	len = strlen(logical);
-	if (strncmp(relname, logical, len) != 0 || relname[len] != '_' || relname[len + 1] == '\0')
-		return;
-	for (p = relname + len + 1; *p; p++)
+	for (const char *p = tail + 1; *p; p++)
 		if (!isdigit((unsigned char) *p))
 			return;
-	ereport(ERROR,
-			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-			 errmsg("order_flow does not support Citus distributed tables yet"),
-			 errdetail("\"%s\" is a shard of the managed table %s.", relname, tbl),
-			 errhint("Keep managed tables local to the coordinator; see \"Scale-out on Citus\" in order_flow's README.")));
+	/* the managed table's own name with "_<number>" appended */
+	shard = SplitIdentifierString(copy, '.', &names) && names != NIL &&
+		strlen((const char *) llast(names)) == (size_t) (tail - relname) &&
+		strncmp(relname, (const char *) llast(names), tail - relname) == 0;
+	if (!shard)
+	{
+		values[0] = Int64GetDatum(strtoi64(tail + 1, NULL, 10));
+		if (SPI_connect() != SPI_OK_CONNECT)
+			elog(ERROR, "SPI_connect failed");
+		if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_shard WHERE shardid = $1",
+								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+			elog(ERROR, "could not read pg_dist_shard");
+		shard = SPI_processed > 0;
+		SPI_finish();
+	}
+	if (shard)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("order_flow does not support Citus distributed tables yet"),
+				 errdetail("\"%s\" is a shard of the managed table %s.", relname, tbl),
+				 errhint("Keep managed tables local to the coordinator; see \"Scale-out on Citus\" in order_flow's README.")));
 }
 
 static RelInfo *
@@ -231,6 +253,26 @@ column_text(RelColumn *c, HeapTuple tup, TupleDesc desc, bool *isnull)
 	Datum		d = heap_getattr(tup, c->attnum, desc, isnull);
 
 	return *isnull ? NULL : OutputFunctionCall(&c->out, d);
+}
+
+/*
+ * attribute_text: a captured attribute's text.  Dates and times are
+ * written in ISO 8601, as to_json() writes them, whatever the session's
+ * DateStyle: the metrics read a promised date back from the log, in
+ * whichever session folds it.
+ */
+static char *
+attribute_text(RelColumn *c, HeapTuple tup, TupleDesc desc, bool *isnull)
+{
+	Datum		d;
+	char		buf[MAXDATELEN + 1];
+
+	if (c->typid != DATEOID && c->typid != TIMESTAMPOID && c->typid != TIMESTAMPTZOID)
+		return column_text(c, tup, desc, isnull);
+	d = heap_getattr(tup, c->attnum, desc, isnull);
+	if (*isnull)
+		return NULL;
+	return pstrdup(JsonEncodeDateTime(buf, d, c->typid, NULL));
 }
 
 /* ---- the transition context of transition() / import_transition() ---- */
@@ -756,7 +798,7 @@ build_event(Request *rq, OfChainHead *head, OfEvent *ev, uint8 *hash, Jsonb **at
 	appendStringInfoChar(&attrs, '{');
 	for (int i = 0; i < rq->ri->nattrs; i++)
 	{
-		char	   *v = column_text(&rq->ri->attrs[i], rq->newtup, desc, &isnull);
+		char	   *v = attribute_text(&rq->ri->attrs[i], rq->newtup, desc, &isnull);
 
 		if (isnull)
 			continue;

@@ -47,6 +47,7 @@
 #include "nodes/makefuncs.h"
 #include "parser/parse_func.h"
 #include "pgstat.h"
+#include "pgtime.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
@@ -710,9 +711,7 @@ typedef struct SchedulerState
 	bool		replica;		/* notifications arrive by logical replication */
 	TimestampTz replica_recheck;	/* when to look at the subscriptions again */
 	TimestampTz last_fold;		/* when the fold last ran */
-	bool		zone_read;		/* zone_at_start has been read */
-	char	   *zone_at_start;	/* the database's business_time_zone setting (NULL: none) */
-	bool		zone_changed;	/* ... which has changed since */
+	bool		zone_changed;	/* the database's business time zone changed */
 } SchedulerState;
 
 /*
@@ -831,9 +830,13 @@ fold(SchedulerState *st, TimestampTz pass_start)
 }
 
 /*
- * The database's own order_flow.business_time_zone (ALTER DATABASE ... SET)
- * as it is now, or NULL.  A session applies it when it connects, and so did
- * this scheduler; *(bool *) arg: it differs from the value at start.
+ * Has the business time zone a new session of this database would start
+ * with changed since this scheduler connected?  That value is the
+ * database's own (ALTER DATABASE ... SET), else every database's (ALTER
+ * ROLE ALL SET), else the server's; the scheduler's is compared with it,
+ * by canonical name, so a respelling is no change.  When neither catalogue
+ * value is there any more but the scheduler's came from one, it was reset.
+ * *(SchedulerState *) arg: zone_changed.
  */
 static void
 zone_step(void *arg)
@@ -843,21 +846,34 @@ zone_step(void *arg)
 	Datum		values[1] = {ObjectIdGetDatum(MyDatabaseId)};
 	bool		isnull;
 	Datum		d;
-	char	   *now;
+	char	   *want = NULL;
+	char	   *source;
 
-	d = spi_value("SELECT (SELECT c FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c"
-				  " WHERE s.setdatabase = $1 AND s.setrole = 0"
-				  " AND c LIKE 'order\\_flow.business\\_time\\_zone=%' LIMIT 1)",
-				  1, types, values, &isnull);
-	now = isnull ? NULL : TextDatumGetCString(d);
-	if (!st->zone_read)
+	if (SPI_execute_with_args(
+			"SELECT (SELECT pg_catalog.substr(c, pg_catalog.strpos(c, '=') + 1)"
+			"          FROM pg_catalog.pg_db_role_setting s, pg_catalog.unnest(s.setconfig) c"
+			"         WHERE s.setrole = 0 AND s.setdatabase IN ($1, 0)"
+			"           AND pg_catalog.split_part(c, '=', 1) = 'order_flow.business_time_zone'"
+			"         ORDER BY s.setdatabase DESC LIMIT 1),"
+			"       (SELECT g.source FROM pg_catalog.pg_settings g"
+			"         WHERE g.name = 'order_flow.business_time_zone')",
+			1, types, values, NULL, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "order_flow scheduler could not read the business time zone's settings");
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (!isnull)
+		want = TextDatumGetCString(d);
+	source = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (want != NULL)
 	{
-		st->zone_at_start = now ? MemoryContextStrdup(TopMemoryContext, now) : NULL;
-		st->zone_read = true;
+		pg_tz	   *tz = pg_tzset(want);
+		const char *canonical = tz ? pg_get_timezone_name(tz) : NULL;
+		const char *have = GetConfigOption("order_flow.business_time_zone", true, false);
+
+		st->zone_changed = canonical != NULL && have != NULL && strcmp(canonical, have) != 0;
 	}
-	else if ((now == NULL) != (st->zone_at_start == NULL) ||
-			 (now != NULL && strcmp(now, st->zone_at_start) != 0))
-		st->zone_changed = true;
+	else
+		st->zone_changed = source != NULL &&
+			(strcmp(source, "database") == 0 || strcmp(source, "global") == 0);
 }
 
 /*

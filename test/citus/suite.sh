@@ -6,7 +6,8 @@
 #
 #   - CREATE EXTENSION order_flow on the coordinator reaches the workers;
 #   - a managed table kept local to the coordinator works as on one server
-#     (moves validated, chain verified);
+#     (moves validated, chain verified), a partitioned one too, whatever
+#     its partitions are called;
 #   - manage() of a distributed table is refused (0A000) and writes nothing;
 #   - create_distributed_table() of a managed table with rows fails on the
 #     shards' transition trigger, and the table stays local and managed;
@@ -59,7 +60,7 @@ sqlstate() {
     fi
 }
 
-echo "1..14"
+echo "1..15"
 
 # ------------------------------------------------------------ three nodes
 started=0
@@ -110,6 +111,20 @@ tap_is "$(q coordinator "SELECT string_agg(action || ' ' || coalesce(from_state,
 tap_is "$(sqlstate coordinator "UPDATE local_orders SET status = 'shipped' WHERE id = 'L1'")" 23514 \
     "... validates them"
 tap_is "$(q coordinator 'SELECT count(*) FROM order_flow.verify_audit()')" 0 "... and its chain verifies"
+
+# a partition whose name ends like a shard's (an existing shard id, even) is no shard
+q coordinator "
+CREATE TABLE dummy_dist (id bigint PRIMARY KEY);
+SELECT create_distributed_table('dummy_dist', 'id');" >/dev/null
+sid=$(q coordinator "SELECT min(shardid) FROM pg_dist_shard")
+q coordinator "
+CREATE TABLE parted (id text PRIMARY KEY, status text NOT NULL DEFAULT 'inquiry') PARTITION BY LIST (id);
+CREATE TABLE parted_$sid PARTITION OF parted FOR VALUES IN ('P1');
+SELECT order_flow.manage('parted');
+INSERT INTO parted VALUES ('P1');
+UPDATE parted SET status = 'quoted' WHERE id = 'P1';" >/dev/null
+tap_is "$(q coordinator "SELECT state FROM order_flow.tracked_order WHERE order_key = 'P1'")" quoted \
+    "a managed partitioned table whose partition is named parted_<a shard id> works: a partition is no shard"
 
 # ------------------------------------------------------------ manage() of a distributed table
 q coordinator "

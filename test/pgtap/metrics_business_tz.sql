@@ -12,7 +12,7 @@
 BEGIN;
 \ir include/helpers.psql
 
-SELECT plan(28);
+SELECT plan(35);
 
 -- ------------------------------------------------------------ fixtures
 \o /dev/null
@@ -157,6 +157,33 @@ SELECT is(order_flow.kpi_cache_refresh(1000), (SELECT count(*)::int FROM order_f
           '... which are rebuilt, every one');
 SELECT is((SELECT array_agg(DISTINCT time_zone) FROM order_flow.kpi_month), '{Asia/Shanghai}',
           '... in the new zone');
+
+-- ------------------------------------------------------------ zone names, not abbreviations
+-- 22:30 UTC on 31 July is 00:30 on 1 August in the CET zone (summer time,
+-- +2); read as the abbreviation CET (+1, which AT TIME ZONE tries first) it
+-- would still be July, and a session's timezone_abbreviations could even
+-- make it another offset
+SET LOCAL order_flow.business_time_zone = 'CET';
+SET LOCAL timezone_abbreviations = 'Australia';
+SELECT is(_order_flow._business_date('2024-07-31 22:30+00'), '2024-08-01'::date,
+          'a business zone named like an abbreviation (CET) is read as the zone, with its summer time');
+SELECT is(_order_flow._business_date('2024-01-31 22:30+00'), '2024-01-31'::date, '... and its winter time');
+
+-- ------------------------------------------------------------ nor a session's DateStyle
+SET LOCAL DateStyle = 'SQL, DMY';
+INSERT INTO bt VALUES ('B5', 'inquiry', 'C3', 'tzland', 'bolts', 50, '2024-03-04');
+UPDATE bt SET status = 'quoted' WHERE id = 'B5';
+SELECT is((SELECT details->'attributes'->>'promised_ship_date' FROM order_flow.audit_log
+            WHERE order_key = 'B5' ORDER BY seq DESC LIMIT 1), '2024-03-04',
+          'a date attribute is captured in ISO 8601 from a session in DateStyle SQL, DMY');
+SELECT is((SELECT promised_ship_date FROM order_flow.order_fact WHERE order_key = 'B5'), '2024-03-04'::date,
+          '... and the rollup reads that date back');
+SELECT throws_ok($$SELECT order_flow.record('B5', 'payment', '{"amount": 1, "due_date": "03/04/2026"}')$$,
+                 '22007', NULL, 'a payment date whose reading depends on DateStyle is refused');
+SELECT throws_ok($$SELECT order_flow.record('B5', 'payment', '{"amount": 1, "paid_date": "today"}')$$,
+                 '22007', NULL, '... and so is one whose reading depends on the clock and TimeZone');
+SELECT lives_ok($$SELECT order_flow.record('B5', 'payment', '{"amount": 1, "due_date": "2026-04-03", "paid_date": "2026-04-03T18:00:00+08"}')$$,
+                'ISO 8601 dates, with or without a time part, are accepted');
 
 SELECT * FROM finish();
 ROLLBACK;

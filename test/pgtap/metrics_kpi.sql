@@ -10,7 +10,7 @@ BEGIN;
 SET LOCAL TimeZone = 'UTC';
 SET LOCAL order_flow.business_time_zone = 'UTC';
 
-SELECT plan(64);
+SELECT plan(65);
 
 -- ------------------------------------------------------------ fixtures
 \o /dev/null
@@ -305,6 +305,10 @@ SELECT is((SELECT left_at FROM order_flow.state_durations WHERE order_key = 'K11
           'state_durations: a deleted order''s last visit ends at its deletion (it does not count on to now())');
 SELECT is((SELECT string_agg(state || ' ' || route, '; ') FROM order_flow.state_durations WHERE order_key = 'K11'),
           'inquiry inquiry>quoted; quoted inquiry>quoted', '... and the deletion is no visit of its own');
+DELETE FROM kt WHERE id = 'K6';
+SELECT is((SELECT array_agg(coalesce(wall_hours::text, 'none')) FROM order_flow.state_durations
+            WHERE order_key = 'K6' AND state = 'archived'), '{none}',
+          '... and a deleted order''s visit of a terminal state still counts no time');
 
 SELECT * FROM finish();
 ROLLBACK;

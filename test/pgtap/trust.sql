@@ -124,7 +124,7 @@ SELECT is(ARRAY(SELECT DISTINCT p.proname::text FROM pg_proc p
             'text_lt_status', 'text_le_status', 'text_gt_status', 'text_ge_status',
             -- pure functions and aggregates the metrics views use (they read nothing);
             -- their internal-state support functions are the aggregates' owner's to call
-            '_health_score', '_hours', '_kpi_merge', '_kpi_merge_trans', '_kpi_partial',
+            '_business_date', '_health_score', '_hours', '_kpi_merge', '_kpi_merge_trans', '_kpi_partial',
             '_metric_date', '_metric_number', 'breadth', 'business_hours', 'business_time_zone', 'health_profile',
             'kpi_summary', 'median', 'monthly_orders', 'order_frequency', 'order_value_trend',
             'order_volatility'

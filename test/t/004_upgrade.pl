@@ -281,6 +281,17 @@ is($node->safe_psql('old11', q{SELECT string_agg(DISTINCT time_zone, ',') FROM o
 	'UTC', '... and the refresh rebuilds every month in UTC');
 is($node->safe_psql('old11', $march), '1', '... whose states give the same answer');
 
+# an edge of no department: "no one" to 1.1's allowed_transitions(), "anyone"
+# to the trigger; 1.2 refuses it and the update makes it what it did: anyone
+$node->safe_psql('postgres', 'CREATE DATABASE old11e');
+$node->safe_psql('old11e', q{CREATE EXTENSION order_flow VERSION '1.1'});
+$node->safe_psql('old11e', q{UPDATE order_flow.transition_rule SET performed_by = '{}'
+                              WHERE workflow = 'b2b_order' AND from_state = 'inquiry' AND to_state = 'quoted'});
+$node->safe_psql('old11e', 'ALTER EXTENSION order_flow UPDATE');
+is($node->safe_psql('old11e', q{SELECT coalesce(performed_by::text, 'NULL') FROM order_flow.transition_rule
+                                 WHERE workflow = 'b2b_order' AND from_state = 'inquiry' AND to_state = 'quoted'}),
+	'NULL', 'the update turns an edge\'s empty performed_by into NULL (anyone, as the trigger read it)');
+
 # every released script is installed, and every one is reachable: each
 # released version has a path to the default version
 my @versions = split /\n/, $node->safe_psql('postgres',

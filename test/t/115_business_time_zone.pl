@@ -8,7 +8,11 @@
 #     when a session applies it (a warning, and the database's zone stays);
 #   - the scheduler, running when the database's zone is changed, restarts
 #     to apply it (saying so in the log) and builds the kpi() cache in the
-#     new zone; a session connecting in another zone is served that cache.
+#     new zone; a session connecting in another zone is served that cache;
+#   - in a database still at 1.1 (the 1.2 library, the SQL not yet
+#     updated) the metrics read dates in the session's zone, as 1.1's SQL
+#     expects; and a schema named _order_flow that a user made there is not
+#     taken for the extension's (the scheduler would call its functions).
 use strict;
 use warnings;
 
@@ -88,6 +92,52 @@ SELECT on_time_rate FROM order_flow.kpi('2024-03-01 00:00+00', '2024-04-01 00:00
 SELECT order_flow.kpi_cache_refresh(1000);
 });
 is($out, "0\n0", 'a session in UTC reads Shanghai\'s answer from that cache, with nothing to rebuild');
+
+# ------------------------------------------------------------ a database still at 1.1
+# Between a package upgrade and ALTER EXTENSION UPDATE the 1.2 library serves
+# 1.1's SQL, which keys the kpi() cache by the session's TimeZone: the
+# library reads dates in the session's zone there, as 1.1 did.
+$node->safe_psql('postgres', 'CREATE DATABASE old11');
+$node->safe_psql('old11', q{CREATE EXTENSION order_flow VERSION '1.1'});
+$node->safe_psql('old11', q{
+CREATE TABLE orders (id int PRIMARY KEY, promised_ship_date date, status text NOT NULL DEFAULT 'inquiry');
+INSERT INTO orders VALUES (1, '2024-03-04');
+SELECT order_flow.manage('orders', attributes => '{promised_ship_date}');
+SELECT order_flow.import_transition('orders', '1', s, t, '{"reason": "history"}')
+  FROM (VALUES ('quoted', '2024-03-01 08:00+00'::timestamptz), ('contract_signed', '2024-03-01 10:00+00'),
+               ('warehouse_confirmed', '2024-03-02 10:00+00'), ('finance_approved', '2024-03-02 12:00+00'),
+               ('picking', '2024-03-03 10:00+00'), ('shipped', '2024-03-04 20:00+00')) v(s, t);
+});
+my $march = q{SELECT on_time_rate FROM order_flow.kpi('2024-03-01 00:00+00', '2024-04-01 00:00+00')};
+($rc, $out, $err) = in_zone('Asia/Tokyo', 'old11', $march);
+my $tokyo = $out;
+($rc, $out, $err) = in_zone('UTC', 'old11', $march);
+is("$tokyo $out", '0 1', 'at 1.1 a session in Tokyo finds the order late, one in UTC on time, as 1.1 did');
+
+# a schema named _order_flow that is not the extension's is not the helpers'
+# schema: in a 1.1 database, a role that may create schemas creates one, with
+# functions of the helpers' names that the scheduler (a superuser) calls
+$node->safe_psql('postgres', q{
+CREATE ROLE mallory LOGIN;
+GRANT CREATE ON DATABASE old11 TO mallory;
+});
+($rc, $out, $err) = in_zone('UTC', 'old11', q{
+CREATE SCHEMA _order_flow;
+CREATE FUNCTION _order_flow._next_due() RETURNS timestamptz LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'mallory''s _next_due was called'; END $$;
+CREATE FUNCTION _order_flow._escalate_notifications(timestamptz, integer) RETURNS integer LANGUAGE plpgsql
+    AS $$ BEGIN RAISE EXCEPTION 'mallory''s _escalate_notifications was called'; END $$;
+}, 'mallory');
+is($rc, 0, 'a role with CREATE on a 1.1 database makes a schema _order_flow of its own') or diag($err);
+my $log_at = -s $node->logfile;
+# the scheduler's pass after the next naptime (1 s) would call them
+$node->safe_psql('old11', q{UPDATE orders SET status = 'in_transit' WHERE id = 1});
+sleep 3;
+my $log = slurp_file($node->logfile, $log_at);
+unlike($log, qr/mallory's/, 'the scheduler does not call the functions of a schema that is not the extension\'s');
+is($node->safe_psql('old11', q{SELECT count(*) FROM pg_stat_activity
+                                WHERE datname = 'old11' AND application_name = 'order_flow scheduler'}),
+	'1', '... and goes on serving the database');
 
 $node->stop;
 done_testing();

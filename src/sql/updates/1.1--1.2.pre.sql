@@ -63,6 +63,16 @@ ALTER TABLE order_flow.exception_fact REPLICA IDENTITY FULL;
  */
 ALTER TABLE order_flow.state DROP CONSTRAINT state_state_fkey;
 
+/*
+ * An edge's performed_by of no department ('{}', '{NULL}') is now refused:
+ * allowed_transitions() read it as "no one", the trigger as "anyone".  The
+ * trigger's reading is what such an edge did: it becomes NULL (anyone).
+ * (An audited configuration change, like any other.)
+ */
+UPDATE order_flow.transition_rule r SET performed_by = NULL
+ WHERE r.performed_by IS NOT NULL
+   AND NOT EXISTS (SELECT 1 FROM unnest(r.performed_by) p WHERE p IS NOT NULL);
+
 /* unmanage() gained convert_status (a new signature) */
 DROP FUNCTION order_flow.unmanage(regclass);
 
