@@ -422,14 +422,17 @@ BEGIN
             SELECT * INTO pol FROM order_flow.escalation_policy p
              WHERE p.department = r.department AND p.level = r.level + 1;
             IF NOT FOUND THEN
-                UPDATE order_flow.notification SET escalates = false WHERE id = r.id;
+                UPDATE order_flow.notification SET escalates = false
+                 WHERE order_key = r.order_key AND id = r.id;
                 CONTINUE;
             END IF;
             dl := order_flow.department_deadline(r.department, as_of, pol.delay);
+            -- the same payload as the batch writes
             pl := r.payload || jsonb_build_object('level', r.level + 1, 'deadline', dl,
-                                                  'escalated_from', r.id, 'title', pol.title);
+                                                  'escalated_from', r.id, 'title', pol.title,
+                                                  'overdue_since', r.deadline);
             UPDATE order_flow.notification SET status = 'escalated', answered_at = clock_timestamp()
-             WHERE id = r.id;
+             WHERE order_key = r.order_key AND id = r.id;
             INSERT INTO order_flow.notification (order_key, department, level, deadline, payload, kind,
                                                  from_state, to_state, event_seq, parent_id, escalates)
             VALUES (r.order_key, r.department, r.level + 1, dl, pl, r.kind, r.from_state, r.to_state,

@@ -13,7 +13,7 @@
 BEGIN;
 \ir include/helpers.psql
 
-SELECT plan(89);
+SELECT plan(93);
 
 CREATE TABLE be_orders (id text PRIMARY KEY, status text NOT NULL, region text);
 
@@ -306,6 +306,49 @@ SELECT results_eq(
 SELECT is(order_flow.escalate_due(now() + interval '40 hours'), 0, 'nothing escalates past level 4');
 SELECT is((SELECT count(*)::int FROM order_flow.audit_log WHERE order_key = 'be-4' AND action = 'escalate'), 9,
           'be-4 has 9 escalate events (4 + 4 + 1)');
+
+-- ------------------------------------------------------------ the one-by-one fallback
+-- a failure anywhere in the batch (here: a trigger refusing be-6's level 2)
+-- makes the sweep escalate one notification at a time, each in its own
+-- subtransaction: be-5's go up, be-6's stay where they were, and the
+-- fallback writes exactly the payload the batch writes
+INSERT INTO be_orders VALUES ('be-5', 'inquiry', 'east'), ('be-6', 'inquiry', 'west');
+UPDATE be_orders SET status = 'quoted' WHERE id IN ('be-5', 'be-6');
+UPDATE be_orders SET status = 'contract_signed' WHERE id IN ('be-5', 'be-6');
+CREATE FUNCTION pg_temp.refuse_be6() RETURNS trigger LANGUAGE plpgsql AS $f$
+BEGIN
+    IF NEW.order_key = 'be-6' AND NEW.level = 2 THEN
+        RAISE EXCEPTION 'be-6 may not escalate';
+    END IF;
+    RETURN NEW;
+END
+$f$;
+CREATE TRIGGER be6_refused BEFORE INSERT ON order_flow.notification
+    FOR EACH ROW EXECUTE FUNCTION pg_temp.refuse_be6();
+SET LOCAL client_min_messages = error;      -- the sweep warns about the batch and about be-6
+CREATE TEMP TABLE be5 AS
+SELECT count(*)::int AS n FROM order_flow.notification WHERE order_key = 'be-5' AND level = 1;
+SELECT is(order_flow.escalate_due(now() + interval '20 minutes') || ' of ' || (SELECT n FROM be5),
+          (SELECT n || ' of ' || n FROM be5 WHERE n >= 3),
+          'the batch fails on be-6: the fallback escalates be-5''s notifications (3 or more) one by one');
+RESET client_min_messages;
+DROP TRIGGER be6_refused ON order_flow.notification;
+SELECT is((SELECT string_agg(order_key || ' ' || level || ' ' || status, ', ' ORDER BY order_key, level, status)
+             FROM (SELECT DISTINCT order_key, level, status FROM order_flow.notification
+                    WHERE order_key IN ('be-5', 'be-6')) x),
+          'be-5 1 escalated, be-5 2 pending, be-6 1 pending', '... and leaves be-6''s pending at level 1');
+SELECT is((SELECT count(*)::int FROM order_flow.notification n
+            WHERE n.order_key = 'be-5' AND n.level = 2
+              AND n.payload ?& ARRAY['level', 'deadline', 'escalated_from', 'title', 'overdue_since']
+              AND (n.payload->>'overdue_since')::timestamptz =
+                  (SELECT p.deadline FROM order_flow.notification p
+                    WHERE p.order_key = n.order_key AND p.id = (n.payload->>'escalated_from')::bigint)),
+          (SELECT n FROM be5),
+          '... with the batch''s payload: level, deadline, escalated_from, title and overdue_since');
+SELECT is((SELECT count(*)::int FROM order_flow.outbox o
+            WHERE o.order_key = 'be-5' AND o.kind = 'escalation' AND o.payload ? 'overdue_since'
+              AND o.event_seq IS NOT NULL), (SELECT n FROM be5),
+          '... and their outbox messages carry it too, with the escalate event''s place in the chain');
 
 SELECT is((SELECT count(*)::int FROM order_flow.verify_audit()), 0, 'every chain verifies at the end');
 
