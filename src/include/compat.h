@@ -7,7 +7,8 @@
  *	  extension calls has the same signature in every supported major.
  *
  * 16: pg_proc_aclcheck() and the per-class owner checks gave way to
- *     object_aclcheck() / object_ownercheck(); the executor's range table
+ *     object_aclcheck() / object_ownercheck(); GUC got its own allocators
+ *     (guc_malloc, guc_strdup, guc_free); the executor's range table
  *     gained RTEPermissionInfo (ExecInitRangeTable takes the list);
  *     EvalPlanQualInit takes the result relations; DecodeDateTime reports
  *     errors through a DateTimeErrorExtra.
@@ -33,11 +34,26 @@
 #include "nodes/parsenodes.h"
 #include "utils/acl.h"
 #include "utils/datetime.h"
+#include "utils/guc.h"
 #include "utils/rel.h"
 #include "utils/relcache.h"
 
 #if PG_VERSION_NUM >= 160000
 #include "parser/parse_relation.h"
+#endif
+
+/*
+ * memory a setting's check hook hands to GUC (its new value, its extra):
+ * 16 gave GUC allocators of its own; before, plain malloc/strdup/free
+ */
+#if PG_VERSION_NUM >= 160000
+#define of_guc_malloc(size) guc_malloc(LOG, (size))
+#define of_guc_strdup(s) guc_strdup(LOG, (s))
+#define of_guc_free(p) guc_free(p)
+#else
+#define of_guc_malloc(size) malloc(size)
+#define of_guc_strdup(s) strdup(s)
+#define of_guc_free(p) free(p)
 #endif
 
 /* may role run the function? */

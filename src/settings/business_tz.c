@@ -30,6 +30,7 @@
 #include "utils/guc.h"
 
 #include "order_flow.h"
+#include "compat.h"
 
 static char *of_business_tz_setting = NULL;
 static pg_tz *of_business_tz_value = NULL;
@@ -67,37 +68,21 @@ check_business_tz(char **newval, void **extra, GucSource source)
 		GUC_check_errdetail("Time zone \"%s\" counts leap seconds; PostgreSQL does not support it.", *newval);
 		return false;
 	}
-#if PG_VERSION_NUM >= 160000
-	parsed = guc_malloc(LOG, sizeof(pg_tz *));
-#else
-	parsed = malloc(sizeof(pg_tz *));
-#endif
+	parsed = of_guc_malloc(sizeof(pg_tz *));
 	if (parsed == NULL)
 		return false;
 	*parsed = tz;
 	canonical = pg_get_timezone_name(tz);
 	if (canonical != NULL && strcmp(canonical, *newval) != 0)
 	{
-#if PG_VERSION_NUM >= 160000
-		char	   *copy = guc_strdup(LOG, canonical);
-#else
-		char	   *copy = strdup(canonical);
-#endif
+		char	   *copy = of_guc_strdup(canonical);
 
 		if (copy == NULL)
 		{
-#if PG_VERSION_NUM >= 160000
-			guc_free(parsed);
-#else
-			free(parsed);
-#endif
+			of_guc_free(parsed);
 			return false;
 		}
-#if PG_VERSION_NUM >= 160000
-		guc_free(*newval);
-#else
-		free(*newval);
-#endif
+		of_guc_free(*newval);
 		*newval = copy;
 	}
 	*extra = parsed;
@@ -167,7 +152,7 @@ order_flow_business_date(PG_FUNCTION_ARGS)
 		PG_RETURN_DATEADT(DATEVAL_NOBEGIN);
 	if (TIMESTAMP_IS_NOEND(t))
 		PG_RETURN_DATEADT(DATEVAL_NOEND);
-	if (timestamp2tm(t, &tz, &tm, &fsec, NULL, of_business_tz()) != 0)
+	if (timestamp2tm(t, &tz, &tm, &fsec, NULL, of_metrics_tz()) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("timestamp out of range")));

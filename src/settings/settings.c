@@ -24,6 +24,7 @@
 #include "utils/varlena.h"
 
 #include "order_flow.h"
+#include "compat.h"
 #include "shmem.h"
 
 PG_MODULE_MAGIC;
@@ -75,11 +76,7 @@ check_database_list(char **newval, void **extra, GucSource source)
 	}
 	foreach(lc, names)
 		size += strlen((char *) lfirst(lc)) + 1;
-#if PG_VERSION_NUM >= 160000
-	parsed = guc_malloc(LOG, size);
-#else
-	parsed = malloc(size);
-#endif
+	parsed = of_guc_malloc(size);
 	if (parsed == NULL)
 	{
 		pfree(raw);
