@@ -51,7 +51,7 @@ static pg_tz *edge_cache_tz = NULL;
 
 /* Start of a month (year * 12 + month - 1) in the business time zone. */
 static TimestampTz
-month_start(int64 month)
+month_start(int64 month, pg_tz *zone)
 {
 	struct pg_tm tm;
 	int			tz;
@@ -61,7 +61,7 @@ month_start(int64 month)
 	tm.tm_year = (int) (month >= 0 ? month / 12 : -((-month + 11) / 12));
 	tm.tm_mon = (int) (month - (int64) tm.tm_year * 12) + 1;
 	tm.tm_mday = 1;
-	tz = DetermineTimeZoneOffset(&tm, of_metrics_tz());
+	tz = DetermineTimeZoneOffset(&tm, zone);
 	if (tm2timestamp(&tm, 0, &tz, &result) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
@@ -76,19 +76,20 @@ month_edges(TimestampTz as_of)
 	fsec_t		fsec;
 	int			tz;
 	int64		anchor;
+	pg_tz	   *zone = of_metrics_tz();
 
-	if (edge_cache_tz == of_metrics_tz() && edge_cache_as_of == as_of)
+	if (edge_cache_tz == zone && edge_cache_as_of == as_of)
 		return edge_cache;
 	if (TIMESTAMP_NOT_FINITE(as_of) ||
-		timestamp2tm(as_of, &tz, &tm, &fsec, NULL, of_metrics_tz()) != 0)
+		timestamp2tm(as_of, &tz, &tm, &fsec, NULL, zone) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("as_of must be a finite timestamp")));
 	anchor = (int64) tm.tm_year * 12 + tm.tm_mon - 1;
 	for (int k = 0; k < RHYTHM_MONTHS + 2; k++)
-		edge_cache[k] = month_start(anchor + 1 - k);
+		edge_cache[k] = month_start(anchor + 1 - k, zone);
 	edge_cache_as_of = as_of;
-	edge_cache_tz = of_metrics_tz();
+	edge_cache_tz = zone;
 	return edge_cache;
 }
 
@@ -131,12 +132,13 @@ local_midnight(DateADT day)
 	struct pg_tm tm;
 	int			tz;
 	TimestampTz result;
+	pg_tz	   *zone = of_metrics_tz();
 
-	if (midnight_cache_tz != of_metrics_tz())
+	if (midnight_cache_tz != zone)
 	{
 		for (int i = 0; i < MIDNIGHT_CACHE; i++)
 			midnight_cache[i].day = DATEVAL_NOBEGIN;
-		midnight_cache_tz = of_metrics_tz();
+		midnight_cache_tz = zone;
 	}
 	if (midnight_cache[slot].day == day)
 		return midnight_cache[slot].at;
@@ -144,7 +146,7 @@ local_midnight(DateADT day)
 		return DATE_IS_NOBEGIN(day) ? DT_NOBEGIN : DT_NOEND;
 	j2date(day + POSTGRES_EPOCH_JDATE, &tm.tm_year, &tm.tm_mon, &tm.tm_mday);
 	tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
-	tz = DetermineTimeZoneOffset(&tm, of_metrics_tz());
+	tz = DetermineTimeZoneOffset(&tm, zone);
 	result = (TimestampTz) day * USECS_PER_DAY + (TimestampTz) tz * USECS_PER_SEC;
 	midnight_cache[slot].day = day;
 	midnight_cache[slot].at = result;

@@ -153,13 +153,6 @@ jb_number(JsonbValue *v, float8 *out)
 	return true;
 }
 
-/*
- * jb_date: a date from a JSON string written as an ISO 8601 date,
- * YYYY-MM-DD (a time part after it is ignored); false for anything else.
- * Never raises an error.  Other forms are refused, not guessed: how
- * 03/04/2026 reads depends on the session's DateStyle, what "today" means
- * on its TimeZone, and the rollup must not depend on who folds it.
- */
 /* Does s begin YYYY-M(M)-D(D), followed by nothing, a space or a T? */
 static bool
 iso_date_prefix(const char *s)
@@ -183,6 +176,13 @@ iso_date_prefix(const char *s)
 	return s[i] == '\0' || s[i] == ' ' || s[i] == 'T';
 }
 
+/*
+ * jb_date: a date from a JSON string written as an ISO 8601 date,
+ * YYYY-MM-DD (a time part after it is ignored); false for anything else.
+ * Never raises an error.  Other forms are refused, not guessed: how
+ * 03/04/2026 reads depends on the session's DateStyle, what "today" means
+ * on its TimeZone, and the rollup must not depend on who folds it.
+ */
 static bool
 jb_date(JsonbValue *v, DateADT *out)
 {

@@ -703,18 +703,13 @@ BEGIN
          WHERE o.order_key = f.order_key AND o.delivered_at IS NULL
         RETURNING o.*
     )
-    SELECT l.id,
-           l.order_key || '/' || l.id,
-           l.order_key,
-           l.event_seq,
-           coalesce(l.kind, 'message'),
-           l.created_at,
-           l.attempts,
-           jsonb_build_object('id', l.id, 'idempotency_key', l.order_key || '/' || l.id,
-                              'order_key', l.order_key, 'seq', l.event_seq,
-                              'kind', coalesce(l.kind, 'message'), 'occurred_at', l.created_at,
+    SELECT l.id, m.ikey, l.order_key, l.event_seq, m.kind, l.created_at, l.attempts,
+           jsonb_build_object('id', l.id, 'idempotency_key', m.ikey, 'order_key', l.order_key,
+                              'seq', l.event_seq, 'kind', m.kind, 'occurred_at', l.created_at,
                               'attempt', l.attempts, 'payload', l.payload)
       FROM leased l
+     CROSS JOIN LATERAL (SELECT l.order_key || '/' || l.id AS ikey,
+                                coalesce(l.kind, 'message') AS kind) m
      ORDER BY (SELECT min(x.created_at) FROM leased x WHERE x.order_key = l.order_key),
               l.order_key, l.event_seq NULLS FIRST, l.id;
 END
