@@ -21,6 +21,7 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
+use OrderFlowTest;
 
 my $node = PostgreSQL::Test::Cluster->new('upgrade');
 $node->init;
@@ -238,14 +239,8 @@ SELECT order_flow.record('1', 'payment', '{"amount": 10, "due_date": "2026-02-01
 $node->safe_psql('old11', q{
 ALTER DATABASE old11 SET TimeZone = 'Asia/Shanghai';
 ALTER DATABASE old11 SET order_flow.business_time_zone = 'Asia/Shanghai';
-CREATE TABLE past (id int PRIMARY KEY, promised_ship_date date, status text NOT NULL DEFAULT 'inquiry');
-INSERT INTO past VALUES (100, '2024-03-04');
-SELECT order_flow.manage('past', attributes => '{promised_ship_date}');
-SELECT order_flow.import_transition('past', '100', s, t, '{"reason": "history"}')
-  FROM (VALUES ('quoted', '2024-03-01 08:00+00'::timestamptz), ('contract_signed', '2024-03-01 10:00+00'),
-               ('warehouse_confirmed', '2024-03-02 10:00+00'), ('finance_approved', '2024-03-02 12:00+00'),
-               ('picking', '2024-03-03 10:00+00'), ('shipped', '2024-03-04 20:00+00')) v(s, t);
 });
+$node->safe_psql('old11', march_order_sql('past', 100));
 $node->safe_psql('old11', 'SELECT order_flow.kpi_cache_refresh(1000)');
 my $march = q{SELECT on_time_rate FROM order_flow.kpi('2024-03-01 00:00+00', '2024-04-01 00:00+00')};
 is($node->safe_psql('old11', $march), '0', '1.1: the order was late in Asia/Shanghai');

@@ -71,15 +71,7 @@ $node->safe_psql('postgres', q{ALTER ROLE shop_owner RESET order_flow.business_t
 # ------------------------------------------------------------ the scheduler's cache
 # an order signed in March 2024 and shipped at 20:00 UTC on its promised
 # date: late in Shanghai (04:00 the next day), on time in UTC
-$node->safe_psql('app', q{
-CREATE TABLE orders (id int PRIMARY KEY, promised_ship_date date, status text NOT NULL DEFAULT 'inquiry');
-INSERT INTO orders VALUES (1, '2024-03-04');
-SELECT order_flow.manage('orders', attributes => '{promised_ship_date}');
-SELECT order_flow.import_transition('orders', '1', s, t, '{"reason": "history"}')
-  FROM (VALUES ('quoted', '2024-03-01 08:00+00'::timestamptz), ('contract_signed', '2024-03-01 10:00+00'),
-               ('warehouse_confirmed', '2024-03-02 10:00+00'), ('finance_approved', '2024-03-02 12:00+00'),
-               ('picking', '2024-03-03 10:00+00'), ('shipped', '2024-03-04 20:00+00')) v(s, t);
-});
+$node->safe_psql('app', march_order_sql('orders', 1));
 ok(defined poll_until($node, 'app',
 		q{SELECT EXISTS (SELECT 1 FROM order_flow.kpi_month WHERE month_start = '2024-03-01 00:00+00')}, 60),
 	'the scheduler builds the cache');
@@ -99,15 +91,7 @@ is($out, "0\n0", 'a session in UTC reads Shanghai\'s answer from that cache, wit
 # library reads dates in the session's zone there, as 1.1 did.
 $node->safe_psql('postgres', 'CREATE DATABASE old11');
 $node->safe_psql('old11', q{CREATE EXTENSION order_flow VERSION '1.1'});
-$node->safe_psql('old11', q{
-CREATE TABLE orders (id int PRIMARY KEY, promised_ship_date date, status text NOT NULL DEFAULT 'inquiry');
-INSERT INTO orders VALUES (1, '2024-03-04');
-SELECT order_flow.manage('orders', attributes => '{promised_ship_date}');
-SELECT order_flow.import_transition('orders', '1', s, t, '{"reason": "history"}')
-  FROM (VALUES ('quoted', '2024-03-01 08:00+00'::timestamptz), ('contract_signed', '2024-03-01 10:00+00'),
-               ('warehouse_confirmed', '2024-03-02 10:00+00'), ('finance_approved', '2024-03-02 12:00+00'),
-               ('picking', '2024-03-03 10:00+00'), ('shipped', '2024-03-04 20:00+00')) v(s, t);
-});
+$node->safe_psql('old11', march_order_sql('orders', 1));
 my $march = q{SELECT on_time_rate FROM order_flow.kpi('2024-03-01 00:00+00', '2024-04-01 00:00+00')};
 ($rc, $out, $err) = in_zone('Asia/Tokyo', 'old11', $march);
 my $tokyo = $out;
