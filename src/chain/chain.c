@@ -50,6 +50,7 @@
 #include "executor/tuptable.h"
 #include "nodes/makefuncs.h"
 #include "optimizer/optimizer.h"
+#include "parser/parse_relation.h"
 #include "parser/parsetree.h"
 #include "rewrite/rewriteHandler.h"
 #include "utils/builtins.h"
@@ -105,6 +106,8 @@ typedef struct RelLayout
 	Oid			relid;
 	Oid			pkey;			/* the head's primary key index */
 	AttrNumber	att[HEAD_NCOLS];	/* >= LOG_NCOLS */
+	AttrNumber	dist_att;		/* a Citus companion's dist_key column (else 0) */
+	Oid			logical;		/* a companion shard's table: the defaults Citus keeps there */
 	int			ndefaults;		/* log columns the event leaves to their default */
 	AttrNumber	default_att[8];
 	Expr	   *default_expr[8];
@@ -117,6 +120,14 @@ static RelLayout notif_layout = {.writer_slot = 2};
 static RelLayout outbox_layout = {.writer_slot = 3};
 static bool callback_registered = false;
 
+/* the layouts of Citus companion shards (citus/shards.c), by relation OID */
+typedef struct ShardLayout
+{
+	Oid			relid;			/* hash key */
+	RelLayout	l;
+} ShardLayout;
+static HTAB *shard_layouts = NULL;
+
 static void
 layout_invalidate(Datum arg, Oid relid)
 {
@@ -125,6 +136,50 @@ layout_invalidate(Datum arg, Oid relid)
 	for (int i = 0; i < lengthof(all); i++)
 		if (relid == InvalidOid || relid == all[i]->relid)
 			all[i]->valid = all[i]->relid_known = false;
+	if (shard_layouts != NULL)
+	{
+		HASH_SEQ_STATUS seq;
+		ShardLayout *sl;
+
+		hash_seq_init(&seq, shard_layouts);
+		while ((sl = hash_seq_search(&seq)) != NULL)
+			if (relid == InvalidOid || relid == sl->relid)
+				sl->l.valid = false;
+	}
+}
+
+/* shard_layout: the (possibly not yet valid) layout slot of companion shard relid */
+static RelLayout *
+shard_layout(Oid relid, Oid logical, int writer_slot)
+{
+	ShardLayout *sl;
+	bool		found;
+
+	if (shard_layouts == NULL)
+	{
+		HASHCTL		ctl;
+
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = sizeof(Oid);
+		ctl.entrysize = sizeof(ShardLayout);
+		ctl.hcxt = CacheMemoryContext;
+		shard_layouts = hash_create("order_flow companion shard layouts", 64, &ctl,
+									HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	}
+	if (!callback_registered)
+	{
+		CacheRegisterRelcacheCallback(layout_invalidate, (Datum) 0);
+		callback_registered = true;
+	}
+	sl = hash_search(shard_layouts, &relid, HASH_ENTER, &found);
+	if (!found)
+	{
+		memset(&sl->l, 0, sizeof(RelLayout));
+		sl->l.relid = relid;
+	}
+	sl->l.writer_slot = writer_slot;
+	sl->l.logical = logical;
+	return &sl->l;
 }
 
 /*
@@ -206,6 +261,11 @@ layout(RelLayout *l, Relation rel, const char *const *names, int n, int nrequire
 					 errhint("Run ALTER EXTENSION order_flow UPDATE.")));
 		l->att[i] = a + 1;
 	}
+	l->dist_att = InvalidAttrNumber;
+	for (int a = 0; a < desc->natts; a++)
+		if (!TupleDescAttr(desc, a)->attisdropped &&
+			strcmp(NameStr(TupleDescAttr(desc, a)->attname), OF_DIST_COLUMN) == 0)
+			l->dist_att = a + 1;
 	l->ndefaults = 0;
 	if (defaults)
 	{
@@ -220,7 +280,21 @@ layout(RelLayout *l, Relation rel, const char *const *names, int n, int nrequire
 				continue;
 			for (int i = 0; i < n; i++)
 				named |= l->att[i] == a + 1;
-			if (named || (def = build_column_default(rel, a + 1)) == NULL)
+			named |= l->dist_att == a + 1;
+			if (named)
+				continue;
+			def = build_column_default(rel, a + 1);
+			/* a shard has no sequence default (its id): Citus keeps it on the table */
+			if (def == NULL && OidIsValid(l->logical))
+			{
+				Relation	lr = relation_open(l->logical, AccessShareLock);
+				int			la = attnameAttNum(lr, NameStr(att->attname), false);
+
+				if (la > 0)
+					def = build_column_default(lr, la);
+				relation_close(lr, AccessShareLock);
+			}
+			if (def == NULL)
 				continue;
 			if (l->ndefaults == lengthof(l->default_att))
 				elog(ERROR, "too many defaulted columns in %s", RelationGetRelationName(rel));
@@ -253,17 +327,38 @@ result_rel(EState *estate, Relation rel, Index rti)
 void
 of_chain_begin(OfChainWriter *w)
 {
+	of_chain_begin_at(w, NULL);
+}
+
+/*
+ * of_chain_begin_at: the same, writing to the tables t names (the Citus
+ * companion shards co-located with the order's shard, citus/shards.c) with
+ * t->dist in their dist_key column; NULL: the extension's own tables.
+ */
+void
+of_chain_begin_at(OfChainWriter *w, const OfChainTargets *t)
+{
 	const char *names[4] = {"audit_log", "tracked_order", "notification", "outbox"};
-	RelLayout  *layouts[4] = {&log_layout, &head_layout, &notif_layout, &outbox_layout};
+	RelLayout  *statics[4] = {&log_layout, &head_layout, &notif_layout, &outbox_layout};
 	List	   *rtable = NIL;
 
 	memset(w, 0, sizeof(*w));
-	w->log = table_open(extension_relid(&log_layout, "audit_log"), RowExclusiveLock);
-	w->head = table_open(extension_relid(&head_layout, "tracked_order"), RowExclusiveLock);
-	layout(&log_layout, w->log, log_columns, LOG_NCOLS, LOG_NCOLS, true);
-	layout(&head_layout, w->head, head_columns, HEAD_NCOLS, HEAD_NCOLS, true);
-	if (!OidIsValid(head_layout.pkey))
-		elog(ERROR, "order_flow.tracked_order has no primary key");
+	for (int i = 0; i < 4; i++)
+	{
+		w->lay[i] = t ? shard_layout(t->rel[i], t->logical[i], i) : statics[i];
+		w->relids[i] = t ? t->rel[i] : extension_relid(statics[i], names[i]);
+	}
+	if (t)
+	{
+		w->has_dist = true;
+		w->dist = t->dist;
+	}
+	w->log = table_open(w->relids[0], RowExclusiveLock);
+	w->head = table_open(w->relids[1], RowExclusiveLock);
+	layout(w->lay[0], w->log, log_columns, LOG_NCOLS, LOG_NCOLS, true);
+	layout(w->lay[1], w->head, head_columns, HEAD_NCOLS, HEAD_NCOLS, true);
+	if (!OidIsValid(w->lay[1]->pkey))
+		elog(ERROR, "%s has no primary key", RelationGetRelationName(w->head));
 
 	/* what this command wrote before (an earlier event of the same statement) is seen */
 	CommandCounterIncrement();
@@ -274,8 +369,7 @@ of_chain_begin(OfChainWriter *w)
 		RangeTblEntry *rte = makeNode(RangeTblEntry);
 
 		rte->rtekind = RTE_RELATION;
-		rte->relid = i == 0 ? RelationGetRelid(w->log) : i == 1 ? RelationGetRelid(w->head)
-			: extension_relid(layouts[i], names[i]);
+		rte->relid = w->relids[i];
 		rte->relkind = RELKIND_RELATION;
 		rte->rellockmode = RowExclusiveLock;
 		rtable = lappend(rtable, rte);
@@ -299,15 +393,26 @@ open_broadcast(OfChainWriter *w)
 {
 	if (w->notif != NULL)
 		return;
-	w->notif = table_open(extension_relid(&notif_layout, "notification"), RowExclusiveLock);
-	w->outbox = table_open(extension_relid(&outbox_layout, "outbox"), RowExclusiveLock);
-	layout(&notif_layout, w->notif, notif_columns, NOTIF_NCOLS, NOTIF_NCOLS, true);
+	w->notif = table_open(w->relids[2], RowExclusiveLock);
+	w->outbox = table_open(w->relids[3], RowExclusiveLock);
+	layout(w->lay[2], w->notif, notif_columns, NOTIF_NCOLS, NOTIF_NCOLS, true);
 	/* kind and event_seq are 1.2's: a 1.0 or 1.1 database has neither */
-	layout(&outbox_layout, w->outbox, outbox_columns, OUTBOX_NCOLS, OUTBOX_KIND, true);
+	layout(w->lay[3], w->outbox, outbox_columns, OUTBOX_NCOLS, OUTBOX_KIND, true);
 	w->notif_rri = result_rel(w->estate, w->notif, 3);
 	w->outbox_rri = result_rel(w->estate, w->outbox, 4);
 	w->notif_slot = table_slot_create(w->notif, &w->estate->es_tupleTable);
 	w->outbox_slot = table_slot_create(w->outbox, &w->estate->es_tupleTable);
+}
+
+/* set_dist: a companion row's distribution value (nothing for the extension's tables) */
+static void
+set_dist(OfChainWriter *w, RelLayout *l, TupleTableSlot *slot)
+{
+	if (w->has_dist && l->dist_att != InvalidAttrNumber)
+	{
+		slot->tts_values[l->dist_att - 1] = w->dist;
+		slot->tts_isnull[l->dist_att - 1] = false;
+	}
 }
 
 void
@@ -412,10 +517,11 @@ of_chain_lock_head(OfChainWriter *w, const char *key, OfChainHead *head)
 	ExecClearTuple(w->search_slot);
 	for (int a = 0; a < w->search_slot->tts_tupleDescriptor->natts; a++)
 		w->search_slot->tts_isnull[a] = true;
-	w->search_slot->tts_values[head_layout.att[HEAD_KEY] - 1] = CStringGetTextDatum(key);
-	w->search_slot->tts_isnull[head_layout.att[HEAD_KEY] - 1] = false;
+	w->search_slot->tts_values[w->lay[1]->att[HEAD_KEY] - 1] = CStringGetTextDatum(key);
+	w->search_slot->tts_isnull[w->lay[1]->att[HEAD_KEY] - 1] = false;
+	set_dist(w, w->lay[1], w->search_slot);
 	ExecStoreVirtualTuple(w->search_slot);
-	if (!RelationFindReplTupleByIndex(w->head, head_layout.pkey, LockTupleExclusive,
+	if (!RelationFindReplTupleByIndex(w->head, w->lay[1]->pkey, LockTupleExclusive,
 									  w->search_slot, w->head_slot))
 		return false;
 
@@ -430,15 +536,15 @@ of_chain_lock_head(OfChainWriter *w, const char *key, OfChainHead *head)
 				(errcode(ERRCODE_T_R_SERIALIZATION_FAILURE),
 				 errmsg("could not serialize access due to concurrent update")));
 	head->found = true;
-	d = slot_getattr(w->head_slot, head_layout.att[HEAD_LAST_SEQ], &isnull);
+	d = slot_getattr(w->head_slot, w->lay[1]->att[HEAD_LAST_SEQ], &isnull);
 	head->last_seq = isnull ? 0 : DatumGetInt64(d);
-	d = slot_getattr(w->head_slot, head_layout.att[HEAD_LAST_HASH], &isnull);
+	d = slot_getattr(w->head_slot, w->lay[1]->att[HEAD_LAST_HASH], &isnull);
 	head->last_hash = isnull ? NULL : DatumGetByteaPCopy(d);
-	head->held_from = slot_text(w->head_slot, head_layout.att[HEAD_HELD_FROM]);
-	d = slot_getattr(w->head_slot, head_layout.att[HEAD_LAST_OCCURRED], &isnull);
+	head->held_from = slot_text(w->head_slot, w->lay[1]->att[HEAD_HELD_FROM]);
+	d = slot_getattr(w->head_slot, w->lay[1]->att[HEAD_LAST_OCCURRED], &isnull);
 	head->last_occurred = isnull ? DT_NOBEGIN : DatumGetTimestampTz(d);
-	head->tbl = slot_text(w->head_slot, head_layout.att[HEAD_TBL]);
-	head->state = slot_text(w->head_slot, head_layout.att[HEAD_STATE]);
+	head->tbl = slot_text(w->head_slot, w->lay[1]->att[HEAD_TBL]);
+	head->state = slot_text(w->head_slot, w->lay[1]->att[HEAD_STATE]);
 	return true;
 }
 
@@ -471,7 +577,7 @@ of_chain_append_event(OfChainWriter *w, const OfEvent *ev, Jsonb *details, const
 	empty_slot(slot);
 	v = slot->tts_values;
 	n = slot->tts_isnull;
-#define SETCOL(col, datum) (v[log_layout.att[col] - 1] = (datum), n[log_layout.att[col] - 1] = false)
+#define SETCOL(col, datum) (v[w->lay[0]->att[col] - 1] = (datum), n[w->lay[0]->att[col] - 1] = false)
 	SETCOL(LOG_KEY, CStringGetTextDatum(ev->order_key));
 	SETCOL(LOG_SEQ, Int64GetDatum(ev->seq));
 	SETCOL(LOG_ACTION, CStringGetTextDatum(ev->action));
@@ -495,8 +601,9 @@ of_chain_append_event(OfChainWriter *w, const OfEvent *ev, Jsonb *details, const
 	SETCOL(LOG_HASH, PointerGetDatum(h));
 #undef SETCOL
 	/* what the event leaves to the log's defaults (its id) */
-	fill_defaults(w, &log_layout, slot);
-	id = defaulted_id(&log_layout, slot);
+	fill_defaults(w, w->lay[0], slot);
+	set_dist(w, w->lay[0], slot);
+	id = defaulted_id(w->lay[0], slot);
 	ExecStoreVirtualTuple(slot);
 	ExecSimpleRelationInsert(w->log_rri, w->estate, slot);
 	return id;
@@ -521,8 +628,8 @@ of_chain_move_head(OfChainWriter *w, const OfEvent *ev, const uint8 *hash, const
 	n = slot->tts_isnull;
 	memcpy(v, w->head_slot->tts_values, sizeof(Datum) * natts);
 	memcpy(n, w->head_slot->tts_isnull, sizeof(bool) * natts);
-#define SETCOL(col, datum) (v[head_layout.att[col] - 1] = (datum), n[head_layout.att[col] - 1] = false)
-#define NULLCOL(col) (n[head_layout.att[col] - 1] = true)
+#define SETCOL(col, datum) (v[w->lay[1]->att[col] - 1] = (datum), n[w->lay[1]->att[col] - 1] = false)
+#define NULLCOL(col) (n[w->lay[1]->att[col] - 1] = true)
 	SETCOL(HEAD_LAST_SEQ, Int64GetDatum(ev->seq));
 	SETCOL(HEAD_LAST_HASH, PointerGetDatum(h));
 	if (chg->moves)
@@ -553,14 +660,14 @@ of_chain_move_head(OfChainWriter *w, const OfEvent *ev, const uint8 *hash, const
 		else
 			NULLCOL(HEAD_STALE_AFTER);
 		/* a stamp keeps the first time its state was reached */
-		if (chg->stamp_col >= 0 && n[head_layout.att[chg->stamp_col] - 1])
+		if (chg->stamp_col >= 0 && n[w->lay[1]->att[chg->stamp_col] - 1])
 			SETCOL(chg->stamp_col, TimestampTzGetDatum(ev->occurred_at));
 	}
 	else
 	{
 		/* an event that is not a move: the head's time only grows */
-		bool		isnull = n[head_layout.att[HEAD_LAST_OCCURRED] - 1];
-		TimestampTz last = isnull ? 0 : DatumGetTimestampTz(v[head_layout.att[HEAD_LAST_OCCURRED] - 1]);
+		bool		isnull = n[w->lay[1]->att[HEAD_LAST_OCCURRED] - 1];
+		TimestampTz last = isnull ? 0 : DatumGetTimestampTz(v[w->lay[1]->att[HEAD_LAST_OCCURRED] - 1]);
 
 		if (isnull || ev->occurred_at > last)
 			SETCOL(HEAD_LAST_OCCURRED, TimestampTzGetDatum(ev->occurred_at));
@@ -586,8 +693,8 @@ of_chain_create_head(OfChainWriter *w, const OfEvent *ev, const uint8 *hash, con
 	empty_slot(slot);
 	v = slot->tts_values;
 	n = slot->tts_isnull;
-	fill_defaults(w, &head_layout, slot);
-#define SETCOL(col, datum) (v[head_layout.att[col] - 1] = (datum), n[head_layout.att[col] - 1] = false)
+	fill_defaults(w, w->lay[1], slot);
+#define SETCOL(col, datum) (v[w->lay[1]->att[col] - 1] = (datum), n[w->lay[1]->att[col] - 1] = false)
 	SETCOL(HEAD_KEY, CStringGetTextDatum(ev->order_key));
 	if (chg->tbl)
 		SETCOL(HEAD_TBL, CStringGetTextDatum(chg->tbl));
@@ -612,6 +719,7 @@ of_chain_create_head(OfChainWriter *w, const OfEvent *ev, const uint8 *hash, con
 		SETCOL(chg->stamp_col, TimestampTzGetDatum(ev->occurred_at));
 	SETCOL(HEAD_CREATED, TimestampTzGetDatum(ev->occurred_at));
 #undef SETCOL
+	set_dist(w, w->lay[1], slot);
 	ExecStoreVirtualTuple(slot);
 	ExecSimpleRelationInsert(w->head_rri, w->estate, slot);
 }
@@ -635,8 +743,9 @@ of_chain_notification(OfChainWriter *w, const OfEvent *ev, const char *departmen
 	empty_slot(slot);
 	v = slot->tts_values;
 	n = slot->tts_isnull;
-	fill_defaults(w, &notif_layout, slot);
-#define SETCOL(col, datum) (v[notif_layout.att[col] - 1] = (datum), n[notif_layout.att[col] - 1] = false)
+	fill_defaults(w, w->lay[2], slot);
+	set_dist(w, w->lay[2], slot);
+#define SETCOL(col, datum) (v[w->lay[2]->att[col] - 1] = (datum), n[w->lay[2]->att[col] - 1] = false)
 	SETCOL(NOTIF_KEY, CStringGetTextDatum(ev->order_key));
 	SETCOL(NOTIF_DEPARTMENT, CStringGetTextDatum(department));
 	SETCOL(NOTIF_LEVEL, Int32GetDatum(1));
@@ -648,7 +757,7 @@ of_chain_notification(OfChainWriter *w, const OfEvent *ev, const char *departmen
 		SETCOL(NOTIF_TO, CStringGetTextDatum(ev->to_state));
 	SETCOL(NOTIF_SEQ, Int64GetDatum(ev->seq));
 #undef SETCOL
-	id = defaulted_id(&notif_layout, slot);
+	id = defaulted_id(w->lay[2], slot);
 	ExecStoreVirtualTuple(slot);
 	ExecSimpleRelationInsert(w->notif_rri, w->estate, slot);
 	return id;
@@ -670,14 +779,15 @@ of_chain_outbox(OfChainWriter *w, const OfEvent *ev, int64 notification_id, Json
 	empty_slot(slot);
 	v = slot->tts_values;
 	n = slot->tts_isnull;
-	fill_defaults(w, &outbox_layout, slot);
-#define SETCOL(col, datum) (v[outbox_layout.att[col] - 1] = (datum), n[outbox_layout.att[col] - 1] = false)
+	fill_defaults(w, w->lay[3], slot);
+	set_dist(w, w->lay[3], slot);
+#define SETCOL(col, datum) (v[w->lay[3]->att[col] - 1] = (datum), n[w->lay[3]->att[col] - 1] = false)
 	SETCOL(OUTBOX_KEY, CStringGetTextDatum(ev->order_key));
 	SETCOL(OUTBOX_NOTIFICATION, Int64GetDatum(notification_id));
 	SETCOL(OUTBOX_PAYLOAD, JsonbPGetDatum(payload));
-	if (outbox_layout.att[OUTBOX_KIND] != InvalidAttrNumber)
+	if (w->lay[3]->att[OUTBOX_KIND] != InvalidAttrNumber)
 		SETCOL(OUTBOX_KIND, CStringGetTextDatum("ack_request"));
-	if (outbox_layout.att[OUTBOX_SEQ] != InvalidAttrNumber)
+	if (w->lay[3]->att[OUTBOX_SEQ] != InvalidAttrNumber)
 		SETCOL(OUTBOX_SEQ, Int64GetDatum(ev->seq));
 #undef SETCOL
 	ExecStoreVirtualTuple(slot);

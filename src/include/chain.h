@@ -33,8 +33,27 @@ enum
 	HEAD_NCOLS
 };
 
+/*
+ * Where a chain is written on a Citus worker: the companion shards of the
+ * order's shard (citus/shards.c), in the writer's order (audit_log,
+ * tracked_order, notification, outbox), and the order's value of the
+ * distribution column, written into their dist_key.
+ */
+typedef struct OfChainTargets
+{
+	Oid			rel[4];
+	Oid			logical[4];		/* the companion tables the shards belong to */
+	Datum		dist;
+} OfChainTargets;
+
+struct RelLayout;
+
 typedef struct OfChainWriter
 {
+	struct RelLayout *lay[4];	/* column layouts: log, head, notification, outbox */
+	Oid			relids[4];
+	bool		has_dist;		/* companion shards: dist_key = dist */
+	Datum		dist;
 	Relation	log;
 	Relation	head;
 	EState	   *estate;
@@ -83,6 +102,7 @@ typedef struct OfHeadChange
 } OfHeadChange;
 
 extern void of_chain_begin(OfChainWriter *w);
+extern void of_chain_begin_at(OfChainWriter *w, const OfChainTargets *t);
 extern void of_chain_end(OfChainWriter *w);
 extern bool of_chain_lock_head(OfChainWriter *w, const char *key, OfChainHead *head);
 extern void of_chain_link(OfEvent *ev, const OfChainHead *head, uint8 *hash);

@@ -34,12 +34,25 @@
 #include "executor/spi.h"
 #include "nodes/pg_list.h"
 #include "utils/jsonb.h"
+#include "utils/relcache.h"
 
 #define OF_SCHEMA			"order_flow"
 #define OF_INTERNAL_SCHEMA	"_order_flow"	/* internal helpers, from 1.2 */
+#define OF_CITUS_SCHEMA		"order_flow_citus"	/* companion tables on Citus (citus/shards.c) */
+#define OF_DIST_COLUMN		"dist_key"	/* their distribution column */
 #define OF_NAME_MAX			64		/* workflow, state and department names */
 #define OF_KEY_MAX			(3 * OF_NAME_MAX)
 #define OF_HASH_LEN			32		/* SHA-256 */
+
+/* citus/shards.c: a managed table's shard on a Citus worker */
+typedef struct OfShard
+{
+	bool		is_shard;		/* false: an ordinary table (the rest unset) */
+	Oid			rel[4];			/* companion shards: audit_log, tracked_order, notification, outbox */
+	Oid			logical[4];		/* the companion tables they are shards of */
+	AttrNumber	dist_att;		/* the distribution column in the shard */
+} OfShard;
+extern void of_citus_shard(Relation rel, const char *tbl, OfShard *out);
 
 /* settings/settings.c */
 extern char *of_actor_setting;

@@ -95,6 +95,7 @@ typedef struct RelInfo
 	RelColumn	customer;
 	int			nattrs;
 	RelColumn  *attrs;
+	OfShard		shard;			/* a Citus shard: where its chains are written */
 } RelInfo;
 
 static HTAB *relinfos = NULL;
@@ -138,61 +139,6 @@ fill_column(RelColumn *c, TupleDesc desc, const char *name, const char *tbl)
 		get_type_category_preferred(att->atttypid, &typcat, &pref);
 		c->category = typcat;
 	}
-}
-
-/*
- * A managed table distributed by Citus is not supported yet (README,
- * "Scale-out on Citus"): on a worker the trigger fires on a shard,
- * "<table>_<shardid>" (or "<shortened name>_<hash>_<shardid>"), and would
- * write the order's chain into that node's own tables, apart from every
- * other node's.  Refused clearly instead.  A relation is a shard when
- * Citus is installed, the relation is no partition (a partition of a
- * managed table may well be called orders_2024), its name ends with a
- * number, and either that number is a shard id in pg_dist_shard or the
- * name is the managed table's with "_<number>" appended (while
- * create_distributed_table() copies rows into new shards, the workers do
- * not know their ids yet).  Asked once per relation (the answer "no" is
- * cached with its layout); costs nothing without Citus.
- */
-static void
-refuse_citus_shard(Relation rel, const char *tbl)
-{
-	const char *relname = RelationGetRelationName(rel);
-	const char *tail = strrchr(relname, '_');
-	Oid			types[1] = {INT8OID};
-	Datum		values[1];
-	bool		shard;
-	char	   *copy = pstrdup(tbl);
-	List	   *names = NIL;
-
-	if (rel->rd_rel->relispartition || tail == NULL || tail[1] == '\0' ||
-		!OidIsValid(get_extension_oid("citus", true)) ||
-		!OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE)))
-		return;
-	for (const char *p = tail + 1; *p; p++)
-		if (!isdigit((unsigned char) *p))
-			return;
-	/* the managed table's own name with "_<number>" appended */
-	shard = SplitIdentifierString(copy, '.', &names) && names != NIL &&
-		strlen((const char *) llast(names)) == (size_t) (tail - relname) &&
-		strncmp(relname, (const char *) llast(names), tail - relname) == 0;
-	if (!shard)
-	{
-		values[0] = Int64GetDatum(strtoi64(tail + 1, NULL, 10));
-		if (SPI_connect() != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed");
-		if (SPI_execute_with_args("SELECT 1 FROM pg_catalog.pg_dist_shard WHERE shardid = $1",
-								  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
-			elog(ERROR, "could not read pg_dist_shard");
-		shard = SPI_processed > 0;
-		SPI_finish();
-	}
-	if (shard)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("order_flow does not support Citus distributed tables yet"),
-				 errdetail("\"%s\" is a shard of the managed table %s.", relname, tbl),
-				 errhint("Keep managed tables local to the coordinator; see \"Scale-out on Citus\" in order_flow's README.")));
 }
 
 static RelInfo *
@@ -242,7 +188,7 @@ get_relinfo(Relation rel, Trigger *trig)
 		MemoryContextAllocZero(TopMemoryContext, sizeof(RelColumn) * ri->nattrs) : NULL;
 	for (int i = 0; i < ri->nattrs; i++)
 		fill_column(&ri->attrs[i], desc, args[5 + i], ri->tbl);
-	refuse_citus_shard(rel, ri->tbl);
+	of_citus_shard(rel, ri->tbl, &ri->shard);
 	ri->valid = true;
 	return ri;
 }
@@ -981,7 +927,12 @@ broadcast(OfChainWriter *w, Request *rq, const OfEvent *ev)
 		of_chain_outbox(w, ev, id, payload_jsonb(&pl));
 	}
 
-	if (of_notify_enabled)
+	/*
+	 * Not on a Citus shard: no listener is connected to a worker, and a
+	 * transaction that wrote to two workers could not PREPARE with a
+	 * NOTIFY; the outbox carries the news.
+	 */
+	if (of_notify_enabled && !rq->ri->shard.is_shard)
 	{
 		StringInfoData msg;
 
@@ -1003,6 +954,32 @@ broadcast(OfChainWriter *w, Request *rq, const OfEvent *ev)
 }
 
 /* ---- the trigger ---- */
+
+/*
+ * begin_chain: the writer of the chains of ri's orders: the extension's
+ * tables, or on a Citus shard the companion shards beside it, with the
+ * row's distribution value.
+ */
+static void
+begin_chain(OfChainWriter *w, RelInfo *ri, HeapTuple tup, TupleDesc desc)
+{
+	OfChainTargets t;
+	bool		isnull;
+
+	if (!ri->shard.is_shard)
+	{
+		of_chain_begin(w);
+		return;
+	}
+	memcpy(t.rel, ri->shard.rel, sizeof(t.rel));
+	memcpy(t.logical, ri->shard.logical, sizeof(t.logical));
+	t.dist = heap_getattr(tup, ri->shard.dist_att, desc, &isnull);
+	if (isnull)
+		ereport(ERROR,
+				(errcode(ERRCODE_NOT_NULL_VIOLATION),
+				 errmsg("the distribution column of %s must not be null", ri->tbl)));
+	of_chain_begin_at(w, &t);
+}
 
 static Datum transition_row(TriggerData *td);
 static Datum delete_row(TriggerData *td);
@@ -1091,7 +1068,7 @@ transition_row(TriggerData *td)
 	check_catalogue(&rq);
 
 	of_become_owner(&save);
-	of_chain_begin(&w);
+	begin_chain(&w, rq.ri, rq.newtup, RelationGetDescr(rq.rel));
 	(void) of_chain_lock_head(&w, rq.key, &head);
 	if (check_head(&rq, &head) == HEAD_NOTHING)
 	{
@@ -1115,7 +1092,9 @@ transition_row(TriggerData *td)
 	of_chain_end(&w);
 	of_restore_user(&save);
 
-	of_metrics_after_append(rq.key, ev.seq);
+	/* a shard's events are not in the extension's log the metrics fold reads */
+	if (!rq.ri->shard.is_shard)
+		of_metrics_after_append(rq.key, ev.seq);
 	if (rq.use_ctx)
 		ctx.taken = true;
 	return PointerGetDatum(rq.newtup);
@@ -1154,7 +1133,7 @@ delete_row(TriggerData *td)
 	note_attempt(ri->tbl, key, NULL, NULL);
 
 	of_become_owner(&save);
-	of_chain_begin(&w);
+	begin_chain(&w, ri, oldtup, RelationGetDescr(rel));
 	if (!of_chain_lock_head(&w, key, &head) || head.state == NULL)
 	{
 		/* not tracked, or its deletion already recorded */
@@ -1196,7 +1175,22 @@ delete_row(TriggerData *td)
 	v[2] = CStringGetTextDatum(ev.actor);
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_plan(of_keep_plan(&close_plan,
+	if (ri->shard.is_shard)
+	{
+		/* on a Citus shard: the notifications in the companion shard beside it (of this tenant) */
+		Oid			types4[4] = {TEXTOID, TIMESTAMPTZOID, TEXTOID,
+								 TupleDescAttr(RelationGetDescr(rel), ri->shard.dist_att - 1)->atttypid};
+		Datum		v4[4] = {v[0], v[1], v[2], heap_getattr(oldtup, ri->shard.dist_att, RelationGetDescr(rel), &isnull)};
+		char	   *sql = psprintf("UPDATE %s SET status = 'closed', answered_at = $2, answered_by = $3"
+								   " WHERE order_key OPERATOR(pg_catalog.=) $1 AND " OF_DIST_COLUMN " OPERATOR(pg_catalog.=) $4"
+								   " AND status OPERATOR(pg_catalog.=) 'pending'",
+								   quote_qualified_identifier(get_namespace_name(get_rel_namespace(ri->shard.rel[2])),
+															  get_rel_name(ri->shard.rel[2])));
+
+		if (SPI_execute_with_args(sql, 4, types4, v4, NULL, false, 0) != SPI_OK_UPDATE)
+			elog(ERROR, "could not close the notifications of order %s", key);
+	}
+	else if (SPI_execute_plan(of_keep_plan(&close_plan,
 								   "UPDATE order_flow.notification SET status = 'closed', answered_at = $2,"
 								   " answered_by = $3 WHERE order_key OPERATOR(pg_catalog.=) $1"
 								   " AND status OPERATOR(pg_catalog.=) 'pending'", 3, types),

@@ -1,0 +1,232 @@
+/*
+ * src/sql/citus.sql
+ *
+ * Scale-out on Citus (README, "Scale-out on Citus"): the setup of a managed
+ * table distributed by order or by tenant, the catalogue kept the same on
+ * every node, and the cluster-wide audit check.
+ *
+ * A distributed managed table gets four companion tables in schema
+ * order_flow_citus, "<table>_audit_log", "_tracked_order", "_notification"
+ * and "_outbox": the extension's tables of those names plus dist_key, the
+ * table's distribution column, distributed by it and co-located with the
+ * table.  On a worker the transition trigger writes an order's chain into
+ * the companions' shards beside the order's shard (src/citus/shards.c), in
+ * the same local transaction.  The extension's own tables cannot be
+ * distributed: they belong to the extension, which Citus creates on every
+ * node, and their text order_key could not be co-located with a bigint key.
+ *
+ * Nothing here runs without Citus: every Citus function is called through
+ * EXECUTE, and each function first says that Citus is missing.
+ */
+
+CREATE OR REPLACE FUNCTION _order_flow._citus_require() RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'Citus is not installed in database %', current_database()
+            USING ERRCODE = '0A000', HINT = 'CREATE EXTENSION citus first.';
+    END IF;
+    IF NOT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        RAISE EXCEPTION 'only a superuser may set up order_flow on Citus' USING ERRCODE = '42501';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_dist_node WHERE groupid = 0) THEN
+        RAISE EXCEPTION 'run this on the Citus coordinator' USING ERRCODE = '0A000',
+            HINT = 'Register the coordinator with citus_set_coordinator_host().';
+    END IF;
+    IF (SELECT groupid FROM pg_dist_local_group) <> 0 THEN
+        RAISE EXCEPTION 'run this on the Citus coordinator, not on a worker' USING ERRCODE = '0A000';
+    END IF;
+END
+$$;
+
+/* The catalogue tables a node's transition trigger reads, parents first. */
+CREATE OR REPLACE FUNCTION _order_flow._citus_catalogue_tables() RETURNS text[]
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT ARRAY['status_label', 'calendar', 'calendar_hours', 'calendar_holiday', 'workflow',
+                 'department', 'state', 'transition_rule', 'member', 'escalation_policy',
+                 'reminder_policy']
+$$;
+
+/*
+ * _citus_load_catalogue(doc): on a worker, replace the catalogue with the
+ * coordinator's (doc: one JSON array of rows per table).  Triggers are off
+ * while the rows are replaced (session_replication_role = replica): the
+ * change was audited on the coordinator, where it was made, and is not
+ * audited again; then one statement per table, touching no row, tells
+ * every backend's catalogue cache to reload.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_load_catalogue(doc jsonb) RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    t text;
+    n integer := 0;
+    k integer;
+    tables text[] := _order_flow._citus_catalogue_tables();
+BEGIN
+    IF (SELECT groupid FROM pg_dist_local_group) = 0 THEN
+        RAISE EXCEPTION 'the coordinator''s catalogue is the original: load it on workers only'
+            USING ERRCODE = '0A000';
+    END IF;
+    SET LOCAL session_replication_role = replica;
+    FOR i IN REVERSE array_length(tables, 1)..1 LOOP
+        EXECUTE format('DELETE FROM order_flow.%I', tables[i]);
+    END LOOP;
+    FOREACH t IN ARRAY tables LOOP
+        EXECUTE format('INSERT INTO order_flow.%1$I SELECT * FROM jsonb_populate_recordset(NULL::order_flow.%1$I, $1)', t)
+           USING coalesce(doc->t, '[]');
+        GET DIAGNOSTICS k = ROW_COUNT;
+        n := n + k;
+    END LOOP;
+    SET LOCAL session_replication_role = origin;
+    FOREACH t IN ARRAY tables LOOP
+        EXECUTE format('DELETE FROM order_flow.%I WHERE false', t);
+    END LOOP;
+    RETURN n;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION order_flow.citus_sync_catalogue() RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    doc jsonb := '{}';
+    t text;
+    rows jsonb;
+    bad text;
+    nodes integer;
+BEGIN
+    PERFORM _order_flow._citus_require();
+    FOREACH t IN ARRAY _order_flow._citus_catalogue_tables() LOOP
+        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(c)), ''[]'') FROM order_flow.%I c', t) INTO rows;
+        doc := doc || jsonb_build_object(t, rows);
+    END LOOP;
+    EXECUTE 'SELECT count(*), string_agg(format(''%s:%s: %s'', nodename, nodeport, result), ''; '')
+                    FILTER (WHERE NOT success)
+               FROM run_command_on_workers(format(''SELECT _order_flow._citus_load_catalogue(%L)'', $1))'
+       INTO nodes, bad USING doc;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'the catalogue could not be copied to every worker' USING ERRCODE = '58000',
+            DETAIL = bad, HINT = 'Fix the worker and call order_flow.citus_sync_catalogue() again.';
+    END IF;
+    RETURN nodes;
+END
+$$;
+
+COMMENT ON FUNCTION order_flow.citus_sync_catalogue IS
+    'On a Citus coordinator: copy the workflow catalogue to every worker (their transition triggers read it); returns the number of workers';
+
+CREATE OR REPLACE FUNCTION order_flow.citus_distribute(tbl regclass, distribution_column name DEFAULT NULL,
+                                                     shard_count integer DEFAULT NULL)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    m record;
+    rel record;
+    col name;
+    coltype text;
+    owner name := (SELECT extowner::regrole::name FROM pg_extension WHERE extname = 'order_flow');
+    kinds text[] := ARRAY['tracked_order', 'audit_log', 'notification', 'outbox'];
+    pkeys text[] := ARRAY['order_key', 'order_key, seq', 'order_key, id', 'order_key, id'];
+    comp text;
+    seq text;
+    busy boolean;
+BEGIN
+    PERFORM _order_flow._citus_require();
+    IF tbl IS NULL THEN
+        RAISE EXCEPTION 'table must not be null' USING ERRCODE = '22004';
+    END IF;
+    SELECT * INTO m FROM order_flow.managed_table mt WHERE mt.relid = tbl;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'table % is not managed by order_flow', tbl USING ERRCODE = '42704',
+            HINT = 'Call order_flow.manage() first, on the coordinator, while the table is local.';
+    END IF;
+    SELECT c.relname, c.relkind INTO rel FROM pg_class c WHERE c.oid = tbl;
+    IF rel.relkind <> 'r' THEN
+        RAISE EXCEPTION 'only a plain table can be distributed by order_flow, not %', tbl USING ERRCODE = '0A000';
+    END IF;
+    IF EXISTS (SELECT 1 FROM pg_dist_partition p WHERE p.logicalrelid = tbl) THEN
+        RAISE EXCEPTION 'table % is already a Citus table', tbl USING ERRCODE = '55000',
+            HINT = 'order_flow.citus_distribute() distributes the table itself.';
+    END IF;
+    col := coalesce(distribution_column, m.key_column);
+    SELECT format_type(a.atttypid, a.atttypmod) INTO coltype FROM pg_attribute a
+     WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
+    IF coltype IS NULL THEN
+        RAISE EXCEPTION 'column "%" of % does not exist', col, tbl USING ERRCODE = '42703';
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', tbl) INTO busy;
+    IF busy OR EXISTS (SELECT 1 FROM order_flow.tracked_order o WHERE o.tbl = m.tbl) THEN
+        RAISE EXCEPTION 'table % has orders: only an empty managed table can be distributed', tbl
+            USING ERRCODE = '55000',
+            DETAIL = 'The chains of orders already recorded are in the extension''s tables on this node, '
+                     'not beside the orders'' shards.',
+            HINT = 'Distribute an empty table, then load the orders through it (an order_flow administrator '
+                   'may insert orders in any state).';
+    END IF;
+    FOR i IN 1..4 LOOP
+        IF length(rel.relname || '_' || kinds[i]) > 55 THEN
+            RAISE EXCEPTION 'table name "%" is too long for its companion tables', rel.relname
+                USING ERRCODE = '42622', HINT = 'Rename the table to at most 42 characters.';
+        END IF;
+        IF to_regclass(format('order_flow_citus.%I', rel.relname || '_' || kinds[i])) IS NOT NULL THEN
+            RAISE EXCEPTION 'relation order_flow_citus.% already exists', rel.relname || '_' || kinds[i]
+                USING ERRCODE = '42P07',
+                HINT = 'Two managed tables of the same name in different schemas cannot both be distributed.';
+        END IF;
+    END LOOP;
+
+    IF to_regnamespace('order_flow_citus') IS NULL THEN
+        EXECUTE format('CREATE SCHEMA order_flow_citus AUTHORIZATION %I', owner);
+        EXECUTE 'GRANT USAGE ON SCHEMA order_flow_citus TO order_flow_admin';
+    END IF;
+    /* the table's trigger is copied to every shard */
+    SET LOCAL citus.enable_unsafe_triggers = on;
+    IF shard_count IS NULL THEN
+        EXECUTE 'SELECT create_distributed_table($1, $2)' USING tbl, col::text;
+    ELSE
+        EXECUTE 'SELECT create_distributed_table($1, $2, shard_count => $3)' USING tbl, col::text, shard_count;
+    END IF;
+
+    FOR i IN 1..4 LOOP
+        comp := format('order_flow_citus.%I', rel.relname || '_' || kinds[i]);
+        seq := format('order_flow_citus.%I', rel.relname || '_' || kinds[i] || '_id_seq');
+        EXECUTE format('CREATE TABLE %s (LIKE order_flow.%I INCLUDING DEFAULTS INCLUDING CONSTRAINTS, '
+                       '%I %s NOT NULL, PRIMARY KEY (%s, dist_key))',
+                       comp, kinds[i], 'dist_key', coltype, pkeys[i]);
+        IF kinds[i] <> 'tracked_order' THEN
+            /* a sequence of its own: Citus gives each node a range of it, so ids are unique */
+            EXECUTE format('CREATE SEQUENCE %s AS bigint', seq);
+            EXECUTE format('ALTER TABLE %s ALTER COLUMN id SET DEFAULT nextval(%L)', comp, seq);
+            EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.id', seq, comp);
+        ELSE
+            EXECUTE format('ALTER TABLE %s SET (fillfactor = 80)', comp);
+        END IF;
+        IF kinds[i] = 'notification' THEN
+            EXECUTE format('CREATE INDEX ON %s (id)', comp);
+        END IF;
+        IF kinds[i] = 'audit_log' THEN
+            EXECUTE format('CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON %s
+                            FOR EACH ROW EXECUTE FUNCTION _order_flow._audit_guard()', comp);
+        END IF;
+        EXECUTE format('ALTER TABLE %s OWNER TO %I', comp, owner);
+        EXECUTE format('GRANT SELECT ON %s TO order_flow_admin', comp);
+        EXECUTE 'SELECT create_distributed_table($1, ''dist_key'', colocate_with => $2)'
+           USING comp::regclass, tbl::text;
+    END LOOP;
+
+    PERFORM order_flow.citus_sync_catalogue();
+END
+$$;
+
+COMMENT ON FUNCTION order_flow.citus_distribute IS
+    'On a Citus coordinator: distribute an empty managed table by its order key (or by distribution_column, a tenant) with its audit chains, notifications and outbox co-located beside it';
