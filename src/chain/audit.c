@@ -445,6 +445,7 @@ order_flow_append_events(PG_FUNCTION_ARGS)
  * managed rows that drifted from their chains.)
  */
 PG_FUNCTION_INFO_V1(order_flow_verify_audit);
+PG_FUNCTION_INFO_V1(order_flow_verify_audit_in);
 
 static void
 emit(Tuplestorestate *ts, TupleDesc desc, const char *key, int64 id, bool has_id,
@@ -459,8 +460,38 @@ emit(Tuplestorestate *ts, TupleDesc desc, const char *key, int64 id, bool has_id
 	tuplestore_putvalues(ts, desc, v, n);
 }
 
+static Datum verify_chains(FunctionCallInfo fcinfo, int keyarg, const char *log, const char *head,
+							bool by_dist);
+
 Datum
 order_flow_verify_audit(PG_FUNCTION_ARGS)
+{
+	return verify_chains(fcinfo, 0, "order_flow.audit_log", "order_flow.tracked_order", false);
+}
+
+/*
+ * _order_flow._verify_chains_in(log, head, order_key): the same walk over a
+ * Citus companion pair (order_flow.citus_verify_audit() runs it on each
+ * worker, over the shards it holds), where a chain is an order of one
+ * dist_key: in a table distributed by tenant, two tenants may use one key.
+ */
+Datum
+order_flow_verify_audit_in(PG_FUNCTION_ARGS)
+{
+	char	   *log;
+	char	   *head;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("the log and head tables must not be null")));
+	log = DatumGetCString(DirectFunctionCall1(regclassout, PG_GETARG_DATUM(0)));
+	head = DatumGetCString(DirectFunctionCall1(regclassout, PG_GETARG_DATUM(1)));
+	return verify_chains(fcinfo, 2, log, head, true);
+}
+
+static Datum
+verify_chains(FunctionCallInfo fcinfo, int keyarg, const char *log, const char *head_rel, bool by_dist)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	Tuplestorestate *ts;
@@ -473,6 +504,7 @@ order_flow_verify_audit(PG_FUNCTION_ARGS)
 	Datum		argv[1];
 	char		argn[1];
 	char		cur_key[1024] = "";
+	char		cur_dist[1024] = "";
 	bool		cur_key_long = false;
 	uint8		last_hash[OF_HASH_LEN];
 	bool		have_last = false;
@@ -486,19 +518,21 @@ order_flow_verify_audit(PG_FUNCTION_ARGS)
 	ts = rsinfo->setResult;
 	desc = rsinfo->setDesc;
 
-	argn[0] = PG_ARGISNULL(0) ? 'n' : ' ';
-	argv[0] = PG_ARGISNULL(0) ? (Datum) 0 : PG_GETARG_DATUM(0);
+	argn[0] = PG_ARGISNULL(keyarg) ? 'n' : ' ';
+	argv[0] = PG_ARGISNULL(keyarg) ? (Datum) 0 : PG_GETARG_DATUM(keyarg);
 
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 	per_row = AllocSetContextCreate(CurrentMemoryContext, "verify_audit row",
 									ALLOCSET_DEFAULT_SIZES);
 
-	plan = SPI_prepare("SELECT order_key, id, seq, action, from_state, to_state, actor, db_user,"
-					   " occurred_at, recorded_at, details::text, prev_hash, hash"
-					   " FROM order_flow.audit_log"
-					   " WHERE $1 IS NULL OR order_key OPERATOR(pg_catalog.=) $1"
-					   " ORDER BY order_key, seq, id", 1, argt);
+	plan = SPI_prepare(psprintf("SELECT order_key, id, seq, action, from_state, to_state, actor, db_user,"
+								" occurred_at, recorded_at, details::text, prev_hash, hash, %s"
+								" FROM %s"
+								" WHERE $1 IS NULL OR order_key OPERATOR(pg_catalog.=) $1"
+								" ORDER BY %s order_key, seq, id",
+								by_dist ? OF_DIST_COLUMN "::pg_catalog.text" : "''::pg_catalog.text",
+								log, by_dist ? OF_DIST_COLUMN "," : ""), 1, argt);
 	if (plan == NULL)
 		elog(ERROR, "could not prepare verification query");
 	portal = SPI_cursor_open(NULL, plan, argv, argn, true);
@@ -523,13 +557,17 @@ order_flow_verify_audit(PG_FUNCTION_ARGS)
 			bytea	   *ph;
 			bytea	   *hh;
 			Datum		d;
+			char	   *dist;
 
 			oldcxt = MemoryContextSwitchTo(per_row);
+
 			key = TextDatumGetCString(SPI_getbinval(tup, td, 1, &isnull));
 			id = DatumGetInt64(SPI_getbinval(tup, td, 2, &isnull));
-			if (cur_key_long || strcmp(key, cur_key) != 0)
+			dist = TextDatumGetCString(SPI_getbinval(tup, td, 14, &isnull));
+			if (cur_key_long || strcmp(key, cur_key) != 0 || strcmp(dist, cur_dist) != 0)
 			{
 				strlcpy(cur_key, key, sizeof(cur_key));
+				strlcpy(cur_dist, dist, sizeof(cur_dist));
 				cur_key_long = strlen(key) >= sizeof(cur_key);
 				have_last = false;
 				expect_seq = 1;
@@ -605,23 +643,28 @@ order_flow_verify_audit(PG_FUNCTION_ARGS)
 	SPI_cursor_close(portal);
 
 	/* chain heads: the last event must be where tracked_order says */
-	ret = SPI_execute_with_args(
-								"SELECT t.order_key, t.last_seq, a.seq, t.last_hash IS NOT DISTINCT FROM a.hash,"
-								"       t.state, s.to_state, s.seq IS NOT NULL"
-								"  FROM order_flow.tracked_order t"
-								"  LEFT JOIN LATERAL (SELECT seq, hash FROM order_flow.audit_log l"
-								"        WHERE l.order_key OPERATOR(pg_catalog.=) t.order_key"
-								"        ORDER BY seq DESC NULLS LAST LIMIT 1) a ON true"
-								"  LEFT JOIN LATERAL (SELECT seq, to_state FROM order_flow.audit_log l"
-								"        WHERE l.order_key OPERATOR(pg_catalog.=) t.order_key"
-								"          AND (l.from_state IS NOT NULL OR l.to_state IS NOT NULL)"
-								"        ORDER BY seq DESC NULLS LAST LIMIT 1) s ON t.tbl IS NOT NULL"
-								" WHERE ($1 IS NULL OR t.order_key OPERATOR(pg_catalog.=) $1)"
-								"   AND (t.last_seq OPERATOR(pg_catalog.<>) COALESCE(a.seq, 0)"
-								"        OR t.last_hash IS DISTINCT FROM a.hash"
-								"        OR (s.seq IS NOT NULL AND t.state IS DISTINCT FROM s.to_state))"
-								" ORDER BY 1",
-								1, argt, argv, argn, true, 0);
+	{
+		const char *same = by_dist ? " AND l." OF_DIST_COLUMN " OPERATOR(pg_catalog.=) t." OF_DIST_COLUMN : "";
+
+		ret = SPI_execute_with_args(psprintf(
+											 "SELECT t.order_key, t.last_seq, a.seq, t.last_hash IS NOT DISTINCT FROM a.hash,"
+											 "       t.state, s.to_state, s.seq IS NOT NULL"
+											 "  FROM %s t"
+											 "  LEFT JOIN LATERAL (SELECT seq, hash FROM %s l"
+											 "        WHERE l.order_key OPERATOR(pg_catalog.=) t.order_key%s"
+											 "        ORDER BY seq DESC NULLS LAST LIMIT 1) a ON true"
+											 "  LEFT JOIN LATERAL (SELECT seq, to_state FROM %s l"
+											 "        WHERE l.order_key OPERATOR(pg_catalog.=) t.order_key%s"
+											 "          AND (l.from_state IS NOT NULL OR l.to_state IS NOT NULL)"
+											 "        ORDER BY seq DESC NULLS LAST LIMIT 1) s ON t.tbl IS NOT NULL"
+											 " WHERE ($1 IS NULL OR t.order_key OPERATOR(pg_catalog.=) $1)"
+											 "   AND (t.last_seq OPERATOR(pg_catalog.<>) COALESCE(a.seq, 0)"
+											 "        OR t.last_hash IS DISTINCT FROM a.hash"
+											 "        OR (s.seq IS NOT NULL AND t.state IS DISTINCT FROM s.to_state))"
+											 " ORDER BY 1",
+											 head_rel, log, same, log, same),
+									1, argt, argv, argn, true, 0);
+	}
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not check chain heads");
 	for (uint64 i = 0; i < SPI_processed; i++)

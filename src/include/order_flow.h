@@ -57,6 +57,7 @@ extern void of_citus_shard(Relation rel, const char *tbl, OfShard *out);
 /* settings/settings.c */
 extern char *of_actor_setting;
 extern char *of_reason_setting;
+extern char *of_context_setting;
 extern bool of_preloaded;
 extern char *of_database_setting;
 extern int	of_naptime;

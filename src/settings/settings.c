@@ -31,6 +31,7 @@ PG_MODULE_MAGIC;
 
 char	   *of_actor_setting = NULL;
 char	   *of_reason_setting = NULL;
+char	   *of_context_setting = NULL;
 static char *of_station_setting = NULL;
 bool		of_preloaded = false;
 char	   *of_database_setting = NULL;
@@ -113,6 +114,12 @@ _PG_init(void)
 							   "Reason recorded with the next plain UPDATE transitions of this session.",
 							   "Edges that require a reason accept it from here when no note is given.",
 							   &of_reason_setting, "", PGC_USERSET, 0, NULL, NULL, NULL);
+	DefineCustomStringVariable("order_flow.transition_context",
+							   "What transition() passes to a Citus worker's transition trigger (internal).",
+							   "Set with SET LOCAL by transition() and import_transition() for a distributed table; "
+							   "the trigger checks the caller's rights as on one node.",
+							   &of_context_setting, "", PGC_USERSET,
+							   GUC_NO_SHOW_ALL | GUC_NOT_IN_SAMPLE | GUC_DISALLOW_IN_FILE, NULL, NULL, NULL);
 	DefineCustomStringVariable("order_flow.station",
 							   "Name of the shipping station this session works at.",
 							   "Recorded with every station step for the heat map.",

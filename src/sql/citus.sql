@@ -41,6 +41,72 @@ BEGIN
 END
 $$;
 
+/* Is tbl a Citus table (false without Citus)? */
+CREATE OR REPLACE FUNCTION _order_flow._citus_distributed(tbl regclass) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    yes boolean := false;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
+        EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition WHERE logicalrelid = $1)'
+           INTO yes USING tbl;
+    END IF;
+    RETURN yes;
+END
+$$;
+
+/*
+ * _citus_move: transition() and import_transition() of an order of a
+ * distributed table.  The trigger runs on the worker holding the order's
+ * shard, where this backend's context is not: what it records (the action,
+ * note, details, business time) goes with the transaction instead, as
+ * SET LOCAL order_flow.transition_context, which Citus forwards to the
+ * workers when citus.propagate_set_commands is 'local' (set here for the
+ * call).  The worker takes it for that order once, with the same checks of
+ * the caller's rights.  "Not found" and "already in that state" are
+ * decided here, on the row locked through the coordinator.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_move(tbl regclass, key_column name, keytype text,
+                                                status_column name, sttype text, order_key text,
+                                                to_state text, note text, details jsonb, action text,
+                                                occurred_at timestamptz)
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    cur text;
+    found_it boolean;
+    propagate text := current_setting('citus.propagate_set_commands');
+BEGIN
+    /* the checks _set_context() makes (rights to import, a business time only for imports) */
+    PERFORM _order_flow._set_context(order_key, action, note, coalesce(details, '{}'), occurred_at);
+    PERFORM _order_flow._take_context_result();
+    EXECUTE format('SELECT true, %I::text FROM %s WHERE %I = $1::%s FOR UPDATE',
+                   status_column, tbl, key_column, keytype)
+       INTO found_it, cur USING order_key;
+    IF found_it IS NULL THEN
+        RAISE EXCEPTION 'order % not found in %', order_key, tbl USING ERRCODE = 'P0002';
+    END IF;
+    IF cur = to_state THEN
+        RAISE EXCEPTION 'order % is already in state %', order_key, to_state USING ERRCODE = '23514';
+    END IF;
+    PERFORM set_config('citus.propagate_set_commands', 'local', true);
+    EXECUTE format('SET LOCAL order_flow.transition_context = %L',
+                   jsonb_build_object('n', clock_timestamp()::text || '/' || pg_backend_pid(),
+                                      'order_key', order_key, 'action', action, 'note', note,
+                                      'details', coalesce(details, '{}'), 'occurred_at', occurred_at));
+    EXECUTE format('UPDATE %s SET %I = $1::%s WHERE %I = $2::%s',
+                   tbl, status_column, sttype, key_column, keytype)
+       USING to_state, order_key;
+    SET LOCAL order_flow.transition_context = '';
+    PERFORM set_config('citus.propagate_set_commands', propagate, true);
+END
+$$;
+
 /* The catalogue tables a node's transition trigger reads, parents first. */
 CREATE OR REPLACE FUNCTION _order_flow._citus_catalogue_tables() RETURNS text[]
 LANGUAGE sql IMMUTABLE
@@ -230,3 +296,76 @@ $$;
 
 COMMENT ON FUNCTION order_flow.citus_distribute IS
     'On a Citus coordinator: distribute an empty managed table by its order key (or by distribution_column, a tenant) with its audit chains, notifications and outbox co-located beside it';
+
+/* The chain walk over one log and head pair (C): a Citus worker's shards of the companions. */
+CREATE OR REPLACE FUNCTION _order_flow._verify_chains_in(log regclass, head regclass, order_key text)
+    RETURNS TABLE (order_key text, event_id bigint, problem text)
+    AS 'MODULE_PATHNAME', 'order_flow_verify_audit_in'
+    LANGUAGE C STABLE;
+
+/*
+ * citus_verify_audit(): verify_audit() over every distributed managed
+ * table of the cluster.  Each worker walks the chains of the shards it
+ * holds (run_command_on_colocated_placements, in parallel); the rows of
+ * the table are compared with their chain heads through the coordinator,
+ * a join Citus runs shard by shard.  A shard that could not be read is a
+ * problem too.
+ */
+CREATE OR REPLACE FUNCTION order_flow.citus_verify_audit()
+RETURNS TABLE (tbl text, order_key text, event_id bigint, problem text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_column
+DECLARE
+    m record;
+    log regclass;
+    head regclass;
+BEGIN
+    PERFORM _order_flow._citus_require();
+    FOR m IN SELECT mt.*, c.relname FROM order_flow.managed_table mt JOIN pg_class c ON c.oid = mt.relid
+              WHERE _order_flow._citus_distributed(mt.relid) ORDER BY mt.tbl LOOP
+        log := to_regclass(format('order_flow_citus.%I', m.relname || '_audit_log'));
+        head := to_regclass(format('order_flow_citus.%I', m.relname || '_tracked_order'));
+        IF log IS NULL OR head IS NULL THEN
+            RETURN QUERY SELECT m.tbl, NULL::text, NULL::bigint,
+                                'distributed without its companion tables (not set up by citus_distribute())';
+            CONTINUE;
+        END IF;
+        RETURN QUERY EXECUTE
+            $q$SELECT $3, p->>'order_key', (p->>'event_id')::bigint, p->>'problem'
+                 FROM run_command_on_colocated_placements($1, $2,
+                          'SELECT coalesce(json_agg(v), ''[]'') FROM _order_flow._verify_chains_in(''%s'', ''%s'', NULL) v') r,
+                      LATERAL jsonb_array_elements(CASE WHEN r.success THEN r.result::jsonb
+                          ELSE jsonb_build_array(jsonb_build_object('problem',
+                                   format('shard %s on %s:%s could not be checked: %s',
+                                          r.shardid1, r.nodename, r.nodeport, r.result))) END) p
+                ORDER BY 2, 3$q$
+            USING log, head, m.tbl;
+        /* rows against their chain heads: both distributed by the same column, joined on it */
+        RETURN QUERY EXECUTE format(
+            $q$SELECT %4$L, coalesce(o.%1$I::text, t.order_key), NULL::bigint,
+                      CASE WHEN t.order_key IS NULL THEN
+                               format('row of %%s in state %%s has no chain (written while the trigger was not running)',
+                                      %4$L, quote_ident(o.%2$I::text))
+                           WHEN o.%1$I IS NULL THEN
+                               format('row missing from %%s: its chain says %%s (deleted while the trigger was not running)',
+                                      %4$L, quote_ident(t.state))
+                           ELSE format('drift: %%s says %%s, the chain says %%s', %4$L,
+                                       quote_ident(o.%2$I::text), coalesce(quote_ident(t.state), 'deleted'))
+                      END
+                 FROM %5$s o
+                 FULL JOIN %6$s t ON t.dist_key = o.%3$I AND t.order_key = o.%1$I::text
+                WHERE t.order_key IS NULL OR (o.%1$I IS NULL AND t.state IS NOT NULL)
+                   OR (o.%1$I IS NOT NULL AND t.state IS DISTINCT FROM o.%2$I::text)
+                ORDER BY 2$q$,
+            m.key_column, m.status_column,
+            (SELECT column_to_column_name(p.logicalrelid, p.partkey) FROM pg_dist_partition p
+              WHERE p.logicalrelid = m.relid),
+            m.tbl, m.relid::regclass, head);
+    END LOOP;
+END
+$$;
+
+COMMENT ON FUNCTION order_flow.citus_verify_audit IS
+    'On a Citus coordinator: verify_audit() over every distributed managed table, each worker checking the chains of its shards; no row means intact';

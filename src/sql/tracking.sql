@@ -223,6 +223,11 @@ BEGIN
     /* the key as the trigger will see it (an int key '0902' is order 902) */
     EXECUTE format('SELECT $1::%s::text', keytype) INTO order_key USING order_key;
     note := COALESCE(NULLIF(btrim(note), ''), NULLIF(btrim(details->>'reason'), ''));
+    IF _order_flow._citus_distributed(tbl) THEN
+        PERFORM _order_flow._citus_move(tbl, m.key_column, keytype, m.status_column, sttype,
+                                        order_key, to_state, note, details, action, occurred_at);
+        RETURN;
+    END IF;
     PERFORM _order_flow._set_context(order_key, action, note, coalesce(details, '{}'), occurred_at);
     EXECUTE format('UPDATE %s SET %I = $1::%s WHERE %I = $2::%s',
                    tbl, m.status_column, sttype, m.key_column, keytype)

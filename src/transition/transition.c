@@ -356,6 +356,73 @@ order_flow_set_context(PG_FUNCTION_ARGS)
 	PG_RETURN_VOID();
 }
 
+/* jb_field: the text of key in JSON object j (an object as JSON text), or NULL */
+static char *
+jb_field(Jsonb *j, const char *key)
+{
+	JsonbValue	kv;
+	JsonbValue *v;
+
+	kv.type = jbvString;
+	kv.val.string.val = (char *) key;
+	kv.val.string.len = strlen(key);
+	v = findJsonbValueFromContainer(&j->root, JB_FOBJECT, &kv);
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	if (v->type == jbvString)
+		return pnstrdup(v->val.string.val, v->val.string.len);
+	if (v->type == jbvBinary)
+		return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+	return NULL;
+}
+
+/*
+ * context_from_setting: on a Citus worker, what transition() or
+ * import_transition() on the coordinator passed for order key (through
+ * SET LOCAL order_flow.transition_context, which Citus forwards), taken as
+ * _set_context() takes it -- with the same checks of the caller's rights
+ * -- once per call (its "n").
+ */
+static char taken_context_n[64];
+
+static void
+context_from_setting(const char *key)
+{
+	Jsonb	   *j;
+	char	   *k;
+	char	   *n;
+	char	   *occurred;
+	char	   *details;
+	char	   *note;
+	LOCAL_FCINFO(fcinfo, 5);
+
+	j = DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(of_context_setting)));
+	if (!JB_ROOT_IS_OBJECT(j) || JB_ROOT_IS_SCALAR(j))
+		return;
+	k = jb_field(j, "order_key");
+	n = jb_field(j, "n");
+	if (k == NULL || n == NULL || strcmp(k, key) != 0 || strcmp(n, taken_context_n) == 0)
+		return;
+	occurred = jb_field(j, "occurred_at");
+	details = jb_field(j, "details");
+	note = jb_field(j, "note");
+	InitFunctionCallInfoData(*fcinfo, NULL, 5, InvalidOid, NULL, NULL);
+	fcinfo->args[0].value = CStringGetTextDatum(k);
+	fcinfo->args[0].isnull = false;
+	fcinfo->args[1].value = CStringGetTextDatum(jb_field(j, "action") ?: "transition");
+	fcinfo->args[1].isnull = false;
+	fcinfo->args[2].isnull = note == NULL;
+	fcinfo->args[2].value = note ? CStringGetTextDatum(note) : (Datum) 0;
+	fcinfo->args[3].isnull = details == NULL;
+	fcinfo->args[3].value = details ? DirectFunctionCall1(jsonb_in, CStringGetDatum(details)) : (Datum) 0;
+	fcinfo->args[4].isnull = occurred == NULL;
+	fcinfo->args[4].value = occurred ?
+		DirectFunctionCall3(timestamptz_in, CStringGetDatum(occurred), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1)) :
+		(Datum) 0;
+	(void) order_flow_set_context(fcinfo);
+	strlcpy(taken_context_n, n, sizeof(taken_context_n));
+}
+
 PG_FUNCTION_INFO_V1(order_flow_take_context_result);
 
 /*
@@ -573,6 +640,9 @@ read_request(TriggerData *td, Request *rq)
 	}
 	note_attempt(rq->ri->tbl, rq->key, rq->from, rq->to);
 
+	if (rq->ri->shard.is_shard && of_context_setting && of_context_setting[0] &&
+		!(ctx.set && !ctx.taken && strcmp(ctx.order_key, rq->key) == 0))
+		context_from_setting(rq->key);
 	rq->use_ctx = ctx.set && !ctx.taken && strcmp(ctx.order_key, rq->key) == 0;
 	rq->action = rq->is_insert ? "created" : (rq->use_ctx ? ctx.action : "transition");
 	rq->note = rq->use_ctx && ctx.note ? ctx.note :
