@@ -21,7 +21,9 @@
  * pg_dist_shard.  A name that is the managed table's plus "_<number>"
  * whose id the node does not know (create_distributed_table() copying
  * rows into new shards) is a shard too, and refused, like a shard of a
- * table citus_distribute() did not set up.  The answer is found once per
+ * table citus_distribute() did not set up.  In a database with Citus, an
+ * ordinary managed table whose order key is unique only per tenant is
+ * refused too, until it is distributed.  The answer is found once per
  * relation: the transition trigger keeps it with the relation's layout.
  *
  *-------------------------------------------------------------------------
@@ -30,7 +32,10 @@
 
 #include <ctype.h>
 
+#include "access/genam.h"
+#include "access/htup_details.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_index.h"
 #include "catalog/pg_namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/extension.h"
@@ -77,8 +82,47 @@ refuse(Relation rel, const char *tbl, const char *why)
  * of_citus_shard: whether rel, on which the trigger of managed table tbl
  * fires, is a Citus shard, and if so where its orders' chains are written.
  */
+/* key_unique: rel has a unique index on column key alone */
+static bool
+key_unique(Relation rel, AttrNumber key)
+{
+	List	   *indexes = RelationGetIndexList(rel);
+	ListCell   *lc;
+	bool		found = false;
+
+	foreach(lc, indexes)
+	{
+		Relation	ind = index_open(lfirst_oid(lc), AccessShareLock);
+
+		found |= ind->rd_index->indisunique && ind->rd_index->indnatts == 1 &&
+			ind->rd_index->indkey.values[0] == key &&
+			heap_attisnull(ind->rd_indextuple, Anum_pg_index_indpred, NULL) &&
+			heap_attisnull(ind->rd_indextuple, Anum_pg_index_indexprs, NULL);
+		index_close(ind, AccessShareLock);
+	}
+	list_free(indexes);
+	return found;
+}
+
+/*
+ * A table whose order key is unique only per tenant (managed in a Citus
+ * database, to be distributed by its tenant) has no chain keyed by its
+ * order key alone: until citus_distribute() distributes it, its rows are
+ * refused.
+ */
+static void
+refuse_tenant_table(Relation rel, const char *tbl, AttrNumber key)
+{
+	if (rel->rd_rel->relispartition || rel->rd_rel->relkind != RELKIND_RELATION || key_unique(rel, key))
+		return;
+	ereport(ERROR,
+			(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+			 errmsg("%s is not distributed yet, and its order key is unique only per tenant", tbl),
+			 errhint("Distribute it by its tenant with order_flow.citus_distribute() before writing orders.")));
+}
+
 void
-of_citus_shard(Relation rel, const char *tbl, OfShard *out)
+of_citus_shard(Relation rel, const char *tbl, AttrNumber key, OfShard *out)
 {
 	const char *relname = RelationGetRelationName(rel);
 	const char *tail = strrchr(relname, '_');
@@ -91,13 +135,20 @@ of_citus_shard(Relation rel, const char *tbl, OfShard *out)
 	MemoryContext caller = CurrentMemoryContext;
 
 	memset(out, 0, sizeof(*out));
-	if (rel->rd_rel->relispartition || tail == NULL || tail[1] == '\0' ||
-		!OidIsValid(get_extension_oid("citus", true)) ||
+	if (!OidIsValid(get_extension_oid("citus", true)) ||
 		!OidIsValid(get_relname_relid("pg_dist_shard", PG_CATALOG_NAMESPACE)))
 		return;
+	if (rel->rd_rel->relispartition || tail == NULL || tail[1] == '\0')
+	{
+		refuse_tenant_table(rel, tbl, key);
+		return;
+	}
 	for (const char *p = tail + 1; *p; p++)
 		if (!isdigit((unsigned char) *p))
+		{
+			refuse_tenant_table(rel, tbl, key);
 			return;
+		}
 	named_like_shard = SplitIdentifierString(copy, '.', &names) && names != NIL &&
 		strlen((const char *) llast(names)) == (size_t) (tail - relname) &&
 		strncmp(relname, (const char *) llast(names), tail - relname) == 0;
@@ -112,6 +163,7 @@ of_citus_shard(Relation rel, const char *tbl, OfShard *out)
 		SPI_finish();
 		if (named_like_shard)
 			refuse(rel, tbl, "this node does not know its shard id yet (rows copied by create_distributed_table())");
+		refuse_tenant_table(rel, tbl, key);
 		return;					/* no shard: an ordinary table named like one */
 	}
 	out->is_shard = true;

@@ -52,7 +52,7 @@ typedef struct OfShard
 	Oid			logical[4];		/* the companion tables they are shards of */
 	AttrNumber	dist_att;		/* the distribution column in the shard */
 } OfShard;
-extern void of_citus_shard(Relation rel, const char *tbl, OfShard *out);
+extern void of_citus_shard(Relation rel, const char *tbl, AttrNumber key, OfShard *out);
 
 /* settings/settings.c */
 extern char *of_actor_setting;

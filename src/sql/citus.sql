@@ -107,6 +107,50 @@ BEGIN
 END
 $$;
 
+/*
+ * _citus_tenant_key(tbl, key_att): in a database with Citus, an empty
+ * table whose order key is unique per tenant (a primary key or unique
+ * constraint on the key and one other column) may be managed, to be
+ * distributed by that column with citus_distribute(): a table distributed
+ * by tenant cannot have a key unique on its own.  Until then its trigger
+ * refuses every row (src/citus/shards.c).
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_tenant_key(tbl regclass, key_att smallint) RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    busy boolean;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
+       OR _order_flow._citus_tenant_column(tbl, key_att) IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', tbl) INTO busy;
+    IF busy THEN
+        RAISE EXCEPTION 'table % has rows, and its order key is unique only per %', tbl,
+            _order_flow._citus_tenant_column(tbl, key_att) USING ERRCODE = '42P10',
+            HINT = 'A table whose order key is unique per tenant is managed empty, then distributed by its tenant with order_flow.citus_distribute().';
+    END IF;
+    RAISE NOTICE 'the order key of % is unique per %: distribute the table by it with order_flow.citus_distribute() before writing orders',
+        tbl, _order_flow._citus_tenant_column(tbl, key_att);
+    RETURN true;
+END
+$$;
+
+/* The other column of a two-column unique key of tbl that includes key_att (NULL: none). */
+CREATE OR REPLACE FUNCTION _order_flow._citus_tenant_column(tbl regclass, key_att smallint) RETURNS name
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT a.attname FROM pg_index i
+      JOIN pg_attribute a ON a.attrelid = i.indrelid
+                         AND a.attnum = CASE WHEN i.indkey[0] = key_att THEN i.indkey[1] ELSE i.indkey[0] END
+     WHERE i.indrelid = tbl AND i.indisunique AND i.indnatts = 2 AND key_att IN (i.indkey[0], i.indkey[1])
+       AND i.indpred IS NULL AND i.indexprs IS NULL
+     ORDER BY i.indisprimary DESC, a.attname LIMIT 1
+$$;
+
 /* The catalogue tables a node's transition trigger reads, parents first. */
 CREATE OR REPLACE FUNCTION _order_flow._citus_catalogue_tables() RETURNS text[]
 LANGUAGE sql IMMUTABLE
@@ -229,6 +273,16 @@ BEGIN
      WHERE a.attrelid = tbl AND a.attname = col AND a.attnum > 0 AND NOT a.attisdropped;
     IF coltype IS NULL THEN
         RAISE EXCEPTION 'column "%" of % does not exist', col, tbl USING ERRCODE = '42703';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
+                    WHERE i.indrelid = tbl AND i.indisunique AND i.indnatts = 1 AND a.attname = m.key_column
+                      AND i.indpred IS NULL AND i.indexprs IS NULL)
+       AND col IS DISTINCT FROM _order_flow._citus_tenant_column(tbl,
+               (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = m.key_column)) THEN
+        RAISE EXCEPTION 'the order key of % is unique only per %: distribute it by that column', tbl,
+            _order_flow._citus_tenant_column(tbl,
+               (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = m.key_column))
+            USING ERRCODE = '42P10';
     END IF;
     EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', tbl) INTO busy;
     IF busy OR EXISTS (SELECT 1 FROM order_flow.tracked_order o WHERE o.tbl = m.tbl) THEN

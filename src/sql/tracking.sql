@@ -447,14 +447,15 @@ BEGIN
     IF rel.nspname = 'order_flow' THEN
         RAISE EXCEPTION 'cannot manage the extension''s own table %', tbl USING ERRCODE = '42809';
     END IF;
-    -- Citus: a distributed or reference table is not supported yet (README, "Scale-out on Citus")
+    -- Citus: manage() takes a local table; citus_distribute() distributes it (README, "Scale-out on Citus")
     IF to_regclass('pg_catalog.pg_dist_partition') IS NOT NULL THEN
         EXECUTE 'SELECT EXISTS (SELECT 1 FROM pg_catalog.pg_dist_partition p WHERE p.logicalrelid = $1)'
            INTO STRICT bad USING tbl;
         IF bad::boolean THEN
-            RAISE EXCEPTION 'order_flow does not support Citus distributed tables yet' USING ERRCODE = '0A000',
+            RAISE EXCEPTION 'order_flow cannot manage a table Citus already distributed' USING ERRCODE = '0A000',
                 DETAIL = format('%s is a Citus table.', tbl),
-                HINT = 'Keep managed tables local to the coordinator; see "Scale-out on Citus" in order_flow''s README.';
+                HINT = 'Manage the local table, then distribute it with order_flow.citus_distribute() '
+                       '(README, "Scale-out on Citus").';
         END IF;
         bad := NULL;
     END IF;
@@ -483,7 +484,8 @@ BEGIN
 
     IF NOT EXISTS (SELECT 1 FROM pg_index i
                     WHERE i.indrelid = tbl AND i.indisunique AND i.indnatts = 1
-                      AND i.indkey[0] = key_att AND i.indpred IS NULL AND i.indexprs IS NULL) THEN
+                      AND i.indkey[0] = key_att AND i.indpred IS NULL AND i.indexprs IS NULL)
+       AND NOT _order_flow._citus_tenant_key(tbl, key_att) THEN
         RAISE EXCEPTION 'key column "%" of table % has no primary key or unique constraint of its own',
             key_column, tbl USING ERRCODE = '42P10',
             HINT = 'Order keys must identify an order: add a PRIMARY KEY or UNIQUE constraint on it.';

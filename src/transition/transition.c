@@ -188,7 +188,7 @@ get_relinfo(Relation rel, Trigger *trig)
 		MemoryContextAllocZero(TopMemoryContext, sizeof(RelColumn) * ri->nattrs) : NULL;
 	for (int i = 0; i < ri->nattrs; i++)
 		fill_column(&ri->attrs[i], desc, args[5 + i], ri->tbl);
-	of_citus_shard(rel, ri->tbl, &ri->shard);
+	of_citus_shard(rel, ri->tbl, ri->key.attnum, &ri->shard);
 	ri->valid = true;
 	return ri;
 }
