@@ -52,7 +52,7 @@ $2")
     fi
 }
 
-echo "1..39"
+echo "1..40"
 
 # ------------------------------------------------------------ three nodes
 started=0
@@ -241,6 +241,9 @@ tap_is "$(q coordinator "SELECT (SELECT nodeport FROM pg_dist_shard_placement WH
     "a shard moved to the other worker takes its orders' chains along: the next move continues the chain"
 tap_is "$(q coordinator "SELECT count(*) FROM order_flow.citus_verify_audit() WHERE tbl = 'public.orders' AND order_key NOT IN ('20', '21')")" 0 \
     "... which still verifies"
+
+tap_is "$(sqlstate coordinator "CREATE TABLE junk (a int); SELECT create_distributed_table('junk', 'a'); DROP TABLE junk")" 00000 \
+    "DROP of a distributed table works with the extension's event trigger installed"
 
 # ------------------------------------------------------------ distributed by tenant
 q coordinator "
