@@ -121,19 +121,19 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     busy boolean;
+    tenant name := _order_flow._citus_tenant_column(tbl, key_att);
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
-       OR _order_flow._citus_tenant_column(tbl, key_att) IS NULL THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') OR tenant IS NULL THEN
         RETURN false;
     END IF;
     EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', tbl) INTO busy;
     IF busy THEN
-        RAISE EXCEPTION 'table % has rows, and its order key is unique only per %', tbl,
-            _order_flow._citus_tenant_column(tbl, key_att) USING ERRCODE = '42P10',
+        RAISE EXCEPTION 'table % has rows, and its order key is unique only per %', tbl, tenant
+            USING ERRCODE = '42P10',
             HINT = 'A table whose order key is unique per tenant is managed empty, then distributed by its tenant with order_flow.citus_distribute().';
     END IF;
     RAISE NOTICE 'the order key of % is unique per %: distribute the table by it with order_flow.citus_distribute() before writing orders',
-        tbl, _order_flow._citus_tenant_column(tbl, key_att);
+        tbl, tenant;
     RETURN true;
 END
 $$;
@@ -250,6 +250,7 @@ DECLARE
     comp text;
     seq text;
     busy boolean;
+    tenant name;
 BEGIN
     PERFORM _order_flow._citus_require();
     IF tbl IS NULL THEN
@@ -274,14 +275,13 @@ BEGIN
     IF coltype IS NULL THEN
         RAISE EXCEPTION 'column "%" of % does not exist', col, tbl USING ERRCODE = '42703';
     END IF;
+    tenant := _order_flow._citus_tenant_column(tbl,
+                  (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = m.key_column));
     IF NOT EXISTS (SELECT 1 FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0]
                     WHERE i.indrelid = tbl AND i.indisunique AND i.indnatts = 1 AND a.attname = m.key_column
                       AND i.indpred IS NULL AND i.indexprs IS NULL)
-       AND col IS DISTINCT FROM _order_flow._citus_tenant_column(tbl,
-               (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = m.key_column)) THEN
-        RAISE EXCEPTION 'the order key of % is unique only per %: distribute it by that column', tbl,
-            _order_flow._citus_tenant_column(tbl,
-               (SELECT a.attnum FROM pg_attribute a WHERE a.attrelid = tbl AND a.attname = m.key_column))
+       AND col IS DISTINCT FROM tenant THEN
+        RAISE EXCEPTION 'the order key of % is unique only per %: distribute it by that column', tbl, tenant
             USING ERRCODE = '42P10';
     END IF;
     EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s)', tbl) INTO busy;
