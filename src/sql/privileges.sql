@@ -36,6 +36,8 @@ GRANT EXECUTE ON FUNCTION
     order_flow.current_actor(), order_flow.is_admin(), _order_flow._loading(),
     order_flow.transition(regclass, text, text, text, jsonb),
     _order_flow._move(regclass, text, text, text, jsonb, text, timestamptz),
+    _order_flow._citus_distributed(regclass),
+    _order_flow._citus_move(regclass, name, text, name, text, text, text, text, jsonb, text, timestamptz),
     _order_flow._set_context(text, text, text, jsonb, timestamptz),
     _order_flow._take_context_result(),
     _order_flow._managed(regclass),
@@ -119,6 +121,8 @@ GRANT EXECUTE ON FUNCTION order_flow._refuse_truncate() TO order_flow_admin;
 REVOKE ALL ON FUNCTION _order_flow._attach_triggers(regclass, name, name, text) FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION _order_flow._attach_triggers(regclass, name, name, text) TO order_flow_admin;
+GRANT EXECUTE ON FUNCTION _order_flow._citus_tenant_key(regclass, smallint),
+    _order_flow._citus_tenant_column(regclass, smallint) TO order_flow_admin;
 
 REVOKE ALL ON FUNCTION _order_flow._verify_chains(text) FROM PUBLIC;
 
