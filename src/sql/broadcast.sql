@@ -197,6 +197,27 @@ BEGIN
 END
 $$;
 
+/* _may_answer: who may answer the notification (a member of its department), and only once. */
+CREATE OR REPLACE FUNCTION _order_flow._may_answer(id bigint, department text, status text, who text)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT order_flow.is_admin()
+       AND NOT EXISTS (SELECT 1 FROM order_flow.member m WHERE m.actor = who AND m.department = _may_answer.department) THEN
+        RAISE EXCEPTION 'actor "%" may not answer notification % of department %', who, id, department
+            USING ERRCODE = '42501',
+                  HINT = 'Only members of the notified department answer it.',
+                  CONSTRAINT = 'order_flow_not_member';
+    END IF;
+    IF status <> 'pending' THEN
+        RAISE EXCEPTION 'notification % was already answered (%)', id, status
+            USING ERRCODE = '55000', CONSTRAINT = 'order_flow_already_answered';
+    END IF;
+END
+$$;
+
 /*
  * acknowledge(): a department answers a notification, once.
  *   'ack'       -- a timestamped confirmation;
@@ -258,20 +279,17 @@ BEGIN
 
     SELECT * INTO n FROM order_flow.notification x WHERE x.id = notification_id FOR UPDATE;
     IF NOT FOUND THEN
+        /* on a Citus coordinator: a notification of a distributed table */
+        IF to_regnamespace('order_flow_citus') IS NOT NULL THEN
+            nid := _order_flow._citus_acknowledge(notification_id, response, details, who);
+            IF nid IS NOT NULL THEN
+                RETURN nid;
+            END IF;
+        END IF;
         RAISE EXCEPTION 'notification % does not exist', notification_id USING ERRCODE = 'P0002',
             CONSTRAINT = 'order_flow_unknown_notification';
     END IF;
-    IF NOT order_flow.is_admin()
-       AND NOT EXISTS (SELECT 1 FROM order_flow.member m WHERE m.actor = who AND m.department = n.department) THEN
-        RAISE EXCEPTION 'actor "%" may not answer notification % of department %', who, n.id, n.department
-            USING ERRCODE = '42501',
-                  HINT = 'Only members of the notified department answer it.',
-                  CONSTRAINT = 'order_flow_not_member';
-    END IF;
-    IF n.status <> 'pending' THEN
-        RAISE EXCEPTION 'notification % was already answered (%)', n.id, n.status
-            USING ERRCODE = '55000', CONSTRAINT = 'order_flow_already_answered';
-    END IF;
+    PERFORM _order_flow._may_answer(n.id, n.department, n.status, who);
 
     UPDATE order_flow.notification x
        SET status = CASE WHEN response = 'ack' THEN 'acknowledged' ELSE 'need_info' END,
@@ -337,7 +355,12 @@ DECLARE
     done integer := 0;
     notes bigint;
     notify_on boolean := current_setting('order_flow.notify', true) IS DISTINCT FROM 'off';
+    citus_done integer := 0;
 BEGIN
+    /* on a Citus node: the companion shards it holds first (README, "Scale-out on Citus") */
+    IF to_regnamespace('order_flow_citus') IS NOT NULL THEN
+        citus_done := _order_flow._citus_escalate_local(as_of, batch);
+    END IF;
     /* notifications at the last level of their chain: never escalate, stay overdue */
     UPDATE order_flow.notification x SET escalates = false
      WHERE x.status = 'pending' AND x.escalates AND x.deadline <= as_of
@@ -406,7 +429,7 @@ BEGIN
              WHERE notify_on
         )
         SELECT (SELECT count(*) FROM sent), (SELECT count(*) FROM noted) INTO done, notes;
-        RETURN done;
+        RETURN done + citus_done;
     EXCEPTION WHEN OTHERS THEN
         RAISE WARNING 'order_flow: batch escalation failed (%), escalating one by one', SQLERRM;
         done := 0;
@@ -456,7 +479,7 @@ BEGIN
             RAISE WARNING 'order_flow: could not escalate notification %: %', r.id, SQLERRM;
         END;
     END LOOP;
-    RETURN done;
+    RETURN done + citus_done;
 END
 $$;
 
@@ -479,6 +502,10 @@ DECLARE
     done integer := 0;
     msg jsonb;
 BEGIN
+    /* on a Citus node: the companion shards it holds first */
+    IF to_regnamespace('order_flow_citus') IS NOT NULL THEN
+        done := _order_flow._citus_remind_local(as_of, batch);
+    END IF;
     FOR r IN SELECT t.order_key, t.workflow, t.state, t.entered_at, t.reminder_level,
                     s.max_dwell, s.owner_department
                FROM order_flow.tracked_order t
@@ -525,8 +552,9 @@ CREATE OR REPLACE FUNCTION _order_flow._next_due() RETURNS timestamptz
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT deadline FROM order_flow.notification
-     WHERE status = 'pending' AND escalates ORDER BY deadline LIMIT 1
+    SELECT least((SELECT deadline FROM order_flow.notification
+                   WHERE status = 'pending' AND escalates ORDER BY deadline LIMIT 1),
+                 CASE WHEN to_regnamespace('order_flow_citus') IS NOT NULL THEN _order_flow._citus_next_due() END)
 $$;
 
 CREATE OR REPLACE VIEW order_flow.pending_acks AS
@@ -667,6 +695,14 @@ BEGIN
             USING ERRCODE = '22023', CONSTRAINT = 'order_flow_outbox_lease';
     END IF;
 
+    /* on a Citus coordinator: the distributed tables' messages first, the local ones at the next call */
+    IF to_regnamespace('order_flow_citus') IS NOT NULL THEN
+        RETURN QUERY SELECT * FROM _order_flow._citus_outbox_claim(batch, lease, who);
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+
     /* orders with undelivered messages and no live lease, oldest first */
     SELECT array_agg(c.order_key ORDER BY c.oldest) INTO candidates
       FROM (SELECT o.order_key, min(o.created_at) AS oldest
@@ -734,6 +770,9 @@ BEGIN
        SET delivered_at = clock_timestamp(), lease_until = NULL
      WHERE o.id = ANY (ids) AND o.delivered_at IS NULL;
     GET DIAGNOSTICS n = ROW_COUNT;
+    IF to_regnamespace('order_flow_citus') IS NOT NULL THEN
+        n := n + _order_flow._citus_outbox_done(ids);
+    END IF;
     RETURN n;
 END
 $$;

@@ -324,8 +324,13 @@ BEGIN
                        '%I %s NOT NULL, PRIMARY KEY (%s, dist_key))',
                        comp, kinds[i], 'dist_key', coltype, pkeys[i]);
         IF kinds[i] <> 'tracked_order' THEN
-            /* a sequence of its own: Citus gives each node a range of it, so ids are unique */
-            EXECUTE format('CREATE SEQUENCE %s AS bigint', seq);
+            /*
+             * A sequence of its own: Citus gives each worker a range of it
+             * (from group << 48), so ids are unique across nodes; the
+             * coordinator's rows (acknowledge(), need_info) start at 2^47,
+             * above every id of the extension's own tables.
+             */
+            EXECUTE format('CREATE SEQUENCE %s AS bigint START WITH 140737488355329', seq);
             EXECUTE format('ALTER TABLE %s ALTER COLUMN id SET DEFAULT nextval(%L)', comp, seq);
             EXECUTE format('ALTER SEQUENCE %s OWNED BY %s.id', seq, comp);
         ELSE
@@ -423,3 +428,433 @@ $$;
 
 COMMENT ON FUNCTION order_flow.citus_verify_audit IS
     'On a Citus coordinator: verify_audit() over every distributed managed table, each worker checking the chains of its shards; no row means intact';
+
+/* ------------------------------------------------------------------ */
+/* The broadcast on Citus: appends, escalation, reminders,             */
+/* acknowledgements and the outbox relay over the companion tables.    */
+/* ------------------------------------------------------------------ */
+
+/*
+ * _citus_local_groups(): on this node, the shards of each companion group
+ * it holds (the notification, outbox, head and log shards of one hash
+ * range), with the companions' common prefix (for their sequences) and the
+ * type of dist_key.  Each shard has one placement, so each group is swept
+ * by exactly one node's scheduler, wherever the rebalancer put it.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_local_groups()
+RETURNS TABLE (base text, dist_type text, notif regclass, outbox regclass, head regclass, log regclass)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regnamespace('order_flow_citus') IS NULL OR to_regclass('pg_catalog.pg_dist_placement') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE $q$
+        SELECT format('order_flow_citus.%I', left(c.relname, -length('_notification'))),
+               format_type(a.atttypid, a.atttypmod),
+               to_regclass(shard_name(c.oid, s.shardid)),
+               (SELECT to_regclass(shard_name(k.oid, ks.shardid)) FROM pg_class k
+                  JOIN pg_dist_shard ks ON ks.logicalrelid = k.oid AND ks.shardminvalue = s.shardminvalue
+                 WHERE k.relnamespace = c.relnamespace AND k.relname = left(c.relname, -length('_notification')) || '_outbox'),
+               (SELECT to_regclass(shard_name(k.oid, ks.shardid)) FROM pg_class k
+                  JOIN pg_dist_shard ks ON ks.logicalrelid = k.oid AND ks.shardminvalue = s.shardminvalue
+                 WHERE k.relnamespace = c.relnamespace AND k.relname = left(c.relname, -length('_notification')) || '_tracked_order'),
+               (SELECT to_regclass(shard_name(k.oid, ks.shardid)) FROM pg_class k
+                  JOIN pg_dist_shard ks ON ks.logicalrelid = k.oid AND ks.shardminvalue = s.shardminvalue
+                 WHERE k.relnamespace = c.relnamespace AND k.relname = left(c.relname, -length('_notification')) || '_audit_log')
+          FROM pg_class c
+          JOIN pg_dist_shard s ON s.logicalrelid = c.oid
+          JOIN pg_dist_placement p ON p.shardid = s.shardid
+                                  AND p.groupid = (SELECT groupid FROM pg_dist_local_group)
+          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'dist_key'
+         WHERE c.relnamespace = to_regnamespace('order_flow_citus') AND c.relname LIKE '%\_notification'
+         ORDER BY 3$q$;
+END
+$$;
+
+/*
+ * _citus_tables(): on the coordinator, each distributed managed table's
+ * companion tables (distributed: a statement on one routes to its shards).
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_tables()
+RETURNS TABLE (base text, dist_type text, notif regclass, outbox regclass, head regclass, log regclass)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regnamespace('order_flow_citus') IS NULL OR to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE $q$
+        SELECT b.base, format_type(a.atttypid, a.atttypmod), c.oid::regclass,
+               to_regclass(b.base || '_outbox'), to_regclass(b.base || '_tracked_order'),
+               to_regclass(b.base || '_audit_log')
+          FROM pg_class c
+          JOIN pg_dist_partition p ON p.logicalrelid = c.oid
+          JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'dist_key'
+          CROSS JOIN LATERAL (SELECT format('order_flow_citus.%I', left(c.relname, -length('_notification'))) AS base) b
+         WHERE c.relnamespace = to_regnamespace('order_flow_citus') AND c.relname LIKE '%\_notification'
+         ORDER BY 1$q$;
+END
+$$;
+
+/*
+ * _append_at(log, head, base, dist, dist_type, order_key, action, from_state,
+ * to_state, details): one event appended to an order's chain in the
+ * companion tables given -- shards on a worker (a sweep), or the
+ * distributed tables on the coordinator, where each statement is routed to
+ * the order's shard (acknowledge()).  The head is locked first, as the
+ * trigger locks it; the hash is order_flow.event_hash(), the one
+ * verify_audit() recomputes.  Returns the event's sequence number.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._append_at(log regclass, head regclass, base text, dist text,
+                                               dist_type text, order_key text, action text,
+                                               from_state text, to_state text, details jsonb)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    h record;
+    seq bigint;
+    at timestamptz := clock_timestamp();
+    who text := order_flow.current_actor();
+    dbu text := current_user;
+    hash bytea;
+BEGIN
+    EXECUTE format('SELECT last_seq, last_hash FROM %s WHERE dist_key = $1::%s AND order_key = $2 FOR UPDATE',
+                   head, dist_type)
+       INTO h USING dist, order_key;
+    IF h.last_seq IS NULL THEN
+        RAISE EXCEPTION 'order % has no chain in %', order_key, head USING ERRCODE = 'P0002';
+    END IF;
+    seq := h.last_seq + 1;
+    hash := order_flow.event_hash(h.last_hash, order_key, seq, action, from_state, to_state, who, dbu, at, at,
+                                  details);
+    EXECUTE format('INSERT INTO %s (id, order_key, seq, action, from_state, to_state, actor, db_user,'
+                   ' occurred_at, recorded_at, details, prev_hash, hash, dist_key)'
+                   ' VALUES (nextval(%L), $1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12::%s)',
+                   log, base || '_audit_log_id_seq', dist_type)
+       USING order_key, seq, action, from_state, to_state, who, dbu, at, details, h.last_hash, hash, dist;
+    EXECUTE format('UPDATE %s SET last_seq = $1, last_hash = $2,'
+                   ' last_occurred_at = greatest(last_occurred_at, $3)'
+                   ' WHERE dist_key = $4::%s AND order_key = $5', head, dist_type)
+       USING seq, hash, at, dist, order_key;
+    RETURN seq;
+END
+$$;
+
+/*
+ * _citus_escalate_local(as_of, batch): _escalate_notifications() for the
+ * companion shards this node holds (each node's scheduler sweeps its own
+ * shards: no statement crosses nodes, no lock is held across them, and a
+ * shard moved elsewhere is swept there).  One notification at a time, in
+ * a subtransaction: a failure is logged and the sweep goes on.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_escalate_local(as_of timestamptz, batch integer)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g record;
+    r record;
+    pol record;
+    dl timestamptz;
+    pl jsonb;
+    nid bigint;
+    seq bigint;
+    done integer := 0;
+BEGIN
+    FOR g IN SELECT * FROM _order_flow._citus_local_groups() LOOP
+        EXIT WHEN done >= batch;
+        EXECUTE format('UPDATE %s x SET escalates = false
+                         WHERE x.status = ''pending'' AND x.escalates AND x.deadline <= $1
+                           AND NOT EXISTS (SELECT 1 FROM order_flow.escalation_policy p
+                                            WHERE p.department = x.department AND p.level = x.level + 1)', g.notif)
+           USING as_of;
+        FOR r IN EXECUTE format('SELECT x.*, x.dist_key::text AS dist FROM %s x
+                                  WHERE x.status = ''pending'' AND x.escalates AND x.deadline <= $1
+                                  ORDER BY x.deadline LIMIT $2 FOR UPDATE SKIP LOCKED', g.notif)
+                   USING as_of, batch - done
+        LOOP
+            BEGIN
+                SELECT * INTO pol FROM order_flow.escalation_policy p
+                 WHERE p.department = r.department AND p.level = r.level + 1;
+                dl := order_flow.department_deadline(r.department, as_of, pol.delay);
+                pl := r.payload || jsonb_build_object('level', r.level + 1, 'deadline', dl,
+                                                      'escalated_from', r.id, 'title', pol.title,
+                                                      'overdue_since', r.deadline);
+                EXECUTE format('UPDATE %s SET status = ''escalated'', answered_at = clock_timestamp()
+                                 WHERE dist_key = $1::%s AND id = $2', g.notif, g.dist_type)
+                   USING r.dist, r.id;
+                EXECUTE format('INSERT INTO %s (id, order_key, department, level, deadline, payload, kind,
+                                                from_state, to_state, event_seq, parent_id, escalates, dist_key)
+                                VALUES (nextval(%L), $1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+                                        EXISTS (SELECT 1 FROM order_flow.escalation_policy p
+                                                 WHERE p.department = $2 AND p.level = $3 + 1), $11::%s)
+                                RETURNING id', g.notif, g.base || '_notification_id_seq', g.dist_type)
+                   INTO nid
+                   USING r.order_key, r.department, r.level + 1, dl, pl, r.kind, r.from_state, r.to_state,
+                         r.event_seq, r.id, r.dist;
+                seq := _order_flow._append_at(g.log, g.head, g.base, r.dist, g.dist_type, r.order_key, 'escalate',
+                           NULL, NULL,
+                           jsonb_build_object('notification_id', nid, 'escalated_from', r.id,
+                                              'department', r.department, 'level', r.level + 1,
+                                              'title', pol.title, 'deadline', dl, 'overdue_since', r.deadline));
+                EXECUTE format('INSERT INTO %s (id, order_key, notification_id, payload, kind, event_seq, dist_key)
+                                VALUES (nextval(%L), $1, $2, $3, ''escalation'', $4, $5::%s)',
+                               g.outbox, g.base || '_outbox_id_seq', g.dist_type)
+                   USING r.order_key, nid, pl || jsonb_build_object('notification_id', nid), seq, r.dist;
+                done := done + 1;
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'order_flow: could not escalate notification % in %: %', r.id, g.notif, SQLERRM;
+            END;
+        END LOOP;
+    END LOOP;
+    RETURN done;
+END
+$$;
+
+/* _citus_remind_local(as_of, batch): _raise_reminders() for the companion shards this node holds. */
+CREATE OR REPLACE FUNCTION _order_flow._citus_remind_local(as_of timestamptz, batch integer)
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g record;
+    r record;
+    p record;
+    lvl integer;
+    seq bigint;
+    msg jsonb;
+    done integer := 0;
+BEGIN
+    FOR g IN SELECT * FROM _order_flow._citus_local_groups() LOOP
+        EXIT WHEN done >= batch;
+        FOR r IN EXECUTE format('SELECT t.order_key, t.dist_key::text AS dist, t.workflow, t.state, t.entered_at,
+                                        t.reminder_level, s.max_dwell, s.owner_department
+                                   FROM %s t JOIN order_flow.state s ON s.workflow = t.workflow AND s.state = t.state
+                                  WHERE t.stale_after IS NOT NULL AND t.stale_after <= $1
+                                  ORDER BY t.stale_after LIMIT $2 FOR UPDATE OF t SKIP LOCKED', g.head)
+                   USING as_of, batch - done
+        LOOP
+            BEGIN
+                lvl := r.reminder_level;
+                FOR p IN SELECT level, factor FROM order_flow.reminder_policy x
+                          WHERE x.workflow = r.workflow AND x.level > r.reminder_level
+                            AND r.entered_at + r.max_dwell * x.factor <= as_of
+                          ORDER BY level
+                LOOP
+                    msg := jsonb_build_object('event', 'remind', 'order_key', r.order_key, 'state', r.state,
+                                              'level', p.level, 'department', r.owner_department,
+                                              'threshold', r.max_dwell * p.factor,
+                                              'waiting_since', r.entered_at);
+                    seq := _order_flow._append_at(g.log, g.head, g.base, r.dist, g.dist_type, r.order_key,
+                                                  'remind', r.state, r.state, msg);
+                    EXECUTE format('INSERT INTO %s (id, order_key, payload, kind, event_seq, dist_key)
+                                    VALUES (nextval(%L), $1, $2, ''reminder'', $3, $4::%s)',
+                                   g.outbox, g.base || '_outbox_id_seq', g.dist_type)
+                       USING r.order_key, msg, seq, r.dist;
+                    lvl := p.level;
+                    done := done + 1;
+                END LOOP;
+                EXECUTE format('UPDATE %s t SET reminder_level = $1,
+                                       stale_after = t.entered_at + $2 *
+                                           (SELECT x.factor FROM order_flow.reminder_policy x
+                                             WHERE x.workflow = $3 AND x.level = $1 + 1)
+                                 WHERE t.dist_key = $4::%s AND t.order_key = $5', g.head, g.dist_type)
+                   USING lvl, r.max_dwell, r.workflow, r.dist, r.order_key;
+            EXCEPTION WHEN OTHERS THEN
+                RAISE WARNING 'order_flow: could not remind order % in %: %', r.order_key, g.head, SQLERRM;
+            END;
+        END LOOP;
+    END LOOP;
+    RETURN done;
+END
+$$;
+
+/* The earliest escalation due in the companion shards this node holds (NULL: none). */
+CREATE OR REPLACE FUNCTION _order_flow._citus_next_due() RETURNS timestamptz
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g record;
+    d timestamptz;
+    first timestamptz;
+BEGIN
+    FOR g IN SELECT * FROM _order_flow._citus_local_groups() LOOP
+        EXECUTE format('SELECT min(deadline) FROM %s WHERE status = ''pending'' AND escalates', g.notif) INTO d;
+        first := least(first, d);
+    END LOOP;
+    RETURN first;
+END
+$$;
+
+/*
+ * _citus_acknowledge(notification_id, response, details, who):
+ * acknowledge() of a notification of a distributed table, through the
+ * coordinator.  The notification is found by its id (unique across the
+ * cluster), then locked, answered and recorded with statements Citus
+ * routes to its order's shard, in the caller's distributed transaction.
+ * NULL: no distributed table has it.  The checks of details and response
+ * are acknowledge()'s, made before.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_acknowledge(notification_id bigint, response text, details jsonb,
+                                                       who text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    g record;
+    f record;
+    n record;
+    wf text;
+    origin text;
+    window_ interval;
+    dl timestamptz;
+    pl jsonb;
+    nid bigint;
+    seq bigint;
+    now_ timestamptz := clock_timestamp();
+BEGIN
+    FOR g IN SELECT * FROM _order_flow._citus_tables() LOOP
+        EXECUTE format('SELECT dist_key::text AS dist FROM %s WHERE id = $1', g.notif) INTO f USING notification_id;
+        CONTINUE WHEN f.dist IS NULL;
+        EXECUTE format('SELECT x.*, x.dist_key::text AS dist FROM %s x WHERE x.dist_key = $1::%s AND x.id = $2 FOR UPDATE',
+                       g.notif, g.dist_type)
+           INTO n USING f.dist, notification_id;
+        PERFORM _order_flow._may_answer(n.id, n.department, n.status, who);
+        EXECUTE format('UPDATE %s x SET status = $1, answered_at = $2, answered_by = $3, response = $4
+                         WHERE x.dist_key = $5::%s AND x.id = $6', g.notif, g.dist_type)
+           USING CASE WHEN response = 'ack' THEN 'acknowledged' ELSE 'need_info' END, now_, who, details,
+                 n.dist, n.id;
+        IF response = 'ack' THEN
+            PERFORM _order_flow._append_at(g.log, g.head, g.base, n.dist, g.dist_type, n.order_key, 'acknowledge',
+                NULL, NULL, jsonb_build_object('notification_id', n.id, 'department', n.department,
+                                               'level', n.level, 'response', details));
+            RETURN n.id;
+        END IF;
+
+        EXECUTE format('SELECT workflow FROM %s WHERE dist_key = $1::%s AND order_key = $2', g.head, g.dist_type)
+           INTO wf USING n.dist, n.order_key;
+        SELECT r.origin_department, r.ack_within INTO origin, window_
+          FROM order_flow.transition_rule r
+         WHERE r.workflow = wf AND r.from_state = n.from_state AND r.to_state = n.to_state;
+        origin := COALESCE(origin, 'sales');
+        window_ := COALESCE(window_, interval '15 minutes');
+        dl := order_flow.department_deadline(origin, now_, window_);
+        pl := n.payload || jsonb_build_object('department', origin, 'level', 1, 'deadline', dl,
+                                              'kind', 'need_info', 'form', details,
+                                              'requested_by', who, 'requesting_department', n.department,
+                                              'in_reply_to', n.id);
+        EXECUTE format('INSERT INTO %s (id, order_key, department, level, deadline, payload, kind,
+                                        from_state, to_state, event_seq, parent_id, dist_key)
+                        VALUES (nextval(%L), $1, $2, 1, $3, $4, ''need_info'', $5, $6, $7, $8, $9::%s)
+                        RETURNING id', g.notif, g.base || '_notification_id_seq', g.dist_type)
+           INTO nid USING n.order_key, origin, dl, pl, n.from_state, n.to_state, n.event_seq, n.id, n.dist;
+        seq := _order_flow._append_at(g.log, g.head, g.base, n.dist, g.dist_type, n.order_key, 'need_info', NULL, NULL,
+            jsonb_build_object('notification_id', n.id, 'department', n.department, 'level', n.level,
+                               'form', details, 'opened', nid, 'for_department', origin));
+        EXECUTE format('INSERT INTO %s (id, order_key, notification_id, payload, kind, event_seq, dist_key)
+                        VALUES (nextval(%L), $1, $2, $3, ''need_info'', $4, $5::%s)',
+                       g.outbox, g.base || '_outbox_id_seq', g.dist_type)
+           USING n.order_key, nid, pl || jsonb_build_object('notification_id', nid), seq, n.dist;
+        RETURN nid;
+    END LOOP;
+    RETURN NULL;
+END
+$$;
+
+/*
+ * _citus_outbox_claim(batch, lease, who): outbox_claim() over the
+ * distributed tables' outboxes, through the coordinator.  The candidate
+ * orders (undelivered messages, no live lease, oldest first) are read from
+ * every shard; each is taken under the same transaction-scoped advisory
+ * lock as on one server (every relay claims through the coordinator), and
+ * the lease is written by a statement Citus sends to the shards holding
+ * them, which rechecks that no live lease was written meanwhile.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_outbox_claim(batch integer, lease interval, who text)
+RETURNS TABLE (id bigint, idempotency_key text, order_key text, seq bigint, kind text,
+               occurred_at timestamptz, attempts integer, message jsonb)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    g record;
+    r record;
+    taken integer := 0;
+    dists text[];
+    keys text[];
+    mine text[];
+    got jsonb := '[]';
+    until timestamptz := clock_timestamp() + lease;
+BEGIN
+    FOR g IN SELECT * FROM _order_flow._citus_tables() LOOP
+        EXIT WHEN taken >= batch;
+        EXECUTE format('SELECT array_agg(c.dist ORDER BY c.oldest), array_agg(c.order_key ORDER BY c.oldest)
+                          FROM (SELECT o.dist_key::text AS dist, o.order_key, min(o.created_at) AS oldest
+                                  FROM %s o
+                                 WHERE o.delivered_at IS NULL
+                                 GROUP BY 1, 2
+                                HAVING NOT coalesce(bool_or(o.lease_until > $2), false)
+                                 ORDER BY 3 LIMIT $1) c', g.outbox)
+           INTO dists, keys USING batch - taken, clock_timestamp();
+        CONTINUE WHEN keys IS NULL;
+        SELECT array_agg(dists[i] || '/' || keys[i]) INTO mine
+          FROM generate_subscripts(keys, 1) i
+         WHERE pg_try_advisory_xact_lock(hashtext('order_flow.outbox'), hashtext(g.base || '/' || dists[i] || '/' || keys[i]));
+        CONTINUE WHEN mine IS NULL;
+        taken := taken + cardinality(mine);
+        FOR r IN EXECUTE format('UPDATE %s o SET claimed_by = $1, lease_until = $2, attempts = o.attempts + 1
+                                  WHERE o.dist_key = ANY ($3::%s[]) AND o.dist_key::text || ''/'' || o.order_key = ANY ($4)
+                                    AND o.delivered_at IS NULL
+                                    AND NOT coalesce(o.lease_until > $5, false)
+                                 RETURNING o.id, o.order_key, o.event_seq, o.kind, o.created_at, o.attempts, o.payload',
+                                g.outbox, g.dist_type)
+                   USING who, until, (SELECT array_agg(split_part(m, '/', 1)) FROM unnest(mine) m), mine,
+                         clock_timestamp()
+        LOOP
+            got := got || jsonb_build_array(to_jsonb(r));
+        END LOOP;
+    END LOOP;
+    RETURN QUERY
+    SELECT (e->>'id')::bigint, m.ikey, e->>'order_key', (e->>'event_seq')::bigint, m.kind,
+           (e->>'created_at')::timestamptz, (e->>'attempts')::integer,
+           jsonb_build_object('id', (e->>'id')::bigint, 'idempotency_key', m.ikey, 'order_key', e->>'order_key',
+                              'seq', (e->'event_seq'), 'kind', m.kind, 'occurred_at', e->'created_at',
+                              'attempt', (e->>'attempts')::integer, 'payload', e->'payload')
+      FROM jsonb_array_elements(got) e
+     CROSS JOIN LATERAL (SELECT (e->>'order_key') || '/' || (e->>'id') AS ikey,
+                                coalesce(e->>'kind', 'message') AS kind) m
+     ORDER BY (e->>'order_key'), (e->>'event_seq')::bigint NULLS FIRST, (e->>'id')::bigint;
+END
+$$;
+
+/* _citus_outbox_done(ids): outbox_done() over the distributed tables' outboxes; returns how many. */
+CREATE OR REPLACE FUNCTION _order_flow._citus_outbox_done(ids bigint[]) RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g record;
+    k integer;
+    n integer := 0;
+BEGIN
+    FOR g IN SELECT * FROM _order_flow._citus_tables() LOOP
+        EXECUTE format('UPDATE %s o SET delivered_at = $2, lease_until = NULL
+                         WHERE o.id = ANY ($1) AND o.delivered_at IS NULL', g.outbox) USING ids, clock_timestamp();
+        GET DIAGNOSTICS k = ROW_COUNT;
+        n := n + k;
+    END LOOP;
+    RETURN n;
+END
+$$;

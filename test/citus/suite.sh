@@ -52,7 +52,7 @@ $2")
     fi
 }
 
-echo "1..40"
+echo "1..50"
 
 # ------------------------------------------------------------ three nodes
 started=0
@@ -197,6 +197,70 @@ tap_is "$(q coordinator "SELECT (SELECT action FROM order_flow_citus.orders_audi
                          || ' ' || (SELECT coalesce(state, 'none') FROM order_flow_citus.orders_tracked_order WHERE order_key = '1')")" \
     "deleted 0 none" "a deletion ends the order's chain and closes its notifications"
 
+# ------------------------------------------------------------ the broadcast
+ack=$(q coordinator "SELECT id FROM order_flow_citus.orders_notification WHERE order_key = '2' AND department = 'warehouse'")
+tap_is "$(q coordinator "SELECT order_flow.acknowledge($ack) = $ack")/$(
+    q coordinator "SELECT n.status || ' ' || (SELECT action FROM order_flow_citus.orders_audit_log l
+                                              WHERE l.order_key = '2' ORDER BY seq DESC LIMIT 1)
+                   FROM order_flow_citus.orders_notification n WHERE n.id = $ack")" "t/acknowledged acknowledge" \
+    "acknowledge() through the coordinator answers a notification of a distributed table and records it in the chain"
+fin=$(q coordinator "SELECT id FROM order_flow_citus.orders_notification WHERE order_key = '2' AND department = 'finance'")
+tap_is "$(sqlstate coordinator "SELECT order_flow.acknowledge($ack)")/$(sqlstate coordinator "SELECT order_flow.acknowledge(42)")/$(
+    sqlstate coordinator "GRANT EXECUTE ON FUNCTION order_flow.acknowledge(bigint, text, jsonb) TO clerk;
+                          SET ROLE clerk; SELECT order_flow.acknowledge($fin)")" "55000/P0002/42501" \
+    "... once (55000), an unknown id is refused (P0002), and so is a role outside the department (42501)"
+ni=$(q coordinator "SELECT id FROM order_flow_citus.orders_notification WHERE order_key = '3' AND department = 'finance'")
+ni=$(q coordinator "SELECT order_flow.acknowledge($ni, 'need_info', '{\"text\": \"which address?\"}')")
+tap_is "$(q coordinator "SELECT department || ' ' || kind || ' ' || status
+                         FROM order_flow_citus.orders_notification n WHERE n.id = $ni") $(
+    q coordinator "SELECT count(*) FROM order_flow_citus.orders_outbox o WHERE o.notification_id = $ni")" "sales need_info pending 1" \
+    "... and need_info opens a notification for the originating department, with its outbox message"
+
+due=$(q coordinator "WITH p AS MATERIALIZED (SELECT department, level - 1 AS level FROM order_flow.escalation_policy)
+                    SELECT count(*) FROM order_flow_citus.orders_notification x
+                     WHERE x.status = 'pending' AND x.escalates AND (x.department, x.level) IN (SELECT * FROM p)")
+swept=$(workers "SELECT order_flow.escalate_due(now() + interval '3 hours')")
+tap_is "$(q coordinator "SELECT count(*) FILTER (WHERE status = 'escalated') || ' ' ||
+                                count(*) FILTER (WHERE level > 1)
+                         FROM order_flow_citus.orders_notification")/$(
+    q coordinator "SELECT count(*) FROM order_flow_citus.orders_audit_log WHERE action = 'escalate'")/$(
+    q coordinator "SELECT count(*) FROM order_flow_citus.orders_outbox WHERE kind = 'escalation'")" "$due $due/$due/$due" \
+    "each worker's sweep escalates the overdue notifications of the shards it holds: $due, each once, audited and sent"
+tap_ok "$([[ $due -gt 0 && $swept == *,* ]]; echo $?)" "... ($due due, the sweeps returned $swept)"
+tap_is "$(workers "SELECT order_flow.escalate_due(now() + interval '3 hours')")" "0,0" \
+    "... and a second sweep at the same time escalates nothing again"
+workers "SELECT order_flow.escalate_due(now() + interval '60 days')" >/dev/null
+reminded=$(q coordinator "SELECT count(*) FROM order_flow_citus.orders_audit_log WHERE action = 'remind'")
+tap_is "$(( reminded > 0 ))/$(q coordinator "SELECT count(*) FROM order_flow_citus.orders_outbox WHERE kind = 'reminder'")" "1/$reminded" \
+    "a sweep 60 days on reminds the orders that stalled, each reminder audited and sent"
+
+q coordinator "CREATE TABLE saved_policy AS SELECT * FROM order_flow.escalation_policy;
+               UPDATE order_flow.escalation_policy SET delay = interval '1 second' WHERE level = 2;
+               UPDATE order_flow.transition_rule SET ack_within = interval '1 second'
+                WHERE workflow = 'b2b_order' AND from_state = 'quoted' AND to_state = 'contract_signed';
+               SELECT order_flow.citus_sync_catalogue();
+               UPDATE orders SET status = 'contract_signed' WHERE id = 14;" >/dev/null
+for ((i = 0; i < 60; i++)); do
+    [[ $(q coordinator "SELECT count(*) FROM order_flow_citus.orders_audit_log WHERE order_key = '14' AND action = 'escalate'") -ge 3 ]] && break
+    sleep 1
+done
+tap_is "$(q coordinator "SELECT count(*) FROM order_flow_citus.orders_audit_log WHERE order_key = '14' AND action = 'escalate'")" 3 \
+    "the scheduler of the worker holding an order escalates its notifications when they fall due (no manual sweep)"
+
+claimed=$(q coordinator "SELECT count(*) || ' ' || count(DISTINCT id) FROM order_flow.outbox_claim(10000, '1 minute')")
+total=$(q coordinator "SELECT count(*) FROM order_flow_citus.orders_outbox WHERE delivered_at IS NULL")
+tap_is "$claimed/$(q coordinator "SELECT count(*) FROM order_flow.outbox_claim(10000, '1 minute')")" "$total $total/0" \
+    "outbox_claim() through the coordinator leases every undelivered message of the distributed table ($total), and a second relay gets none while leased"
+ids=$(q coordinator "SELECT array_agg(id) FROM order_flow_citus.orders_outbox WHERE delivered_at IS NULL")
+tap_is "$(q coordinator "SELECT order_flow.outbox_done('$ids')")/$(
+    q coordinator "SELECT count(*) FROM order_flow_citus.orders_outbox WHERE delivered_at IS NULL")" "$total/0" \
+    "... and outbox_done() marks them delivered"
+q coordinator "UPDATE order_flow.escalation_policy p SET delay = s.delay FROM saved_policy s
+                WHERE s.department = p.department AND s.level = p.level;
+               UPDATE order_flow.transition_rule SET ack_within = interval '15 minutes'
+                WHERE workflow = 'b2b_order' AND from_state = 'quoted' AND to_state = 'contract_signed';
+               SELECT order_flow.citus_sync_catalogue();" >/dev/null
+
 tap_is "$(q coordinator "SELECT coalesce(string_agg(tbl || ' ' || split_part(problem, ' (', 1), '; '), 'none')
                          FROM order_flow.citus_verify_audit()")" \
     "public.empty_orders distributed without its companion tables" \
@@ -230,6 +294,7 @@ tap_is "$(q coordinator "SELECT string_agg(order_key || ': ' || split_part(probl
     "citus_verify_audit() finds an event altered on a worker and a row changed behind the trigger"
 
 # ------------------------------------------------------------ moving a shard
+seq22=$(q coordinator "SELECT last_seq + 1 FROM order_flow_citus.orders_tracked_order WHERE order_key = '22'")
 shard=$(q coordinator "SELECT get_shard_id_for_distribution_column('orders', 22)")
 from=$(q coordinator "SELECT nodeport FROM pg_dist_shard_placement WHERE shardid = $shard")
 to=$(q coordinator "SELECT nodeport FROM pg_dist_node WHERE groupid > 0 AND nodeport <> $from")
@@ -237,7 +302,7 @@ q coordinator "SELECT citus_move_shard_placement($shard, '127.0.0.1', $from, '12
 q coordinator "UPDATE orders SET status = 'contract_signed' WHERE id = 22" >/dev/null
 tap_is "$(q coordinator "SELECT (SELECT nodeport FROM pg_dist_shard_placement WHERE shardid = $shard) = $to,
                                 (SELECT last_seq || ' ' || state FROM order_flow_citus.orders_tracked_order WHERE order_key = '22')")" \
-    "t|3 contract_signed" \
+    "t|$seq22 contract_signed" \
     "a shard moved to the other worker takes its orders' chains along: the next move continues the chain"
 tap_is "$(q coordinator "SELECT count(*) FROM order_flow.citus_verify_audit() WHERE tbl = 'public.orders' AND order_key NOT IN ('20', '21')")" 0 \
     "... which still verifies"
