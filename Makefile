@@ -38,7 +38,7 @@ PG_CFLAGS = -Wall -Werror -Wmissing-prototypes
 # around the same idempotent sources.  Released scripts are frozen copies,
 # checked against src/sql/released/SHA256SUMS.
 SQL_PRE_INSTALL = $(foreach s,internal status status_ops status_text catalogue tracking checkpoints restore station privileges metrics metrics_fold,src/sql/pre_install/$(s).sql)
-SQL_SOURCES = $(foreach s,status tracking catalogue citus broadcast station metrics monitor comments privileges,src/sql/$(s).sql)
+SQL_SOURCES = $(foreach s,status citus tracking catalogue broadcast station metrics monitor comments privileges,src/sql/$(s).sql)
 PREV_VERSION = 1.1
 SQL_UPDATE_PRE = src/sql/updates/$(PREV_VERSION)--$(EXTVERSION).pre.sql
 # objects new in this version: created by the update from their pre_install files

@@ -21,6 +21,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "commands/trigger.h"
 #include "common/cryptohash.h"
@@ -257,6 +258,55 @@ empty_object(void)
 }
 
 /*
+ * citus_order: on a Citus coordinator (schema order_flow_citus exists), is
+ * key an order of a distributed table rather than of this node's tables?
+ * Then _citus_append_event() appends its event beside its shard.
+ */
+static bool
+citus_order(const char *key)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		local;
+
+	if (!OidIsValid(get_namespace_oid(OF_CITUS_SCHEMA, true)) || strncmp(key, "order_flow:", 11) == 0)
+		return false;
+	values[0] = CStringGetTextDatum(key);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT 1 FROM order_flow.tracked_order WHERE order_key OPERATOR(pg_catalog.=) $1",
+							  1, types, values, NULL, true, 1) != SPI_OK_SELECT)
+		elog(ERROR, "could not look for order %s", key);
+	local = SPI_processed > 0;
+	SPI_finish();
+	return !local;
+}
+
+static Datum
+citus_append(FunctionCallInfo fcinfo)
+{
+	Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
+	Datum		values[6];
+	char		nulls[6];
+	bool		isnull;
+	Datum		id;
+
+	for (int i = 0; i < 6; i++)
+	{
+		nulls[i] = PG_ARGISNULL(i) ? 'n' : ' ';
+		values[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
+	}
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+	if (SPI_execute_with_args("SELECT " OF_INTERNAL_SCHEMA "._citus_append_event($1, $2, $3, $4, $5, $6)",
+							  6, types, values, nulls, false, 1) != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not append to the chain of a distributed table's order");
+	id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	SPI_finish();
+	return id;
+}
+
+/*
  * _order_flow._append_event(order_key, action, from_state, to_state,
  * details, occurred_at): append a non-transition event (a fact, a
  * notification answer, a configuration change...) to the order's chain
@@ -285,6 +335,8 @@ order_flow_append_event(PG_FUNCTION_ARGS)
 	check_finite(ev.occurred_at);
 	details = PG_ARGISNULL(4) ? empty_object() : PG_GETARG_JSONB_P(4);
 	ev.details = JsonbToCString(NULL, &details->root, VARSIZE(details));
+	if (citus_order(ev.order_key))
+		PG_RETURN_DATUM(citus_append(fcinfo));
 
 	of_become_owner(&save);
 	start_config_chain(ev.order_key);

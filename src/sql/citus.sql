@@ -510,7 +510,8 @@ $$;
  */
 CREATE OR REPLACE FUNCTION _order_flow._append_at(log regclass, head regclass, base text, dist text,
                                                dist_type text, order_key text, action text,
-                                               from_state text, to_state text, details jsonb)
+                                               from_state text, to_state text, details jsonb,
+                                               occurred_at timestamptz DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -520,6 +521,7 @@ DECLARE
     h record;
     seq bigint;
     at timestamptz := clock_timestamp();
+    occurred timestamptz := coalesce(occurred_at, at);
     who text := order_flow.current_actor();
     dbu text := current_user;
     hash bytea;
@@ -531,17 +533,17 @@ BEGIN
         RAISE EXCEPTION 'order % has no chain in %', order_key, head USING ERRCODE = 'P0002';
     END IF;
     seq := h.last_seq + 1;
-    hash := order_flow.event_hash(h.last_hash, order_key, seq, action, from_state, to_state, who, dbu, at, at,
+    hash := order_flow.event_hash(h.last_hash, order_key, seq, action, from_state, to_state, who, dbu, occurred, at,
                                   details);
     EXECUTE format('INSERT INTO %s (id, order_key, seq, action, from_state, to_state, actor, db_user,'
                    ' occurred_at, recorded_at, details, prev_hash, hash, dist_key)'
-                   ' VALUES (nextval(%L), $1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12::%s)',
+                   ' VALUES (nextval(%L), $1, $2, $3, $4, $5, $6, $7, $8, $13, $9, $10, $11, $12::%s)',
                    log, base || '_audit_log_id_seq', dist_type)
-       USING order_key, seq, action, from_state, to_state, who, dbu, at, details, h.last_hash, hash, dist;
+       USING order_key, seq, action, from_state, to_state, who, dbu, occurred, details, h.last_hash, hash, dist, at;
     EXECUTE format('UPDATE %s SET last_seq = $1, last_hash = $2,'
                    ' last_occurred_at = greatest(last_occurred_at, $3)'
                    ' WHERE dist_key = $4::%s AND order_key = $5', head, dist_type)
-       USING seq, hash, at, dist, order_key;
+       USING seq, hash, occurred, dist, order_key;
     RETURN seq;
 END
 $$;
@@ -856,5 +858,67 @@ BEGIN
         n := n + k;
     END LOOP;
     RETURN n;
+END
+$$;
+
+/*
+ * _citus_head(order_key, tbl): the chain heads of order_key in the
+ * distributed tables (of tbl only, when given), with where they live.  In
+ * a table distributed by tenant one key may have a head per tenant.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_head(order_key text, tbl regclass DEFAULT NULL)
+RETURNS TABLE (base text, dist_type text, head regclass, log regclass, outbox regclass, dist text,
+               row_ order_flow.tracked_order)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    g record;
+    only_ text := (SELECT format('order_flow_citus.%I', c.relname) FROM pg_class c WHERE c.oid = tbl);
+BEGIN
+    FOR g IN SELECT * FROM _order_flow._citus_tables() t WHERE only_ IS NULL OR t.base = only_ LOOP
+        RETURN QUERY EXECUTE format(
+            'SELECT %L::text, %L::text, %L::regclass, %L::regclass, %L::regclass, t.dist_key::text,
+                    jsonb_populate_record(NULL::order_flow.tracked_order, to_jsonb(t))
+               FROM %s t WHERE t.order_key = $1', g.base, g.dist_type, g.head, g.log, g.outbox, g.head)
+           USING order_key;
+    END LOOP;
+END
+$$;
+
+/*
+ * _citus_append_event(order_key, action, from_state, to_state, details,
+ * occurred_at): _append_event() for an order of a distributed table,
+ * through the coordinator (record(), the station's events).  Returns the
+ * event's id.  A key two tenants use is ambiguous here: refused.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_append_event(order_key text, action text, from_state text,
+                                                        to_state text, details jsonb, occurred_at timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    h record;
+    n integer;
+    seq bigint;
+    id_ bigint;
+BEGIN
+    SELECT count(*) INTO n FROM _order_flow._citus_head(order_key);
+    IF n = 0 THEN
+        RAISE EXCEPTION 'order % is not tracked', order_key USING ERRCODE = 'P0002';
+    ELSIF n > 1 THEN
+        RAISE EXCEPTION 'order key % is used by % orders of distributed tables', order_key, n
+            USING ERRCODE = '21000',
+                  HINT = 'In a table distributed by tenant an order key is unique per tenant only.';
+    END IF;
+    SELECT * INTO h FROM _order_flow._citus_head(order_key);
+    seq := _order_flow._append_at(h.log, h.head, h.base, h.dist, h.dist_type, order_key, action,
+                                  from_state, to_state, coalesce(details, '{}'), occurred_at);
+    EXECUTE format('SELECT id FROM %s WHERE dist_key = $1::%s AND order_key = $2 AND seq = $3', h.log, h.dist_type)
+       INTO id_ USING h.dist, order_key, seq;
+    RETURN id_;
 END
 $$;

@@ -119,6 +119,9 @@ BEGIN
     END IF;
     SELECT t.state INTO st FROM order_flow.tracked_order t WHERE t.order_key = order_key AND t.tbl IS NOT NULL;
     IF NOT FOUND THEN
+        SELECT (h.row_).state INTO st FROM _order_flow._citus_head(order_key) h WHERE (h.row_).tbl IS NOT NULL;
+    END IF;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'order % does not exist', order_key USING ERRCODE = 'P0002',
             CONSTRAINT = 'order_flow_unknown_order';
     END IF;
@@ -224,6 +227,10 @@ BEGIN
     END IF;
     SELECT * INTO o FROM order_flow.tracked_order t
      WHERE t.order_key = order_key AND t.tbl IS NOT NULL FOR UPDATE;
+    IF NOT FOUND THEN
+        /* an order of a distributed table: its move below locks it on its shard */
+        SELECT (h.row_).* INTO o FROM _order_flow._citus_head(order_key) h WHERE (h.row_).tbl IS NOT NULL;
+    END IF;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'order % does not exist', order_key USING ERRCODE = 'P0002',
             CONSTRAINT = 'order_flow_unknown_order';
@@ -423,6 +430,9 @@ BEGIN
         jsonb_build_object('tracking_no', tracking_no, 'status', status, 'location', location), at);
     SELECT t.state, t.tbl::regclass INTO st, tbl FROM order_flow.tracked_order t
      WHERE t.order_key = sh.order_key;
+    IF NOT FOUND THEN
+        SELECT (h.row_).state, (h.row_).tbl::regclass INTO st, tbl FROM _order_flow._citus_head(sh.order_key) h;
+    END IF;
     IF status IN ('in_transit', 'delivered') AND st = 'shipped' THEN
         PERFORM _order_flow._owner_move(tbl, sh.order_key, 'in_transit', 'carrier trace', '{}');
         st := 'in_transit';

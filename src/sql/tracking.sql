@@ -282,6 +282,12 @@ AS $$
           JOIN order_flow.managed_table m ON m.tbl = t.tbl
          WHERE t.order_key = allowed_transitions.order_key AND m.relid = allowed_transitions.tbl
            AND _order_flow._caller_may_read(allowed_transitions.tbl)
+        UNION ALL
+        /* an order of a table distributed by Citus: its head beside its shard */
+        SELECT (h.row_).workflow, (h.row_).state, (h.row_).held_from
+          FROM _order_flow._citus_head(allowed_transitions.order_key, allowed_transitions.tbl) h
+         WHERE _order_flow._citus_distributed(allowed_transitions.tbl)
+           AND _order_flow._caller_may_read(allowed_transitions.tbl)
     ), me AS (
         SELECT array_agg(department) AS depts FROM order_flow.member
          WHERE actor = order_flow.current_actor()
@@ -352,6 +358,13 @@ BEGIN
     SELECT t.state INTO st FROM order_flow.tracked_order t
      WHERE t.order_key = record.order_key AND t.tbl IS NOT NULL
        FOR UPDATE;
+    IF NOT FOUND AND to_regnamespace('order_flow_citus') IS NOT NULL THEN
+        /* an order of a distributed table (README, "Scale-out on Citus") */
+        SELECT (h.row_).state INTO st FROM _order_flow._citus_head(order_key) h WHERE (h.row_).tbl IS NOT NULL;
+        IF FOUND THEN
+            RETURN _order_flow._citus_append_event(order_key, kind, st, st, details, NULL);
+        END IF;
+    END IF;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'order % is not tracked', order_key USING ERRCODE = 'P0002';
     END IF;

@@ -52,7 +52,7 @@ $2")
     fi
 }
 
-echo "1..50"
+echo "1..53"
 
 # ------------------------------------------------------------ three nodes
 started=0
@@ -197,6 +197,16 @@ tap_is "$(q coordinator "SELECT (SELECT action FROM order_flow_citus.orders_audi
                          || ' ' || (SELECT coalesce(state, 'none') FROM order_flow_citus.orders_tracked_order WHERE order_key = '1')")" \
     "deleted 0 none" "a deletion ends the order's chain and closes its notifications"
 
+rid=$(q coordinator "SELECT order_flow.record('15', 'note', '{\"text\": \"customer called\"}')")
+tap_is "$(q coordinator "SELECT action || ' ' || from_state || '>' || to_state || ' ' || (details->>'text')
+                         FROM order_flow_citus.orders_audit_log WHERE order_key = '15' AND id = $rid")/$(
+    sqlstate coordinator "SELECT order_flow.record('nope', 'note')")" "note quoted>quoted customer called/P0002" \
+    "record() through the coordinator appends a fact to a distributed order's chain; an unknown order is refused (P0002)"
+tap_is "$(q coordinator "SELECT string_agg(to_state, ',' ORDER BY to_state) FROM order_flow.allowed_transitions('orders', '15')")" \
+    "$(q coordinator "SELECT string_agg(to_state, ',' ORDER BY to_state) FROM order_flow.transition_rule
+                      WHERE workflow = 'b2b_order' AND from_state = 'quoted'")" \
+    "allowed_transitions() of a distributed order reads its head beside its shard"
+
 # ------------------------------------------------------------ the broadcast
 ack=$(q coordinator "SELECT id FROM order_flow_citus.orders_notification WHERE order_key = '2' AND department = 'warehouse'")
 tap_is "$(q coordinator "SELECT order_flow.acknowledge($ack) = $ack")/$(
@@ -327,3 +337,6 @@ tap_is "$(q coordinator "SELECT string_agg(dist_key || ':' || order_key || ':' |
 tap_is "$(sqlstate coordinator "UPDATE t_orders SET status = 'shipped' WHERE tenant_id = 2 AND id = 'A-1'")/$(
     q coordinator "SELECT count(*) FROM order_flow.citus_verify_audit() WHERE tbl = 'public.t_orders'")" "23514/0" \
     "... validated on their tenant's shard, and verified"
+tap_is "$(sqlstate coordinator "SELECT order_flow.record('A-1', 'note')")/$(
+    q coordinator "SELECT count(*) FROM order_flow_citus.t_orders_audit_log WHERE action = 'note'")" "21000/0" \
+    "record() of a key two tenants use is refused as ambiguous (21000), writing nothing"
