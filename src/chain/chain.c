@@ -31,6 +31,13 @@
  * the relation's relcache entry is invalidated (an ALTER TABLE by an
  * update script, DROP/CREATE EXTENSION).
  *
+ * On a Citus worker the writer is pointed at other tables: the companion
+ * shards beside the order's shard (of_chain_begin_at, citus/shards.c),
+ * whose rows carry the order's distribution value in dist_key.  Their
+ * layouts are kept per shard; the ids their shards have no default for
+ * come from the defaults Citus keeps on their tables (a sequence with a
+ * range per node).
+ *
  * The caller runs as the extension owner (of_become_owner) for the
  * duration: the tables' triggers and defaults run with its rights.
  *

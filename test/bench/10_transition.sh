@@ -227,17 +227,11 @@ printf 'metrics fold lag while D runs (%d samples): p99 %.3f s, max %.3f s   tar
 echo
 echo "same work? rows written during the runs (warm-ups included):"
 broken=0
-check() { # check DESCRIPTION VALUE EXPECTED
-    if [[ $2 != "$3" ]]; then
-        echo "  CHECK FAILED: $1: got $2, expected $3"
-        broken=1
-    fi
-}
 for v in "${VARIANTS[@]}"; do
     bad=$(sql -d "${DB[$v]}" -c "SELECT count(*) FROM orders
         WHERE (id <= 25000 AND status NOT IN ('contract_signed', 'need_info'))
            OR (id > 25000 AND status NOT IN ('warehouse_confirmed', 'on_hold'))")
-    check "$v: orders outside their cycle" "$bad" 0
+    bench_check "$v: orders outside their cycle" "$bad" 0
 done
 for v in B B1; do
     sql -d "${DB[$v]}" -F ' ' -c "SELECT count(*), count(*) FILTER (WHERE order_id <= 25000)
@@ -267,11 +261,11 @@ for v in C D; do
                  WHERE t.state IS DISTINCT FROM o.status)")
     printf '  %-3s %12d %8.1f%% %14d %14d %9d\n' "$v" "$events" \
         "$(awk -v a="$nevents" -v b="$events" 'BEGIN { print 100 * a / b }')" "$notif" "$expected" "$outbox"
-    check "$v: audit events vs chain heads' sequence numbers" "$events" "$heads"
-    check "$v: notifications vs transitions on notifying edges" "$notif" "$expected"
-    check "$v: outbox rows vs notifications" "$outbox" "$notif"
-    check "$v: every event links to its predecessor's hash" "$chain_ok" t
-    check "$v: chain heads' state matches the orders" "$state_ok" t
+    bench_check "$v: audit events vs chain heads' sequence numbers" "$events" "$heads"
+    bench_check "$v: notifications vs transitions on notifying edges" "$notif" "$expected"
+    bench_check "$v: outbox rows vs notifications" "$outbox" "$notif"
+    bench_check "$v: every event links to its predecessor's hash" "$chain_ok" t
+    bench_check "$v: chain heads' state matches the orders" "$state_ok" t
 done
 read -r sampled problems < <(sql -d "${DB[D]}" -F ' ' -c "
     SELECT count(*), coalesce(sum(p.n), 0)
@@ -279,7 +273,7 @@ read -r sampled problems < <(sql -d "${DB[D]}" -F ' ' -c "
              WHERE tbl = 'public.orders' AND last_seq > 0 ORDER BY random() LIMIT 1000) s,
            LATERAL (SELECT count(*) AS n FROM order_flow.verify_audit(s.order_key)) p")
 echo "  D   order_flow.verify_audit() on $sampled sampled orders: $problems problems"
-check "D: verify_audit() problems" "$problems" 0
+bench_check "D: verify_audit() problems" "$problems" 0
 # the rollup the scheduler folded during the runs, caught up, equals a rebuild
 ROLLUP_MD5="SELECT md5(string_agg(f::text, '|' ORDER BY f.order_key)) FROM order_flow.order_fact f"
 folded=$(sql -d "${DB[D]}" -c "SELECT order_flow.metrics_fold(true)" >/dev/null &&
@@ -287,7 +281,7 @@ folded=$(sql -d "${DB[D]}" -c "SELECT order_flow.metrics_fold(true)" >/dev/null 
 rebuilt=$(sql -d "${DB[D]}" -c "SELECT order_flow.metrics_rebuild()" >/dev/null &&
     sql -d "${DB[D]}" -c "$ROLLUP_MD5")
 echo "  D   metrics rollup folded by the scheduler = metrics_rebuild(): $([[ $folded == "$rebuilt" ]] && echo yes || echo NO)"
-check "D: folded rollup vs metrics_rebuild()" "$folded" "$rebuilt"
+bench_check "D: folded rollup vs metrics_rebuild()" "$folded" "$rebuilt"
 
 if [[ $broken -ne 0 ]]; then
     echo "transition benchmark: the variants did not do the work they should have"

@@ -276,17 +276,11 @@ done
 echo
 echo "same work? (transactions committed by pgbench, warm-ups included)"
 broken=0
-check() { # check DESCRIPTION VALUE EXPECTED
-    if [[ $2 != "$3" ]]; then
-        echo "  CHECK FAILED: $1: got $2, expected $3"
-        broken=1
-    fi
-}
 for v in "${VARIANTS[@]}"; do
     bad=$(sql "SELECT count(*) FROM ${TBL[$v]}
         WHERE (id <= $NOTIFY_MAX AND status NOT IN ('contract_signed', 'need_info'))
            OR (id > $NOTIFY_MAX AND status NOT IN ('warehouse_confirmed', 'on_hold'))")
-    check "$v: orders outside their cycle" "$bad" 0
+    bench_check "$v: orders outside their cycle" "$bad" 0
 done
 
 # chains: L in the extension's tables on the coordinator, D in its companions
@@ -310,12 +304,12 @@ for v in L D; do
                (SELECT coalesce(sum(last_seq), 0) FROM ${HEAD[$v]} WHERE ${HEADWHERE[$v]}),
                (SELECT count(*) FROM ${HEAD[$v]} WHERE ${HEADWHERE[$v]})")
     printf '  %-3s %12d %12d %9d %14d %14d %9d\n' "$v" "${TXNS[$v]}" "$events" "$created" "$notif" "$expected" "$outbox"
-    check "$v: transition events vs transactions committed" "$events" "${TXNS[$v]}"
-    check "$v: created events vs orders" "$created" "$ORDERS"
-    check "$v: chain heads vs orders" "$nheads" "$ORDERS"
-    check "$v: events vs chain heads' sequence numbers" "$((events + created))" "$heads"
-    check "$v: notifications vs transitions on notifying edges" "$notif" "$expected"
-    check "$v: outbox rows vs notifications" "$outbox" "$notif"
+    bench_check "$v: transition events vs transactions committed" "$events" "${TXNS[$v]}"
+    bench_check "$v: created events vs orders" "$created" "$ORDERS"
+    bench_check "$v: chain heads vs orders" "$nheads" "$ORDERS"
+    bench_check "$v: events vs chain heads' sequence numbers" "$((events + created))" "$heads"
+    bench_check "$v: notifications vs transitions on notifying edges" "$notif" "$expected"
+    bench_check "$v: outbox rows vs notifications" "$outbox" "$notif"
 done
 # D's joins stay on the co-located shards: the companions are distributed
 # by dist_key, the order's id
@@ -327,16 +321,16 @@ IFS='|' read -r chain_ok state_ok < <(sql "
            (SELECT count(*) = 0 FROM d_orders o
               JOIN order_flow_citus.d_orders_tracked_order t ON t.dist_key = o.id
              WHERE t.state IS DISTINCT FROM o.status)")
-check "D: every event links to its predecessor's hash" "$chain_ok" t
-check "D: chain heads' state matches the orders" "$state_ok" t
+bench_check "D: every event links to its predecessor's hash" "$chain_ok" t
+bench_check "D: chain heads' state matches the orders" "$state_ok" t
 IFS='|' read -r chain_ok state_ok < <(sql "
     SELECT (SELECT count(*) = 0 FROM order_flow.audit_log a
               JOIN order_flow.audit_log p ON p.order_key = a.order_key AND p.seq = a.seq - 1
              WHERE a.prev_hash IS DISTINCT FROM p.hash),
            (SELECT count(*) = 0 FROM l_orders o JOIN order_flow.tracked_order t ON t.order_key = o.id::text
              WHERE t.state IS DISTINCT FROM o.status)")
-check "L: every event links to its predecessor's hash" "$chain_ok" t
-check "L: chain heads' state matches the orders" "$state_ok" t
+bench_check "L: every event links to its predecessor's hash" "$chain_ok" t
+bench_check "L: chain heads' state matches the orders" "$state_ok" t
 
 read -r sampled problems < <(citus_psql coordinator -At -F ' ' -c "
     SELECT count(*), coalesce(sum(p.n), 0)
@@ -344,12 +338,12 @@ read -r sampled problems < <(citus_psql coordinator -At -F ' ' -c "
              WHERE tbl = 'public.l_orders' ORDER BY random() LIMIT 1000) s,
            LATERAL (SELECT count(*) AS n FROM order_flow.verify_audit(s.order_key)) p")
 echo "  L   order_flow.verify_audit() on $sampled sampled orders: $problems problems"
-check "L: verify_audit() problems" "$problems" 0
+bench_check "L: verify_audit() problems" "$problems" 0
 
 if [[ -n $(sql "SELECT to_regprocedure('order_flow.citus_verify_audit()')") ]]; then
     problems=$(sql "SELECT count(*) FROM order_flow.citus_verify_audit()")
     echo "  D   order_flow.citus_verify_audit(): $problems problems"
-    check "D: citus_verify_audit() problems" "$problems" 0
+    bench_check "D: citus_verify_audit() problems" "$problems" 0
 else
     read -r sampled mismatched < <(citus_psql coordinator -At -F ' ' -c "
         WITH s AS (SELECT dist_key, order_key, last_seq FROM order_flow_citus.d_orders_tracked_order
@@ -359,8 +353,8 @@ else
         SELECT count(*), count(*) FILTER (WHERE e.n IS DISTINCT FROM s.last_seq)
           FROM s LEFT JOIN e USING (order_key)")
     echo "  D   no order_flow.citus_verify_audit(): events vs last_seq on $sampled sampled orders: $mismatched differ"
-    check "D: sampled orders whose event count differs from last_seq" "$mismatched" 0
-    check "D: orders sampled" "$sampled" 200
+    bench_check "D: sampled orders whose event count differs from last_seq" "$mismatched" 0
+    bench_check "D: orders sampled" "$sampled" 200
 fi
 
 if [[ $broken -ne 0 ]]; then

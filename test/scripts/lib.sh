@@ -217,6 +217,15 @@ pgbench_tps() {
     echo "$tps"
 }
 
+# bench_check DESCRIPTION VALUE EXPECTED: a benchmark's check of its own
+# work; a mismatch is printed and sets broken=1 (the caller exits non-zero)
+bench_check() {
+    if [[ $2 != "$3" ]]; then
+        echo "  CHECK FAILED: $1: got $2, expected $3"
+        broken=1
+    fi
+}
+
 # TAP output for the suites written in bash (test/deb, test/citus): each call
 # is the next numbered assertion; the script prints its plan itself.
 TAP_N=0
