@@ -201,22 +201,36 @@ BEGIN
 END
 $$;
 
-CREATE OR REPLACE FUNCTION order_flow.citus_sync_catalogue() RETURNS integer
-LANGUAGE plpgsql
+/* This node's catalogue as one document: per table, its rows in a fixed order (equal catalogues, equal text). */
+CREATE OR REPLACE FUNCTION _order_flow._citus_catalogue_doc() RETURNS jsonb
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     doc jsonb := '{}';
     t text;
     rows jsonb;
+BEGIN
+    FOREACH t IN ARRAY _order_flow._citus_catalogue_tables() LOOP
+        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(c) ORDER BY to_jsonb(c)::text), ''[]'') FROM order_flow.%I c', t)
+           INTO rows;
+        doc := doc || jsonb_build_object(t, rows);
+    END LOOP;
+    RETURN doc;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION order_flow.citus_sync_catalogue() RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    doc jsonb;
     bad text;
     nodes integer;
 BEGIN
     PERFORM _order_flow._citus_require();
-    FOREACH t IN ARRAY _order_flow._citus_catalogue_tables() LOOP
-        EXECUTE format('SELECT coalesce(jsonb_agg(to_jsonb(c)), ''[]'') FROM order_flow.%I c', t) INTO rows;
-        doc := doc || jsonb_build_object(t, rows);
-    END LOOP;
+    doc := _order_flow._citus_catalogue_doc();
     EXECUTE 'SELECT count(*), string_agg(format(''%s:%s: %s'', nodename, nodeport, result), ''; '')
                     FILTER (WHERE NOT success)
                FROM run_command_on_workers(format(''SELECT _order_flow._citus_load_catalogue(%L)'', $1))'
@@ -364,7 +378,8 @@ CREATE OR REPLACE FUNCTION _order_flow._verify_chains_in(log regclass, head regc
 
 /*
  * citus_verify_audit(): verify_audit() over every distributed managed
- * table of the cluster.  Each worker walks the chains of the shards it
+ * table of the cluster, and every worker's catalogue against the
+ * coordinator's (a worker not synced since an edit enforces older rules).  Each worker walks the chains of the shards it
  * holds (run_command_on_colocated_placements, in parallel); the rows of
  * the table are compared with their chain heads through the coordinator,
  * a join Citus runs shard by shard.  A shard that could not be read is a
@@ -382,6 +397,14 @@ DECLARE
     head regclass;
 BEGIN
     PERFORM _order_flow._citus_require();
+    /* a worker whose catalogue is not the coordinator's enforces other rules */
+    RETURN QUERY EXECUTE
+        $q$SELECT NULL::text, NULL::text, NULL::bigint,
+                  format('the catalogue of worker %s:%s differs from the coordinator''s: run order_flow.citus_sync_catalogue()',
+                         r.nodename, r.nodeport)
+             FROM run_command_on_workers('SELECT md5(_order_flow._citus_catalogue_doc()::text)') r
+            WHERE r.result IS DISTINCT FROM md5(_order_flow._citus_catalogue_doc()::text)
+            ORDER BY r.nodeport$q$;
     FOR m IN SELECT mt.*, c.relname FROM order_flow.managed_table mt JOIN pg_class c ON c.oid = mt.relid
               WHERE _order_flow._citus_distributed(mt.relid) ORDER BY mt.tbl LOOP
         log := to_regclass(format('order_flow_citus.%I', m.relname || '_audit_log'));
@@ -427,7 +450,7 @@ END
 $$;
 
 COMMENT ON FUNCTION order_flow.citus_verify_audit IS
-    'On a Citus coordinator: verify_audit() over every distributed managed table, each worker checking the chains of its shards; no row means intact';
+    'On a Citus coordinator: verify_audit() over every distributed managed table, each worker checking the chains of its shards, and every worker''s catalogue against the coordinator''s; no row means intact';
 
 /* ------------------------------------------------------------------ */
 /* The broadcast on Citus: appends, escalation, reminders,             */
