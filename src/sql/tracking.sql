@@ -634,6 +634,10 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'table % is not managed', tbl USING ERRCODE = '42704';
     END IF;
+    IF _order_flow._citus_distributed(tbl) THEN
+        /* Citus drops the triggers of every shard only when told it may */
+        PERFORM set_config('citus.enable_unsafe_triggers', 'on', true);
+    END IF;
     EXECUTE format('DROP TRIGGER IF EXISTS order_flow_transition ON %s', tbl);
     EXECUTE format('DROP TRIGGER IF EXISTS order_flow_no_truncate ON %s', tbl);
     DELETE FROM order_flow.managed_table t WHERE t.relid = tbl;
