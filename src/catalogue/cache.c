@@ -11,7 +11,9 @@
  * that registers a relcache invalidation of the sentinel relation
  * order_flow.workflow.  At commit, every backend receives it through the
  * relcache callback below and marks the cache stale; the next use rebuilds
- * it.  The changing backend sees its own change at the next command.
+ * it.  The changing backend sees its own change at the next command.  On
+ * a Citus coordinator the trigger also wakes the scheduler, which copies
+ * the committed change to the workers.
  *
  * Cache invariants (the callback may run inside any table_open, so also in
  * the middle of a rebuild):
@@ -50,6 +52,7 @@
 #include "access/xact.h"
 
 #include "order_flow.h"
+#include "shmem.h"
 
 typedef struct OfMember
 {
@@ -585,6 +588,9 @@ order_flow_config_changed(PG_FUNCTION_ARGS)
 		CacheInvalidateRelcacheByRelid(sentinel);
 	cache_valid = false;
 	inval_count++;
+	/* on a Citus coordinator: its scheduler copies the change to the workers (src/sql/citus.sql) */
+	if (OidIsValid(get_namespace_oid(OF_CITUS_SCHEMA, true)))
+		of_note_deadline(GetCurrentTimestamp());
 	return PointerGetDatum(NULL);
 }
 

@@ -357,8 +357,9 @@ DECLARE
     notify_on boolean := current_setting('order_flow.notify', true) IS DISTINCT FROM 'off';
     citus_done integer := 0;
 BEGIN
-    /* on a Citus node: the companion shards it holds first (README, "Scale-out on Citus") */
+    /* on a Citus node: the catalogue to the workers (coordinator), the companion shards it holds first */
     IF to_regnamespace('order_flow_citus') IS NOT NULL THEN
+        PERFORM _order_flow._citus_auto_sync();
         citus_done := _order_flow._citus_escalate_local(as_of, batch);
     END IF;
     /* notifications at the last level of their chain: never escalate, stay overdue */

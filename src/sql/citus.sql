@@ -183,6 +183,8 @@ BEGIN
         RAISE EXCEPTION 'the coordinator''s catalogue is the original: load it on workers only'
             USING ERRCODE = '0A000';
     END IF;
+    /* one load at a time (the scheduler's and a DBA's): the next one's statements see this one's rows */
+    PERFORM pg_advisory_xact_lock(hashtext('order_flow.citus_catalogue'));
     SET LOCAL session_replication_role = replica;
     FOR i IN REVERSE array_length(tables, 1)..1 LOOP
         EXECUTE format('DELETE FROM order_flow.%I', tables[i]);
@@ -230,6 +232,7 @@ DECLARE
     nodes integer;
 BEGIN
     PERFORM _order_flow._citus_require();
+    PERFORM pg_advisory_xact_lock(hashtext('order_flow.citus_catalogue'));
     doc := _order_flow._citus_catalogue_doc();
     EXECUTE 'SELECT count(*), string_agg(format(''%s:%s: %s'', nodename, nodeport, result), ''; '')
                     FILTER (WHERE NOT success)
@@ -239,7 +242,45 @@ BEGIN
         RAISE EXCEPTION 'the catalogue could not be copied to every worker' USING ERRCODE = '58000',
             DETAIL = bad, HINT = 'Fix the worker and call order_flow.citus_sync_catalogue() again.';
     END IF;
+    /* what the workers have now (the scheduler copies a change it finds different) */
+    IF to_regclass('order_flow_citus.catalogue_synced') IS NULL THEN
+        CREATE TABLE order_flow_citus.catalogue_synced (digest text NOT NULL, synced_at timestamptz NOT NULL);
+    END IF;
+    DELETE FROM order_flow_citus.catalogue_synced;
+    INSERT INTO order_flow_citus.catalogue_synced VALUES (md5(doc::text), clock_timestamp());
     RETURN nodes;
+END
+$$;
+
+/*
+ * _citus_auto_sync(): on a Citus coordinator with distributed managed
+ * tables, copy the catalogue to the workers when it is not what they were
+ * last given.  Run by the scheduler at each pass (a catalogue change wakes
+ * it at commit, see catalogue/cache.c): an edit reaches the workers within
+ * moments, committed, and is audited once, here.  A worker that cannot be
+ * reached is logged and tried again at the next pass.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_auto_sync() RETURNS boolean
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regnamespace('order_flow_citus') IS NULL OR to_regclass('pg_catalog.pg_dist_local_group') IS NULL
+       OR to_regclass('order_flow_citus.catalogue_synced') IS NULL THEN
+        RETURN false;
+    END IF;
+    IF (SELECT groupid FROM pg_dist_local_group) <> 0
+       OR md5(_order_flow._citus_catalogue_doc()::text)
+          IS NOT DISTINCT FROM (SELECT digest FROM order_flow_citus.catalogue_synced LIMIT 1) THEN
+        RETURN false;
+    END IF;
+    BEGIN
+        PERFORM order_flow.citus_sync_catalogue();
+    EXCEPTION WHEN OTHERS THEN
+        RAISE WARNING 'order_flow: the catalogue could not be copied to the Citus workers: %', SQLERRM;
+        RETURN false;
+    END;
+    RETURN true;
 END
 $$;
 
