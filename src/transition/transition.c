@@ -776,6 +776,9 @@ check_move(Request *rq, OfChainHead *head)
 	if (rq->edge && !rq->resume && rq->edge->reason_required && rq->note == NULL)
 		refuse(rel, ERRCODE_CHECK_VIOLATION, "order_flow_reason_required",
 			   errmsg("moving order %s from \"%s\" to \"%s\" requires a reason", key, rq->from, rq->to),
+			   rq->ri->shard.is_shard ?
+			   errhint("Pass a note to order_flow.transition(), or SET LOCAL order_flow.reason before the UPDATE, "
+					   "with citus.propagate_set_commands = 'local' (a session's SET does not reach the workers).") :
 			   errhint("Pass a note to order_flow.transition(), or SET order_flow.reason before the UPDATE."));
 
 	if (rq->use_ctx && ctx.has_occurred)

@@ -52,7 +52,7 @@ $2")
     fi
 }
 
-echo "1..56"
+echo "1..57"
 
 # ------------------------------------------------------------ three nodes
 started=0
@@ -294,6 +294,11 @@ tap_is "$(workers "SELECT reason_required FROM order_flow.transition_rule
     "a catalogue edit on the coordinator reaches both workers by itself: the coordinator's scheduler copies it"
 tap_is "$(sqlstate coordinator "UPDATE orders SET status = 'contract_signed' WHERE id = 13")" 23514 \
     "... whose triggers then enforce it"
+err=$("$PG_BIN/psql" -X -q -h 127.0.0.1 -p "${PORT[coordinator]}" -U postgres -d app 2>&1 >/dev/null <<<"
+SET order_flow.reason = 'a session SET';
+UPDATE orders SET status = 'contract_signed' WHERE id = 13;")
+tap_ok "$([[ $err == *"requires a reason"* && $err == *"SET LOCAL order_flow.reason"*"propagate_set_commands"* ]]; echo $?)" \
+    "... and a session's SET order_flow.reason, which Citus does not forward, is refused with a hint that says so"
 tap_is "$(( $(q coordinator "SELECT count(*) FROM order_flow.audit_log WHERE order_key = 'order_flow:config'") - cfg0 ))/$(
     workers "SELECT count(*) FROM order_flow.audit_log WHERE order_key = 'order_flow:config'")" "1/$before" \
     "... and the edit is audited once, on the coordinator"
