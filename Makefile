@@ -37,12 +37,12 @@ PG_CFLAGS = -Wall -Werror -Wmissing-prototypes
 # the update script from the previous version is that update's modfiles
 # around the same idempotent sources.  Released scripts are frozen copies,
 # checked against src/sql/released/SHA256SUMS.
-SQL_PRE_INSTALL = $(foreach s,internal status status_ops status_text catalogue tracking checkpoints restore station privileges metrics metrics_fold,src/sql/pre_install/$(s).sql)
+SQL_PRE_INSTALL = $(foreach s,internal status status_ops status_text catalogue tracking checkpoints restore station privileges metrics metrics_fold citus,src/sql/pre_install/$(s).sql)
 SQL_SOURCES = $(foreach s,status citus tracking catalogue broadcast station metrics monitor comments privileges,src/sql/$(s).sql)
 PREV_VERSION = 1.1
 SQL_UPDATE_PRE = src/sql/updates/$(PREV_VERSION)--$(EXTVERSION).pre.sql
 # objects new in this version: created by the update from their pre_install files
-SQL_UPDATE_NEW = src/sql/pre_install/status_ops.sql src/sql/pre_install/status_text.sql src/sql/pre_install/checkpoints.sql src/sql/pre_install/restore.sql src/sql/pre_install/metrics_fold.sql
+SQL_UPDATE_NEW = src/sql/pre_install/status_ops.sql src/sql/pre_install/status_text.sql src/sql/pre_install/checkpoints.sql src/sql/pre_install/restore.sql src/sql/pre_install/metrics_fold.sql src/sql/pre_install/citus.sql
 SQL_UPDATE_POST = src/sql/updates/$(PREV_VERSION)--$(EXTVERSION).post.sql
 
 DATA = $(sort $(wildcard src/sql/released/*.sql))

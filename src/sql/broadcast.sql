@@ -357,9 +357,13 @@ DECLARE
     notify_on boolean := current_setting('order_flow.notify', true) IS DISTINCT FROM 'off';
     citus_done integer := 0;
 BEGIN
-    /* on a Citus node: the catalogue to the workers (coordinator), the companion shards it holds first */
+    /*
+     * On a Citus node: on the coordinator the catalogue to the workers and
+     * the distributed orders' metrics; the companion shards it holds first.
+     */
     IF to_regnamespace('order_flow_citus') IS NOT NULL THEN
         PERFORM _order_flow._citus_auto_sync();
+        PERFORM _order_flow._citus_fold_pass();
         citus_done := _order_flow._citus_escalate_local(as_of, batch);
     END IF;
     /* notifications at the last level of their chain: never escalate, stay overdue */

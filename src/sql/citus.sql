@@ -986,3 +986,200 @@ BEGIN
     RETURN id_;
 END
 $$;
+
+/*
+ * _citus_metrics_fold(catch_up): on a Citus coordinator, fold the events
+ * of the distributed tables' orders into this node's metrics rollup, so
+ * that kpi(), customer_health and exception_pareto count every order of
+ * the cluster.  metrics_fold() (the scheduler's) and metrics_rebuild()
+ * call it.
+ *
+ * The window is metrics_fold()'s, over the cluster: events recorded before
+ * the start of the oldest transaction running in this database on any
+ * node (or now), and none while any node holds a prepared transaction (a
+ * two-phase commit under way).  The events of every order with an event
+ * in the window are copied into order_flow.citus_fold_stage and folded by
+ * _metrics_fold_orders() with the same rules and the same per-order
+ * watermarks as on one node, then the stage is emptied, all in this
+ * transaction.  catch_up: every order of every distributed table.  In a
+ * table distributed by tenant the rollup's order key is tenant/key.  The
+ * nodes' clocks are assumed to agree to within the window's 100 ms of
+ * overlap.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_metrics_fold(catch_up boolean) RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g record;
+    t1 timestamptz := clock_timestamp();
+    lo timestamptz;
+    hi timestamptz;
+    held boolean;
+    keyexpr text;
+    keys text[];
+    n bigint := 0;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_local_group') IS NULL
+       OR (SELECT groupid FROM pg_dist_local_group) <> 0
+       OR NOT EXISTS (SELECT 1 FROM _order_flow._citus_tables()) THEN
+        RETURN 0;
+    END IF;
+    IF to_regclass('order_flow_citus.fold_progress') IS NULL THEN
+        CREATE TABLE order_flow_citus.fold_progress (folded_until timestamptz NOT NULL);
+        INSERT INTO order_flow_citus.fold_progress VALUES ('-infinity');
+    END IF;
+    EXECUTE 'SELECT folded_until FROM order_flow_citus.fold_progress' INTO lo;
+    EXECUTE $q$
+        SELECT bool_or(NOT r.success OR split_part(r.result, '|', 1) <> '0'),
+               min(nullif(split_part(r.result, '|', 2), '')::timestamptz)
+          FROM run_command_on_all_nodes($c$
+               SELECT (SELECT count(*) FROM pg_prepared_xacts WHERE database = current_database())
+                      || '|' || coalesce((SELECT min(xact_start)::text FROM pg_stat_activity
+                                           WHERE datname = current_database() AND pid <> pg_backend_pid()
+                                             AND backend_type NOT IN ('autovacuum worker', 'walsender')), '')$c$) r$q$
+       INTO held, hi;
+    hi := least(t1, coalesce(hi, t1));
+    IF held THEN
+        hi := lo;
+    END IF;
+    IF catch_up THEN
+        lo := '-infinity';
+    END IF;
+
+    FOR g IN SELECT * FROM _order_flow._citus_keyed_tables() LOOP
+        keyexpr := g.keyexpr;
+        EXECUTE format('INSERT INTO order_flow.citus_fold_stage
+                            (order_key, id, seq, action, from_state, to_state, occurred_at, details)
+                        SELECT %s, e.id, e.seq, e.action, e.from_state, e.to_state, e.occurred_at, e.details
+                          FROM %s e
+                         WHERE (e.dist_key, e.order_key) IN (SELECT x.dist_key, x.order_key FROM %s x
+                                                              WHERE x.recorded_at >= $1 AND x.recorded_at < $2)',
+                       keyexpr, g.log, g.log)
+           USING lo - interval '100 milliseconds', hi;
+    END LOOP;
+    FOR keys IN
+        SELECT array_agg(k.order_key ORDER BY k.order_key)
+          FROM (SELECT c.order_key, (row_number() OVER (ORDER BY c.order_key) - 1) / 5000 AS batch
+                  FROM (SELECT DISTINCT s.order_key FROM order_flow.citus_fold_stage s) c) k
+         GROUP BY k.batch ORDER BY k.batch
+    LOOP
+        n := n + _order_flow._metrics_fold_orders(keys);
+    END LOOP;
+    DELETE FROM order_flow.citus_fold_stage;
+    EXECUTE 'UPDATE order_flow_citus.fold_progress SET folded_until = greatest(folded_until, $1)' USING hi;
+    RETURN n;
+END
+$$;
+
+/*
+ * _citus_fold_pass(): the coordinator scheduler's fold of the distributed
+ * tables' orders, at each of its passes (at least every naptime: no commit
+ * on a worker asks the coordinator's scheduler to fold), at most once a
+ * second, and never queued behind another fold.  A failure is logged; the
+ * next pass tries again.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_fold_pass() RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    last timestamptz;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_local_group') IS NULL
+       OR (SELECT groupid FROM pg_dist_local_group) <> 0 THEN
+        RETURN 0;
+    END IF;
+    IF to_regclass('order_flow_citus.fold_progress') IS NOT NULL THEN
+        EXECUTE 'SELECT max(folded_until) FROM order_flow_citus.fold_progress' INTO last;
+        IF last > clock_timestamp() - interval '1 second' THEN
+            RETURN 0;
+        END IF;
+    END IF;
+    PERFORM 1 FROM order_flow.fold_progress FOR UPDATE SKIP LOCKED;
+    IF NOT FOUND THEN
+        RETURN 0;               -- a fold is under way
+    END IF;
+    RETURN _order_flow._citus_metrics_fold(false);
+EXCEPTION WHEN OTHERS THEN
+    RAISE WARNING 'order_flow: could not fold the distributed tables'' orders into the metrics: %', SQLERRM;
+    RETURN 0;
+END
+$$;
+
+/*
+ * _citus_log() and _citus_heads(): on a Citus coordinator, the events and
+ * chain heads of the distributed tables, read through Citus (each worker
+ * scans its shards), keyed as in the rollup (tenant/key for a table
+ * distributed by tenant), for the views that read the log or the heads
+ * themselves (state_durations, delay_events, order_timeline); elsewhere
+ * both return nothing at once.  They run as the extension's owner, like
+ * the views' own reads, and return only what those views show (an
+ * event's exception type and hours lost, not its details): the views'
+ * readers may call them.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_log()
+RETURNS TABLE (order_key text, seq bigint, action text, from_state text, to_state text,
+               occurred_at timestamptz, exception_type text, hours_lost float8)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g record;
+BEGIN
+    IF to_regnamespace('order_flow_citus') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR g IN SELECT * FROM _order_flow._citus_keyed_tables() LOOP
+        RETURN QUERY EXECUTE format('SELECT %s, e.seq, e.action, e.from_state, e.to_state, e.occurred_at,
+                                            nullif(e.details->>''exception_type'', ''''),
+                                            _order_flow._metric_number(e.details->''hours_lost'')
+                                       FROM %s e', g.keyexpr, g.log);
+    END LOOP;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION _order_flow._citus_heads()
+RETURNS TABLE (order_key text, tbl text, workflow text, state text, customer_key text, created_at timestamptz,
+               contract_signed_at timestamptz, warehouse_confirmed_at timestamptz,
+               finance_approved_at timestamptz, shipped_at timestamptz)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g record;
+BEGIN
+    IF to_regnamespace('order_flow_citus') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR g IN SELECT * FROM _order_flow._citus_keyed_tables() LOOP
+        RETURN QUERY EXECUTE format('SELECT %s, e.tbl, e.workflow, e.state, e.customer_key, e.created_at,
+                                            e.contract_signed_at, e.warehouse_confirmed_at,
+                                            e.finance_approved_at, e.shipped_at
+                                       FROM %s e', g.keyexpr, g.head);
+    END LOOP;
+END
+$$;
+
+/* The distributed managed tables' companions, with the rollup's key of their rows (e.: a companion row). */
+CREATE OR REPLACE FUNCTION _order_flow._citus_keyed_tables()
+RETURNS TABLE (base text, log regclass, head regclass, keyexpr text)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
+        RETURN;
+    END IF;
+    RETURN QUERY EXECUTE $q$
+        SELECT t.base, t.log, t.head,
+               CASE WHEN column_to_column_name(p.logicalrelid, p.partkey) <> mt.key_column
+                    THEN 'e.dist_key::text || ''/'' || e.order_key' ELSE 'e.order_key' END
+          FROM _order_flow._citus_tables() t
+          JOIN order_flow.managed_table mt
+            ON format('order_flow_citus.%I', (SELECT c.relname FROM pg_class c WHERE c.oid = mt.relid)) = t.base
+          JOIN pg_dist_partition p ON p.logicalrelid = mt.relid$q$;
+END
+$$;

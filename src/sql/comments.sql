@@ -545,6 +545,23 @@ COMMENT ON COLUMN order_flow.exception_fact.occurred_at IS
 COMMENT ON COLUMN order_flow.exception_fact.action IS
     'The event''s audit action (transition, import, exception, ...)';
 
+COMMENT ON COLUMN order_flow.citus_fold_stage.order_key IS
+    'The order''s key in the rollup: its order key, or tenant/key for a table distributed by tenant';
+COMMENT ON COLUMN order_flow.citus_fold_stage.id IS
+    'The event''s id in its companion log';
+COMMENT ON COLUMN order_flow.citus_fold_stage.seq IS
+    'The event''s place in its order''s chain';
+COMMENT ON COLUMN order_flow.citus_fold_stage.action IS
+    'The event''s action, as in audit_log';
+COMMENT ON COLUMN order_flow.citus_fold_stage.from_state IS
+    'State before the event; NULL for events that carry no state';
+COMMENT ON COLUMN order_flow.citus_fold_stage.to_state IS
+    'State after the event; NULL for events that carry no state';
+COMMENT ON COLUMN order_flow.citus_fold_stage.occurred_at IS
+    'When the event occurred (business time)';
+COMMENT ON COLUMN order_flow.citus_fold_stage.details IS
+    'The event''s details, as in audit_log';
+
 COMMENT ON COLUMN order_flow.metrics_watermark.order_key IS
     'The order';
 COMMENT ON COLUMN order_flow.metrics_watermark.folded_seq IS

@@ -783,7 +783,12 @@ SELECT t.order_key,
            AS hours_to_first_logistics,
        _order_flow._hours(t.contract_signed_at, t.shipped_at)
            AS processing_hours
-  FROM order_flow.tracked_order t
+  FROM (SELECT h.order_key, h.tbl, h.workflow, h.state, h.customer_key, h.created_at, h.contract_signed_at,
+               h.warehouse_confirmed_at, h.finance_approved_at, h.shipped_at
+          FROM order_flow.tracked_order h
+        UNION ALL
+        /* on a Citus coordinator, the distributed tables' orders (README, "Scale-out on Citus") */
+        SELECT * FROM _order_flow._citus_heads()) t
   LEFT JOIN order_flow.order_fact f ON f.order_key = t.order_key
  WHERE t.tbl IS NOT NULL;
 
@@ -812,12 +817,20 @@ SELECT v.order_key,
                row_number() OVER (PARTITION BY e.order_key, e.to_state ORDER BY e.seq) AS visit,
                string_agg(e.to_state, '>') OVER (w ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING)
                    AS route,
-               nullif(e.details->>'exception_type', '') AS exception_type
-          FROM order_flow.audit_log e
+               e.exception_type
+          FROM (SELECT a.order_key, a.seq, a.action, a.from_state, a.to_state, a.occurred_at,
+                       nullif(a.details->>'exception_type', '') AS exception_type
+                  FROM order_flow.audit_log a
+                UNION ALL
+                /* on a Citus coordinator, the distributed tables' events */
+                SELECT c.order_key, c.seq, c.action, c.from_state, c.to_state, c.occurred_at, c.exception_type
+                  FROM _order_flow._citus_log() c) e
          WHERE (e.to_state IS NOT NULL AND e.from_state IS DISTINCT FROM e.to_state)
             OR e.action = 'deleted'   -- ends the last visit of a deleted order (no state of its own)
         WINDOW w AS (PARTITION BY e.order_key ORDER BY e.seq)) v
-  LEFT JOIN order_flow.tracked_order t ON t.order_key = v.order_key
+  LEFT JOIN (SELECT h.order_key, h.workflow FROM order_flow.tracked_order h
+             UNION ALL
+             SELECT c.order_key, c.workflow FROM _order_flow._citus_heads() c) t ON t.order_key = v.order_key
   LEFT JOIN order_flow.state s ON s.workflow = t.workflow AND s.state = v.state
   LEFT JOIN order_flow.department d ON d.department = s.owner_department
   LEFT JOIN order_flow.calendar cal ON cal.calendar = coalesce(d.calendar, '24x7')
@@ -859,10 +872,14 @@ SELECT x.order_key, f.customer_key, f.region, f.customer_class, x.occurred_at,
             OR (sd.category IN ('initial', 'active')
                 AND sd.wall_hours > date_part('epoch', sd.max_dwell) / 3600)
         UNION ALL
-        SELECT e.order_key, e.occurred_at, 'exception', e.details->>'exception_type',
-               coalesce(_order_flow._metric_number(e.details->'hours_lost'), 0)
-          FROM order_flow.audit_log e
-         WHERE e.action = 'exception' AND coalesce(e.details->>'exception_type', '') <> '') x
+        SELECT e.order_key, e.occurred_at, 'exception', e.exception_type, coalesce(e.hours_lost, 0)
+          FROM (SELECT a.order_key, a.action, a.occurred_at, nullif(a.details->>'exception_type', '') AS exception_type,
+                       _order_flow._metric_number(a.details->'hours_lost') AS hours_lost
+                  FROM order_flow.audit_log a
+                UNION ALL
+                SELECT c.order_key, c.action, c.occurred_at, c.exception_type, c.hours_lost
+                  FROM _order_flow._citus_log() c) e
+         WHERE e.action = 'exception' AND e.exception_type IS NOT NULL) x
  CROSS JOIN LATERAL (SELECT _order_flow._business_date(x.occurred_at) AS day) b
   LEFT JOIN order_flow.order_fact f ON f.order_key = x.order_key;
 
@@ -935,7 +952,13 @@ BEGIN
                 OR (e.from_state IS DISTINCT FROM e.to_state
                     AND (e.to_state IN (@OF_METRIC_STATES@)
                          OR e.details ? 'exception_type'))) AS metric
-          FROM order_flow.audit_log e JOIN wm ON wm.order_key = e.order_key AND e.seq > wm.folded_seq
+          FROM (SELECT a.order_key, a.id, a.seq, a.action, a.from_state, a.to_state, a.occurred_at, a.details
+                  FROM order_flow.audit_log a
+                UNION ALL
+                /* a Citus coordinator's fold of distributed orders stages their events here (empty otherwise) */
+                SELECT c.order_key, c.id, c.seq, c.action, c.from_state, c.to_state, c.occurred_at, c.details
+                  FROM order_flow.citus_fold_stage c) e
+          JOIN wm ON wm.order_key = e.order_key AND e.seq > wm.folded_seq
     ), top AS (
         SELECT n.order_key, max(n.seq) AS max_seq FROM news n GROUP BY n.order_key
     ), ev AS MATERIALIZED (
@@ -1160,6 +1183,10 @@ BEGIN
     IF catch_up THEN
         n := n + _order_flow._metrics_fold_window(NULL, NULL);
     END IF;
+    /* on a Citus coordinator: the distributed tables' orders too */
+    IF to_regnamespace('order_flow_citus') IS NOT NULL THEN
+        n := n + _order_flow._citus_metrics_fold(catch_up);
+    END IF;
     UPDATE order_flow.fold_progress p
        SET folded_until = greatest(p.folded_until, hi), folded_at = clock_timestamp(),
            orders_folded = p.orders_folded + n;
@@ -1207,6 +1234,9 @@ BEGIN
     TRUNCATE order_flow.order_fact, order_flow.exception_fact, order_flow.metrics_watermark;
     /* every order of the log, folded from nothing by the fold's own rules */
     n := _order_flow._metrics_fold_window('-infinity', 'infinity', strict => true);
+    IF to_regnamespace('order_flow_citus') IS NOT NULL THEN
+        n := n + _order_flow._citus_metrics_fold(true);
+    END IF;
     /* the cache is empty: the fold's marks for it mean nothing */
     TRUNCATE order_flow.kpi_dirty;
     PERFORM _order_flow._kpi_marks_spent();

@@ -183,6 +183,10 @@ GRANT EXECUTE ON FUNCTION order_flow.kpi(timestamptz, timestamptz),
     order_flow.top_delay_reasons(text, text, integer[], integer), order_flow.metrics_lag()
 TO order_flow_reader;
 
+/* what the views read of a Citus cluster's distributed tables (only what they show) */
+GRANT EXECUTE ON FUNCTION _order_flow._citus_log(), _order_flow._citus_heads()
+TO order_flow_admin, order_flow_reader;
+
 /* relays: members of order_flow_admin, or roles granted these two */
 GRANT EXECUTE ON FUNCTION order_flow.outbox_claim(integer, interval), order_flow.outbox_done(bigint[])
 TO order_flow_admin;

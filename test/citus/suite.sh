@@ -52,7 +52,7 @@ $2")
     fi
 }
 
-echo "1..57"
+echo "1..62"
 
 # ------------------------------------------------------------ three nodes
 started=0
@@ -373,6 +373,95 @@ tap_is "$(q coordinator "SELECT count(*) FROM pg_trigger WHERE tgrelid = 's_orde
     q coordinator "SELECT count(*) FROM order_flow_citus.s_orders_audit_log WHERE order_key = 'S9'")/$(
     q coordinator "SELECT count(*) FROM order_flow_citus.s_orders_audit_log WHERE order_key = 'S1'")" "0/0/6" \
     "unmanage() of a distributed table drops its triggers on every shard; its chains stay in the companion tables"
+
+# ------------------------------------------------------------ the metrics
+# The same six-order history (business times in March 2024) for a table kept
+# local to the coordinator (keys m-*) and for a distributed one (d-*): the
+# rollup, customer_health, exception_pareto's facts and kpi() must not tell
+# them apart.
+history() { # history PREFIX TABLE: the SQL of the history
+    local p=$1 t=$2 i d
+    for i in 1 2 3 4 5 6; do
+        d="2024-03-0$i"
+        if [[ $p == d ]]; then
+            echo "BEGIN; SET LOCAL citus.propagate_set_commands = 'local';
+SET LOCAL order_flow.transition_context = '{\"n\": \"$p-$i\", \"order_key\": \"$p-$i\", \"action\": \"import\", \"occurred_at\": \"${d}T09:00:00+00:00\"}';"
+        else
+            echo "BEGIN; SELECT _order_flow._set_context('$p-$i', 'import', NULL, '{}', '$d 09:00+00');"
+        fi
+        echo "INSERT INTO $t VALUES ('$p-$i', 'inquiry', '$p-c$((i % 3 + 1))'); COMMIT;"
+        mv() { echo "SELECT order_flow.import_transition('$t', '$p-$i', '$1', '$d 09:00+00'::timestamptz + interval '$2', '{\"reason\": \"r\"}');"; }
+        mv quoted '1 hour'
+        mv contract_signed '1 day'
+        if [[ $i == 6 ]]; then mv stock_shortage '1 day 2 hours'; fi
+        [[ $i == 5 ]] && continue
+        mv warehouse_confirmed '2 days'
+        mv finance_approved '2 days 3 hours'
+        mv picking '3 days'
+        mv shipped '4 days'
+        mv in_transit '4 days 6 hours'
+        mv delivered "$((5 + i)) days"
+        [[ $i == 4 ]] && continue
+        mv accepted "$((6 + i)) days"
+    done
+    echo "SELECT order_flow.record('$p-1', 'payment', '{\"amount\": 100, \"due_date\": \"2024-04-01\", \"paid_date\": \"2024-03-20\"}');
+SELECT order_flow.record('$p-3', 'payment', '{\"amount\": 300, \"due_date\": \"2024-04-01\", \"paid_date\": \"2024-04-05\"}');
+SELECT order_flow.record('$p-2', 'exception', '{\"exception_type\": \"damaged_goods\"}');
+SELECT order_flow.record('$p-2', 'complaint', '{\"text\": \"late\"}');
+SELECT order_flow.metrics_fold(true);"
+}
+q coordinator "
+CREATE TABLE m_orders (id text PRIMARY KEY, status text NOT NULL DEFAULT 'inquiry', customer text);
+CREATE TABLE d_orders (id text PRIMARY KEY, status text NOT NULL DEFAULT 'inquiry', customer text);
+SELECT order_flow.manage('m_orders', customer_column => 'customer');
+SELECT order_flow.manage('d_orders', customer_column => 'customer');
+SELECT order_flow.citus_distribute('d_orders', shard_count => 4);" >/dev/null
+q coordinator "$(history m m_orders)" >/dev/null
+k1=$(q coordinator "SELECT to_jsonb(k) FROM order_flow.kpi('2024-03-01', '2024-04-01') k")
+q coordinator "$(history d d_orders)" >/dev/null
+tap_is "$(q coordinator "SELECT count(*) FROM order_flow_citus.d_orders_audit_log")/$(
+    q coordinator "SELECT count(*) FROM order_flow.audit_log WHERE order_key LIKE 'm-%'")/$(
+    q coordinator "SELECT count(*) FROM order_flow.order_fact WHERE order_key LIKE 'd-%'")" "57/57/6" \
+    "the same history through a local and a distributed table: 57 events each; the distributed orders are in the coordinator's rollup"
+tap_is "$(q coordinator "SELECT count(*) FROM order_flow.order_fact d
+                           JOIN order_flow.order_fact m ON m.order_key = 'm' || substr(d.order_key, 2)
+                          WHERE d.order_key LIKE 'd-%'
+                            AND to_jsonb(d) - 'order_key' - 'customer_key' = to_jsonb(m) - 'order_key' - 'customer_key'")" 6 \
+    "... folded exactly as the local ones: each distributed order's rollup row equals its local twin's"
+tap_is "$(q coordinator "SELECT count(*) || ' ' || count(*) FILTER (WHERE to_jsonb(d) - 'customer_key' = to_jsonb(m) - 'customer_key')
+                           FROM order_flow.customer_health d
+                           JOIN order_flow.customer_health m ON m.customer_key = 'm' || substr(d.customer_key, 2)
+                          WHERE d.customer_key LIKE 'd-%'")/$(
+    q coordinator "SELECT string_agg(exception_type || ':' || n, ',' ORDER BY exception_type) FROM
+                     (SELECT exception_type, count(*) FILTER (WHERE order_key LIKE 'd-%')
+                             - count(*) FILTER (WHERE order_key LIKE 'm-%') AS n
+                        FROM order_flow.exception_fact GROUP BY 1) x")" "3 3/damaged_goods:0,stock_shortage:0" \
+    "customer_health gives each distributed customer its local twin's health, and the exception facts match"
+tap_is "$(q coordinator "SELECT (to_jsonb(k) - 'orders') = ('$k1'::jsonb - 'orders')
+                                AND (k).orders = 2 * ('$k1'::jsonb->>'orders')::bigint AND (k).orders > 0
+                           FROM order_flow.kpi('2024-03-01', '2024-04-01') k")" t \
+    "kpi() through the coordinator counts the distributed orders as local ones: twice the orders, every rate the same"
+
+# twins VIEW KEYCOLUMN [COLUMN...]: "rows of d-* / rows equal to their m-* twin", compared on every
+# column but the key, the customer and the COLUMNs named (the times of record(), taken at the clock)
+twins() {
+    local v=$1 k=$2 drop="'$2', 'customer_key'" c
+    shift 2
+    for c in "$@"; do drop+=", '$c'"; done
+    q coordinator "SELECT count(*) || '/' || count(*) FILTER (WHERE d.j = m.j)
+                     FROM (SELECT $k AS k, to_jsonb(v) - ARRAY[$drop] AS j,
+                                  row_number() OVER (PARTITION BY $k ORDER BY (to_jsonb(v) - ARRAY[$drop])::text) AS n
+                             FROM order_flow.$v v WHERE $k LIKE 'd-%') d
+                     JOIN (SELECT $k AS k, to_jsonb(v) - ARRAY[$drop] AS j,
+                                  row_number() OVER (PARTITION BY $k ORDER BY (to_jsonb(v) - ARRAY[$drop])::text) AS n
+                             FROM order_flow.$v v WHERE $k LIKE 'm-%') m
+                       ON m.k = 'm' || substr(d.k, 2) AND m.n = d.n"
+}
+sd=$(twins state_durations order_key)
+tap_is "$sd/$(twins delay_events order_key occurred_at month season)/$(twins order_timeline order_key)" \
+    "$(q coordinator "SELECT count(*) || '/' || count(*) FROM order_flow.state_durations WHERE order_key LIKE 'm-%'")/$(
+      q coordinator "SELECT count(*) || '/' || count(*) FROM order_flow.delay_events WHERE order_key LIKE 'm-%'")/6/6" \
+    "state_durations, delay_events and order_timeline show each distributed order as its local twin ($sd visits)"
 
 # ------------------------------------------------------------ distributed by tenant
 q coordinator "

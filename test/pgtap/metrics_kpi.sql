@@ -303,7 +303,7 @@ DELETE FROM kt WHERE id = 'K11';
 SELECT is((SELECT left_at FROM order_flow.state_durations WHERE order_key = 'K11' AND state = 'quoted'),
           (SELECT occurred_at FROM order_flow.audit_log WHERE order_key = 'K11' AND action = 'deleted'),
           'state_durations: a deleted order''s last visit ends at its deletion (it does not count on to now())');
-SELECT is((SELECT string_agg(state || ' ' || route, '; ') FROM order_flow.state_durations WHERE order_key = 'K11'),
+SELECT is((SELECT string_agg(state || ' ' || route, '; ' ORDER BY seq) FROM order_flow.state_durations WHERE order_key = 'K11'),
           'inquiry inquiry>quoted; quoted inquiry>quoted', '... and the deletion is no visit of its own');
 DELETE FROM kt WHERE id = 'K6';
 SELECT is((SELECT array_agg(coalesce(wall_hours::text, 'none')) FROM order_flow.state_durations
