@@ -576,9 +576,14 @@ SELECT n.id AS notification_id,
        n.to_state,
        n.payload,
        n.created_at
-  FROM order_flow.notification n
-  LEFT JOIN order_flow.escalation_policy p ON p.department = n.department AND p.level = n.level
- WHERE n.status = 'pending';
+  FROM (SELECT x.id, x.order_key, x.department, x.level, x.deadline, x.kind, x.from_state, x.to_state,
+               x.payload, x.created_at
+          FROM order_flow.notification x
+         WHERE x.status = 'pending'
+        UNION ALL
+        /* on a Citus coordinator, the distributed tables' (README, "Scale-out on Citus") */
+        SELECT * FROM _order_flow._citus_pending()) n
+  LEFT JOIN order_flow.escalation_policy p ON p.department = n.department AND p.level = n.level;
 
 COMMENT ON VIEW order_flow.pending_acks IS
     'The countdown board: every open notification with seconds left, overdue flag and current level';
@@ -595,7 +600,14 @@ SELECT t.order_key,
        t.reminder_level,
        t.customer_key,
        t.attributes
-  FROM order_flow.tracked_order t
+  FROM (SELECT h.order_key, h.tbl, h.workflow, h.state, h.entered_at, h.reminder_level, h.customer_key,
+               h.attributes
+          FROM order_flow.tracked_order h
+        UNION ALL
+        /* on a Citus coordinator, the distributed tables' orders */
+        SELECT c.order_key, c.tbl, c.workflow, c.state, c.entered_at, c.reminder_level, c.customer_key,
+               c.attributes
+          FROM _order_flow._citus_heads() c) t
   JOIN order_flow.state s ON s.workflow = t.workflow AND s.state = t.state
  WHERE t.tbl IS NOT NULL AND s.category <> 'terminal'
    AND t.entered_at + s.max_dwell <= now();

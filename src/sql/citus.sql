@@ -1112,7 +1112,8 @@ $$;
  * chain heads of the distributed tables, read through Citus (each worker
  * scans its shards), keyed as in the rollup (tenant/key for a table
  * distributed by tenant), for the views that read the log or the heads
- * themselves (state_durations, delay_events, order_timeline); elsewhere
+ * themselves (state_durations, delay_events, order_timeline,
+ * stale_orders); elsewhere
  * both return nothing at once.  They run as the extension's owner, like
  * the views' own reads, and return only what those views show (an
  * event's exception type and hours lost, not its details): the views'
@@ -1143,7 +1144,8 @@ $$;
 CREATE OR REPLACE FUNCTION _order_flow._citus_heads()
 RETURNS TABLE (order_key text, tbl text, workflow text, state text, customer_key text, created_at timestamptz,
                contract_signed_at timestamptz, warehouse_confirmed_at timestamptz,
-               finance_approved_at timestamptz, shipped_at timestamptz)
+               finance_approved_at timestamptz, shipped_at timestamptz, entered_at timestamptz,
+               reminder_level integer, attributes jsonb)
 LANGUAGE plpgsql STABLE
 SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
@@ -1157,8 +1159,32 @@ BEGIN
     FOR g IN SELECT * FROM _order_flow._citus_keyed_tables() LOOP
         RETURN QUERY EXECUTE format('SELECT %s, e.tbl, e.workflow, e.state, e.customer_key, e.created_at,
                                             e.contract_signed_at, e.warehouse_confirmed_at,
-                                            e.finance_approved_at, e.shipped_at
+                                            e.finance_approved_at, e.shipped_at, e.entered_at,
+                                            e.reminder_level, e.attributes
                                        FROM %s e', g.keyexpr, g.head);
+    END LOOP;
+END
+$$;
+
+/* _citus_pending(): the distributed tables' open notifications, for pending_acks (as _citus_log()). */
+CREATE OR REPLACE FUNCTION _order_flow._citus_pending()
+RETURNS TABLE (id bigint, order_key text, department text, level integer, deadline timestamptz, kind text,
+               from_state text, to_state text, payload jsonb, created_at timestamptz)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g record;
+BEGIN
+    IF to_regnamespace('order_flow_citus') IS NULL THEN
+        RETURN;
+    END IF;
+    FOR g IN SELECT k.keyexpr, t.notif FROM _order_flow._citus_keyed_tables() k
+               JOIN _order_flow._citus_tables() t ON t.base = k.base LOOP
+        RETURN QUERY EXECUTE format('SELECT e.id, %s, e.department, e.level, e.deadline, e.kind, e.from_state,
+                                            e.to_state, e.payload, e.created_at
+                                       FROM %s e WHERE e.status = ''pending''', g.keyexpr, g.notif);
     END LOOP;
 END
 $$;

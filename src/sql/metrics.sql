@@ -788,7 +788,9 @@ SELECT t.order_key,
           FROM order_flow.tracked_order h
         UNION ALL
         /* on a Citus coordinator, the distributed tables' orders (README, "Scale-out on Citus") */
-        SELECT * FROM _order_flow._citus_heads()) t
+        SELECT c.order_key, c.tbl, c.workflow, c.state, c.customer_key, c.created_at, c.contract_signed_at,
+               c.warehouse_confirmed_at, c.finance_approved_at, c.shipped_at
+          FROM _order_flow._citus_heads() c) t
   LEFT JOIN order_flow.order_fact f ON f.order_key = t.order_key
  WHERE t.tbl IS NOT NULL;
 

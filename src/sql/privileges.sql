@@ -184,7 +184,7 @@ GRANT EXECUTE ON FUNCTION order_flow.kpi(timestamptz, timestamptz),
 TO order_flow_reader;
 
 /* what the views read of a Citus cluster's distributed tables (only what they show) */
-GRANT EXECUTE ON FUNCTION _order_flow._citus_log(), _order_flow._citus_heads()
+GRANT EXECUTE ON FUNCTION _order_flow._citus_log(), _order_flow._citus_heads(), _order_flow._citus_pending()
 TO order_flow_admin, order_flow_reader;
 
 /* relays: members of order_flow_admin, or roles granted these two */

@@ -52,7 +52,7 @@ $2")
     fi
 }
 
-echo "1..62"
+echo "1..63"
 
 # ------------------------------------------------------------ three nodes
 started=0
@@ -462,6 +462,12 @@ tap_is "$sd/$(twins delay_events order_key occurred_at month season)/$(twins ord
     "$(q coordinator "SELECT count(*) || '/' || count(*) FROM order_flow.state_durations WHERE order_key LIKE 'm-%'")/$(
       q coordinator "SELECT count(*) || '/' || count(*) FROM order_flow.delay_events WHERE order_key LIKE 'm-%'")/6/6" \
     "state_durations, delay_events and order_timeline show each distributed order as its local twin ($sd visits)"
+
+tap_is "$(twins stale_orders order_key tbl)/$(q coordinator "SELECT count(*) FROM order_flow.pending_acks a
+                                                       WHERE a.order_key ~ '^[0-9]+$'")" \
+    "$(q coordinator "SELECT count(*) || '/' || count(*) FROM order_flow.stale_orders WHERE order_key LIKE 'm-%'")/$(
+      q coordinator "SELECT count(*) FROM order_flow_citus.orders_notification WHERE status = 'pending'")" \
+    "stale_orders shows the distributed orders as their local twins, and pending_acks the distributed table's open notifications"
 
 # ------------------------------------------------------------ distributed by tenant
 q coordinator "
