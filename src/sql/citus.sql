@@ -1115,9 +1115,10 @@ $$;
  * themselves (state_durations, delay_events, order_timeline,
  * stale_orders); elsewhere
  * both return nothing at once.  They run as the extension's owner, like
- * the views' own reads, and return only what those views show (an
- * event's exception type and hours lost, not its details): the views'
- * readers may call them.
+ * the views' own reads, return only what those views show (an event's
+ * exception type and hours lost, not its details), and only to a caller
+ * who may read one of those views: whoever may read the view may call
+ * them (a view's functions run with its reader's rights).
  */
 CREATE OR REPLACE FUNCTION _order_flow._citus_log()
 RETURNS TABLE (order_key text, seq bigint, action text, from_state text, to_state text,
@@ -1129,7 +1130,9 @@ AS $$
 DECLARE
     g record;
 BEGIN
-    IF to_regnamespace('order_flow_citus') IS NULL THEN
+    IF to_regnamespace('order_flow_citus') IS NULL
+       OR NOT (_order_flow._caller_may_read('order_flow.state_durations')
+               OR _order_flow._caller_may_read('order_flow.delay_events')) THEN
         RETURN;
     END IF;
     FOR g IN SELECT * FROM _order_flow._citus_keyed_tables() LOOP
@@ -1153,7 +1156,10 @@ AS $$
 DECLARE
     g record;
 BEGIN
-    IF to_regnamespace('order_flow_citus') IS NULL THEN
+    IF to_regnamespace('order_flow_citus') IS NULL
+       OR NOT (_order_flow._caller_may_read('order_flow.order_timeline')
+               OR _order_flow._caller_may_read('order_flow.state_durations')
+               OR _order_flow._caller_may_read('order_flow.stale_orders')) THEN
         RETURN;
     END IF;
     FOR g IN SELECT * FROM _order_flow._citus_keyed_tables() LOOP
@@ -1177,7 +1183,8 @@ AS $$
 DECLARE
     g record;
 BEGIN
-    IF to_regnamespace('order_flow_citus') IS NULL THEN
+    IF to_regnamespace('order_flow_citus') IS NULL
+       OR NOT _order_flow._caller_may_read('order_flow.pending_acks') THEN
         RETURN;
     END IF;
     FOR g IN SELECT k.keyexpr, t.notif FROM _order_flow._citus_keyed_tables() k
