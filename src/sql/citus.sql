@@ -19,6 +19,22 @@
  * EXECUTE, and each function first says that Citus is missing.
  */
 
+/* Is this node a Citus coordinator (false without Citus)? */
+CREATE OR REPLACE FUNCTION _order_flow._citus_coordinator() RETURNS boolean
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    grp integer;
+BEGIN
+    IF to_regclass('pg_catalog.pg_dist_local_group') IS NULL THEN
+        RETURN false;
+    END IF;
+    EXECUTE 'SELECT groupid FROM pg_catalog.pg_dist_local_group' INTO grp;
+    RETURN grp = 0;
+END
+$$;
+
 CREATE OR REPLACE FUNCTION _order_flow._citus_require() RETURNS void
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -35,7 +51,7 @@ BEGIN
         RAISE EXCEPTION 'run this on the Citus coordinator' USING ERRCODE = '0A000',
             HINT = 'Register the coordinator with citus_set_coordinator_host().';
     END IF;
-    IF (SELECT groupid FROM pg_dist_local_group) <> 0 THEN
+    IF NOT _order_flow._citus_coordinator() THEN
         RAISE EXCEPTION 'run this on the Citus coordinator, not on a worker' USING ERRCODE = '0A000';
     END IF;
 END
@@ -179,7 +195,7 @@ DECLARE
     k integer;
     tables text[] := _order_flow._citus_catalogue_tables();
 BEGIN
-    IF (SELECT groupid FROM pg_dist_local_group) = 0 THEN
+    IF _order_flow._citus_coordinator() THEN
         RAISE EXCEPTION 'the coordinator''s catalogue is the original: load it on workers only'
             USING ERRCODE = '0A000';
     END IF;
@@ -265,12 +281,11 @@ LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF to_regnamespace('order_flow_citus') IS NULL OR to_regclass('pg_catalog.pg_dist_local_group') IS NULL
+    IF to_regnamespace('order_flow_citus') IS NULL OR NOT _order_flow._citus_coordinator()
        OR to_regclass('order_flow_citus.catalogue_synced') IS NULL THEN
         RETURN false;
     END IF;
-    IF (SELECT groupid FROM pg_dist_local_group) <> 0
-       OR md5(_order_flow._citus_catalogue_doc()::text)
+    IF md5(_order_flow._citus_catalogue_doc()::text)
           IS NOT DISTINCT FROM (SELECT digest FROM order_flow_citus.catalogue_synced LIMIT 1) THEN
         RETURN false;
     END IF;
@@ -1020,9 +1035,7 @@ DECLARE
     keys text[];
     n bigint := 0;
 BEGIN
-    IF to_regclass('pg_catalog.pg_dist_local_group') IS NULL
-       OR (SELECT groupid FROM pg_dist_local_group) <> 0
-       OR NOT EXISTS (SELECT 1 FROM _order_flow._citus_tables()) THEN
+    IF NOT _order_flow._citus_coordinator() OR NOT EXISTS (SELECT 1 FROM _order_flow._citus_tables()) THEN
         RETURN 0;
     END IF;
     IF to_regclass('order_flow_citus.fold_progress') IS NULL THEN
@@ -1086,8 +1099,7 @@ AS $$
 DECLARE
     last timestamptz;
 BEGIN
-    IF to_regclass('pg_catalog.pg_dist_local_group') IS NULL
-       OR (SELECT groupid FROM pg_dist_local_group) <> 0 THEN
+    IF NOT _order_flow._citus_coordinator() THEN
         RETURN 0;
     END IF;
     IF to_regclass('order_flow_citus.fold_progress') IS NOT NULL THEN
@@ -1214,5 +1226,89 @@ BEGIN
           JOIN order_flow.managed_table mt
             ON format('order_flow_citus.%I', (SELECT c.relname FROM pg_class c WHERE c.oid = mt.relid)) = t.base
           JOIN pg_dist_partition p ON p.logicalrelid = mt.relid$q$;
+END
+$$;
+
+/*
+ * _citus_verify(only_key): what verify_audit() adds on a Citus coordinator
+ * with distributed managed tables -- citus_verify_audit()'s problems (of
+ * that order only, when given), each naming its table.  Nothing elsewhere.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_verify(only_key text)
+RETURNS TABLE (order_key text, event_id bigint, problem text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+BEGIN
+    IF to_regnamespace('order_flow_citus') IS NULL OR NOT _order_flow._citus_coordinator()
+       OR NOT EXISTS (SELECT 1 FROM _order_flow._citus_tables()) THEN
+        RETURN;
+    END IF;
+    RETURN QUERY
+    SELECT v.order_key, v.event_id, coalesce(v.tbl || ': ', '') || v.problem
+      FROM order_flow.citus_verify_audit() v
+     WHERE only_key IS NULL OR v.order_key = only_key;
+END
+$$;
+
+/*
+ * _citus_repair_drift(...): repair_drift() of an order of a distributed
+ * table, through the coordinator (its checks of the caller and the note
+ * made before): the order's head beside its shard is locked, the drift
+ * appended to its chain there, and the head moved to the row's state.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_repair_drift(tbl regclass, key_column name, status_column name,
+                                                        workflow text, tbl_name text, order_key text, note text)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    h record;
+    n integer;
+    row_state text;
+    id_ bigint;
+    stale timestamptz;
+    cur text;
+BEGIN
+    SELECT count(*) INTO n FROM _order_flow._citus_head(order_key, tbl);
+    IF n = 0 THEN
+        RAISE EXCEPTION 'order % of % is not tracked', order_key, tbl USING ERRCODE = 'P0002';
+    ELSIF n > 1 THEN
+        RAISE EXCEPTION 'order key % is used by % orders of %', order_key, n, tbl USING ERRCODE = '21000',
+            HINT = 'In a table distributed by tenant an order key is unique per tenant only.';
+    END IF;
+    SELECT * INTO h FROM _order_flow._citus_head(order_key, tbl);
+    EXECUTE format('SELECT state FROM %s WHERE dist_key = $1::%s AND order_key = $2 FOR UPDATE',
+                   h.head, h.dist_type)
+       INTO cur USING h.dist, order_key;
+    SELECT x.s INTO row_state
+      FROM _order_flow._read_as_owner(tbl, key_column, status_column, NULL, '{}', order_key) x
+     WHERE x.k = order_key;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'order % not found in %', order_key, tbl USING ERRCODE = 'P0002';
+    END IF;
+    IF row_state IS NOT DISTINCT FROM cur THEN
+        RAISE EXCEPTION 'order % has not drifted: its row and its chain agree on "%"', order_key, row_state
+            USING ERRCODE = '55000', CONSTRAINT = 'order_flow_no_drift';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM order_flow.state s WHERE s.workflow = _citus_repair_drift.workflow
+                                                      AND s.state = row_state) THEN
+        RAISE EXCEPTION '"%" is not a state of workflow "%"', row_state, workflow USING ERRCODE = '22P02',
+            CONSTRAINT = 'order_flow_unknown_state';
+    END IF;
+    id_ := _order_flow._citus_append_event(order_key, 'drift', cur, row_state,
+                                           jsonb_build_object('table', tbl_name, 'note', note), NULL);
+    SELECT now() + st.max_dwell * p.factor INTO stale
+      FROM order_flow.state st
+      JOIN order_flow.reminder_policy p ON p.workflow = st.workflow AND p.level = 1
+     WHERE st.workflow = _citus_repair_drift.workflow AND st.state = row_state AND st.category <> 'terminal';
+    EXECUTE format('UPDATE %s SET state = $1, held_from = NULL, entered_at = $2, reminder_level = 0,
+                                  stale_after = $3
+                     WHERE dist_key = $4::%s AND order_key = $5', h.head, h.dist_type)
+       USING row_state, now(), stale, h.dist, order_key;
+    RETURN id_;
 END
 $$;

@@ -712,6 +712,11 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'table % is not managed by order_flow', tbl USING ERRCODE = '42704';
     END IF;
+    IF _order_flow._citus_distributed(tbl) THEN
+        /* README, "Scale-out on Citus" */
+        RETURN _order_flow._citus_repair_drift(tbl, m.key_column, m.status_column, m.workflow, m.tbl,
+                                               order_key, note);
+    END IF;
     SELECT * INTO chain FROM order_flow.tracked_order t
      WHERE t.order_key = repair_drift.order_key AND t.tbl = m.tbl FOR UPDATE;
     IF NOT FOUND THEN
@@ -765,9 +770,10 @@ DECLARE
     m record;
 BEGIN
     FOR m IN SELECT * FROM order_flow.managed_table mt
-              WHERE only_key IS NULL
+              WHERE NOT _order_flow._citus_distributed(mt.relid)  -- _citus_verify() checks those
+                AND (only_key IS NULL
                  OR mt.tbl = (SELECT t.tbl FROM order_flow.tracked_order t WHERE t.order_key = only_key)
-                 OR NOT EXISTS (SELECT FROM order_flow.tracked_order t WHERE t.order_key = only_key)
+                 OR NOT EXISTS (SELECT FROM order_flow.tracked_order t WHERE t.order_key = only_key))
               ORDER BY tbl LOOP
         RETURN QUERY
         SELECT coalesce(r.k, t.order_key), NULL::bigint,
@@ -912,6 +918,9 @@ AS $$
     SELECT * FROM _order_flow._verify_chains(verify_audit.order_key)
     UNION ALL
     SELECT * FROM _order_flow._verify_rows(verify_audit.order_key)
+    UNION ALL
+    /* on a Citus coordinator, the distributed tables' too (README, "Scale-out on Citus") */
+    SELECT * FROM _order_flow._citus_verify(verify_audit.order_key)
 $$;
 
 COMMENT ON FUNCTION order_flow.verify_audit(text) IS

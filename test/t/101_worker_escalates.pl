@@ -65,6 +65,9 @@ UPDATE orders SET status = 'quoted';
 });
 ok(defined wait_until('app', 'SELECT ' . schedulers('app') . ' = 1', 10),
 	'a scheduler serves the database with the extension');
+# (it may be busy with the moves just made: it is asked for when it next sleeps)
+wait_until('app', q{SELECT wait_event_type = 'Extension' FROM pg_stat_activity
+	WHERE backend_type = 'order_flow scheduler' AND datname = 'app'}, 10);
 my @r = split /\|/, $node->safe_psql('app', q{
 	SELECT concat_ws('|',
 	  (SELECT application_name || '/' || coalesce(wait_event_type, '-') FROM pg_stat_activity

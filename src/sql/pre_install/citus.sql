@@ -21,10 +21,9 @@ CREATE TABLE order_flow.citus_fold_stage (
     from_state      text,
     to_state        text,
     occurred_at     timestamptz,
-    details         jsonb NOT NULL DEFAULT '{}'
+    details         jsonb NOT NULL DEFAULT '{}',
+    CONSTRAINT citus_fold_stage_pkey PRIMARY KEY (order_key, seq)
 );
-
-CREATE INDEX citus_fold_stage_key_idx ON order_flow.citus_fold_stage (order_key, seq);
 
 COMMENT ON TABLE order_flow.citus_fold_stage IS
     'Events of distributed tables'' orders on their way into the metrics rollup (Citus coordinator; empty outside a fold)';
