@@ -78,10 +78,6 @@ refuse(Relation rel, const char *tbl, const char *why)
 					 "(README, \"Scale-out on Citus\").")));
 }
 
-/*
- * of_citus_shard: whether rel, on which the trigger of managed table tbl
- * fires, is a Citus shard, and if so where its orders' chains are written.
- */
 /* key_unique: rel has a unique index on column key alone */
 static bool
 key_unique(Relation rel, AttrNumber key)
@@ -121,6 +117,11 @@ refuse_tenant_table(Relation rel, const char *tbl, AttrNumber key)
 			 errhint("Distribute it by its tenant with order_flow.citus_distribute() before writing orders.")));
 }
 
+/*
+ * of_citus_shard: whether rel, on which the trigger of managed table tbl
+ * (order key column key) fires, is a Citus shard, and if so where its
+ * orders' chains are written.
+ */
 void
 of_citus_shard(Relation rel, const char *tbl, AttrNumber key, OfShard *out)
 {

@@ -197,6 +197,70 @@ BEGIN
 END
 $$;
 
+/*
+ * What the broadcast writes, each written in one place: the notification
+ * an escalation opens and its event, a reminder, and the notification and
+ * event of a need_info answer -- the same whether the batch, the
+ * one-by-one fallback or a Citus node's sweep (src/sql/citus.sql) writes
+ * them.  Plain SQL with every name qualified and no settings of their own,
+ * so the set-based batch inlines them.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._escalation_payload(payload jsonb, level integer, deadline timestamptz,
+                                                        escalated_from bigint, title text,
+                                                        overdue_since timestamptz)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT payload OPERATOR(pg_catalog.||)
+           pg_catalog.jsonb_build_object('level', level, 'deadline', deadline, 'escalated_from', escalated_from,
+                                         'title', title, 'overdue_since', overdue_since)
+$$;
+
+CREATE OR REPLACE FUNCTION _order_flow._escalate_details(notification_id bigint, escalated_from bigint,
+                                                      department text, level integer, title text,
+                                                      deadline timestamptz, overdue_since timestamptz)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT pg_catalog.jsonb_build_object('notification_id', notification_id, 'escalated_from', escalated_from,
+                                         'department', department, 'level', level, 'title', title,
+                                         'deadline', deadline, 'overdue_since', overdue_since)
+$$;
+
+CREATE OR REPLACE FUNCTION _order_flow._remind_message(order_key text, state text, level integer,
+                                                    department text, threshold interval,
+                                                    waiting_since timestamptz)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT pg_catalog.jsonb_build_object('event', 'remind', 'order_key', order_key, 'state', state,
+                                         'level', level, 'department', department, 'threshold', threshold,
+                                         'waiting_since', waiting_since)
+$$;
+
+CREATE OR REPLACE FUNCTION _order_flow._need_info_payload(payload jsonb, department text, deadline timestamptz,
+                                                       form jsonb, requested_by text,
+                                                       requesting_department text, in_reply_to bigint)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT payload OPERATOR(pg_catalog.||)
+           pg_catalog.jsonb_build_object('department', department, 'level', 1, 'deadline', deadline,
+                                         'kind', 'need_info', 'form', form, 'requested_by', requested_by,
+                                         'requesting_department', requesting_department,
+                                         'in_reply_to', in_reply_to)
+$$;
+
+CREATE OR REPLACE FUNCTION _order_flow._need_info_details(notification_id bigint, department text, level integer,
+                                                       form jsonb, opened bigint, for_department text)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT pg_catalog.jsonb_build_object('notification_id', notification_id, 'department', department,
+                                         'level', level, 'form', form, 'opened', opened,
+                                         'for_department', for_department)
+$$;
+
 /* _may_answer: who may answer the notification (a member of its department), and only once. */
 CREATE OR REPLACE FUNCTION _order_flow._may_answer(id bigint, department text, status text, who text)
 RETURNS void
@@ -310,17 +374,13 @@ BEGIN
     origin := COALESCE(origin, 'sales');
     window_ := COALESCE(window_, interval '15 minutes');
     dl := order_flow.department_deadline(origin, now_, window_);
-    pl := n.payload || jsonb_build_object('department', origin, 'level', 1, 'deadline', dl,
-                                          'kind', 'need_info', 'form', details,
-                                          'requested_by', who, 'requesting_department', n.department,
-                                          'in_reply_to', n.id);
+    pl := _order_flow._need_info_payload(n.payload, origin, dl, details, who, n.department, n.id);
     INSERT INTO order_flow.notification (order_key, department, level, deadline, payload, kind,
                                          from_state, to_state, event_seq, parent_id)
     VALUES (n.order_key, origin, 1, dl, pl, 'need_info', n.from_state, n.to_state, n.event_seq, n.id)
     RETURNING id INTO nid;
     PERFORM _order_flow._append_event(n.order_key, 'need_info', NULL, NULL,
-        jsonb_build_object('notification_id', n.id, 'department', n.department, 'level', n.level,
-                           'form', details, 'opened', nid, 'for_department', origin), NULL);
+        _order_flow._need_info_details(n.id, n.department, n.level, details, nid, origin), NULL);
     INSERT INTO order_flow.outbox (order_key, notification_id, payload, kind, event_seq)
     VALUES (n.order_key, nid, pl || jsonb_build_object('notification_id', nid), 'need_info',
             _order_flow._chain_end(n.order_key));
@@ -397,9 +457,7 @@ BEGIN
             INSERT INTO order_flow.notification (order_key, department, level, deadline, payload, kind,
                                                  from_state, to_state, event_seq, parent_id, escalates)
             SELECT order_key, department, level + 1, new_deadline,
-                   payload || jsonb_build_object('level', level + 1, 'deadline', new_deadline,
-                                                 'escalated_from', id, 'title', title,
-                                                 'overdue_since', deadline),
+                   _order_flow._escalation_payload(payload, level + 1, new_deadline, id, title, deadline),
                    kind, from_state, to_state, event_seq, id, further
               FROM closed
             RETURNING id, order_key, department, level, deadline, payload, parent_id
@@ -410,12 +468,10 @@ BEGIN
             SELECT a.pos, a.seq
               FROM _order_flow._append_events('escalate',
                        coalesce((SELECT array_agg(n.order_key ORDER BY n.pos) FROM numbered n), '{}'),
-                       coalesce((SELECT array_agg(jsonb_build_object('notification_id', n.id,
-                                                                     'escalated_from', n.parent_id,
-                                                                     'department', n.department, 'level', n.level,
-                                                                     'title', n.payload->>'title',
-                                                                     'deadline', n.deadline,
-                                                                     'overdue_since', n.payload->'overdue_since')
+                       coalesce((SELECT array_agg(_order_flow._escalate_details(
+                                                      n.id, n.parent_id, n.department, n.level,
+                                                      n.payload->>'title', n.deadline,
+                                                      (n.payload->>'overdue_since')::timestamptz)
                                                   ORDER BY n.pos) FROM numbered n), '{}')) a
         ), sent AS (
             /* each message carries the place of its escalate event in the order's chain */
@@ -455,10 +511,7 @@ BEGIN
                 CONTINUE;
             END IF;
             dl := order_flow.department_deadline(r.department, as_of, pol.delay);
-            -- the same payload as the batch writes
-            pl := r.payload || jsonb_build_object('level', r.level + 1, 'deadline', dl,
-                                                  'escalated_from', r.id, 'title', pol.title,
-                                                  'overdue_since', r.deadline);
+            pl := _order_flow._escalation_payload(r.payload, r.level + 1, dl, r.id, pol.title, r.deadline);
             UPDATE order_flow.notification SET status = 'escalated', answered_at = clock_timestamp()
              WHERE order_key = r.order_key AND id = r.id;
             INSERT INTO order_flow.notification (order_key, department, level, deadline, payload, kind,
@@ -469,9 +522,7 @@ BEGIN
                              WHERE p.department = r.department AND p.level = r.level + 2))
             RETURNING id INTO nid;
             PERFORM _order_flow._append_event(r.order_key, 'escalate', NULL, NULL,
-                jsonb_build_object('notification_id', nid, 'escalated_from', r.id,
-                                   'department', r.department, 'level', r.level + 1,
-                                   'title', pol.title, 'deadline', dl, 'overdue_since', r.deadline),
+                _order_flow._escalate_details(nid, r.id, r.department, r.level + 1, pol.title, dl, r.deadline),
                 NULL);
             INSERT INTO order_flow.outbox (order_key, notification_id, payload, kind, event_seq)
             VALUES (r.order_key, nid, pl || jsonb_build_object('notification_id', nid), 'escalation',
@@ -527,10 +578,8 @@ BEGIN
                         AND r.entered_at + r.max_dwell * x.factor <= as_of
                       ORDER BY level
             LOOP
-                msg := jsonb_build_object('event', 'remind', 'order_key', r.order_key, 'state', r.state,
-                                          'level', p.level, 'department', r.owner_department,
-                                          'threshold', r.max_dwell * p.factor,
-                                          'waiting_since', r.entered_at);
+                msg := _order_flow._remind_message(r.order_key, r.state, p.level, r.owner_department,
+                                                   r.max_dwell * p.factor, r.entered_at);
                 PERFORM _order_flow._append_event(r.order_key, 'remind', r.state, r.state, msg, NULL);
                 INSERT INTO order_flow.outbox (order_key, payload, kind, event_seq)
                 VALUES (r.order_key, msg, 'reminder', _order_flow._chain_end(r.order_key));

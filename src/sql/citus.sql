@@ -554,10 +554,14 @@ $$;
 
 /*
  * _citus_tables(): on the coordinator, each distributed managed table's
- * companion tables (distributed: a statement on one routes to its shards).
+ * companion tables (distributed: a statement on one routes to its shards),
+ * and keyexpr, the key of a companion row e in the coordinator's rollup
+ * and views: its order key, or tenant/key for a table distributed by
+ * tenant (a worker, which has no managed_table rows, sees order keys).
  */
 CREATE OR REPLACE FUNCTION _order_flow._citus_tables()
-RETURNS TABLE (base text, dist_type text, notif regclass, outbox regclass, head regclass, log regclass)
+RETURNS TABLE (base text, dist_type text, notif regclass, outbox regclass, head regclass, log regclass,
+               keyexpr text)
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
@@ -568,11 +572,16 @@ BEGIN
     RETURN QUERY EXECUTE $q$
         SELECT b.base, format_type(a.atttypid, a.atttypmod), c.oid::regclass,
                to_regclass(b.base || '_outbox'), to_regclass(b.base || '_tracked_order'),
-               to_regclass(b.base || '_audit_log')
+               to_regclass(b.base || '_audit_log'),
+               CASE WHEN column_to_column_name(mp.logicalrelid, mp.partkey) <> mt.key_column
+                    THEN 'e.dist_key::text || ''/'' || e.order_key' ELSE 'e.order_key' END
           FROM pg_class c
           JOIN pg_dist_partition p ON p.logicalrelid = c.oid
           JOIN pg_attribute a ON a.attrelid = c.oid AND a.attname = 'dist_key'
           CROSS JOIN LATERAL (SELECT format('order_flow_citus.%I', left(c.relname, -length('_notification'))) AS base) b
+          LEFT JOIN order_flow.managed_table mt
+            ON format('order_flow_citus.%I', (SELECT m.relname FROM pg_class m WHERE m.oid = mt.relid)) = b.base
+          LEFT JOIN pg_dist_partition mp ON mp.logicalrelid = mt.relid
          WHERE c.relnamespace = to_regnamespace('order_flow_citus') AND c.relname LIKE '%\_notification'
          ORDER BY 1$q$;
 END
@@ -665,9 +674,7 @@ BEGIN
                 SELECT * INTO pol FROM order_flow.escalation_policy p
                  WHERE p.department = r.department AND p.level = r.level + 1;
                 dl := order_flow.department_deadline(r.department, as_of, pol.delay);
-                pl := r.payload || jsonb_build_object('level', r.level + 1, 'deadline', dl,
-                                                      'escalated_from', r.id, 'title', pol.title,
-                                                      'overdue_since', r.deadline);
+                pl := _order_flow._escalation_payload(r.payload, r.level + 1, dl, r.id, pol.title, r.deadline);
                 EXECUTE format('UPDATE %s SET status = ''escalated'', answered_at = clock_timestamp()
                                  WHERE dist_key = $1::%s AND id = $2', g.notif, g.dist_type)
                    USING r.dist, r.id;
@@ -682,9 +689,8 @@ BEGIN
                          r.event_seq, r.id, r.dist;
                 seq := _order_flow._append_at(g.log, g.head, g.base, r.dist, g.dist_type, r.order_key, 'escalate',
                            NULL, NULL,
-                           jsonb_build_object('notification_id', nid, 'escalated_from', r.id,
-                                              'department', r.department, 'level', r.level + 1,
-                                              'title', pol.title, 'deadline', dl, 'overdue_since', r.deadline));
+                           _order_flow._escalate_details(nid, r.id, r.department, r.level + 1, pol.title, dl,
+                                                         r.deadline));
                 EXECUTE format('INSERT INTO %s (id, order_key, notification_id, payload, kind, event_seq, dist_key)
                                 VALUES (nextval(%L), $1, $2, $3, ''escalation'', $4, $5::%s)',
                                g.outbox, g.base || '_outbox_id_seq', g.dist_type)
@@ -730,10 +736,8 @@ BEGIN
                             AND r.entered_at + r.max_dwell * x.factor <= as_of
                           ORDER BY level
                 LOOP
-                    msg := jsonb_build_object('event', 'remind', 'order_key', r.order_key, 'state', r.state,
-                                              'level', p.level, 'department', r.owner_department,
-                                              'threshold', r.max_dwell * p.factor,
-                                              'waiting_since', r.entered_at);
+                    msg := _order_flow._remind_message(r.order_key, r.state, p.level, r.owner_department,
+                                                       r.max_dwell * p.factor, r.entered_at);
                     seq := _order_flow._append_at(g.log, g.head, g.base, r.dist, g.dist_type, r.order_key,
                                                   'remind', r.state, r.state, msg);
                     EXECUTE format('INSERT INTO %s (id, order_key, payload, kind, event_seq, dist_key)
@@ -831,18 +835,14 @@ BEGIN
         origin := COALESCE(origin, 'sales');
         window_ := COALESCE(window_, interval '15 minutes');
         dl := order_flow.department_deadline(origin, now_, window_);
-        pl := n.payload || jsonb_build_object('department', origin, 'level', 1, 'deadline', dl,
-                                              'kind', 'need_info', 'form', details,
-                                              'requested_by', who, 'requesting_department', n.department,
-                                              'in_reply_to', n.id);
+        pl := _order_flow._need_info_payload(n.payload, origin, dl, details, who, n.department, n.id);
         EXECUTE format('INSERT INTO %s (id, order_key, department, level, deadline, payload, kind,
                                         from_state, to_state, event_seq, parent_id, dist_key)
                         VALUES (nextval(%L), $1, $2, 1, $3, $4, ''need_info'', $5, $6, $7, $8, $9::%s)
                         RETURNING id', g.notif, g.base || '_notification_id_seq', g.dist_type)
            INTO nid USING n.order_key, origin, dl, pl, n.from_state, n.to_state, n.event_seq, n.id, n.dist;
         seq := _order_flow._append_at(g.log, g.head, g.base, n.dist, g.dist_type, n.order_key, 'need_info', NULL, NULL,
-            jsonb_build_object('notification_id', n.id, 'department', n.department, 'level', n.level,
-                               'form', details, 'opened', nid, 'for_department', origin));
+            _order_flow._need_info_details(n.id, n.department, n.level, details, nid, origin));
         EXECUTE format('INSERT INTO %s (id, order_key, notification_id, payload, kind, event_seq, dist_key)
                         VALUES (nextval(%L), $1, $2, $3, ''need_info'', $4, $5::%s)',
                        g.outbox, g.base || '_outbox_id_seq', g.dist_type)
@@ -967,25 +967,31 @@ END
 $$;
 
 /*
- * _citus_append_event(order_key, action, from_state, to_state, details,
- * occurred_at): _append_event() for an order of a distributed table,
- * through the coordinator (record(), the station's events).  Returns the
- * event's id.  A key two tenants use is ambiguous here: refused.
+ * _citus_only_head(order_key, tbl): the one chain head of order_key in the
+ * distributed tables (of tbl, when given), as _citus_head() returns it;
+ * none is P0002, two (a key two tenants use) are ambiguous, 21000.
  */
-CREATE OR REPLACE FUNCTION _order_flow._citus_append_event(order_key text, action text, from_state text,
-                                                        to_state text, details jsonb, occurred_at timestamptz)
-RETURNS bigint
+CREATE OR REPLACE FUNCTION _order_flow._citus_only_head(order_key text, tbl regclass,
+    OUT base text, OUT dist_type text, OUT head regclass, OUT log regclass, OUT outbox regclass, OUT dist text,
+    OUT row_ order_flow.tracked_order)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $$
 #variable_conflict use_variable
 DECLARE
     h record;
-    n integer;
-    seq bigint;
-    id_ bigint;
+    n integer := 0;
 BEGIN
-    SELECT count(*) INTO n FROM _order_flow._citus_head(order_key);
+    FOR h IN SELECT * FROM _order_flow._citus_head(order_key, tbl) LOOP
+        n := n + 1;
+        base := h.base;
+        dist_type := h.dist_type;
+        head := h.head;
+        log := h.log;
+        outbox := h.outbox;
+        dist := h.dist;
+        row_ := h.row_;
+    END LOOP;
     IF n = 0 THEN
         RAISE EXCEPTION 'order % is not tracked', order_key USING ERRCODE = 'P0002';
     ELSIF n > 1 THEN
@@ -993,7 +999,34 @@ BEGIN
             USING ERRCODE = '21000',
                   HINT = 'In a table distributed by tenant an order key is unique per tenant only.';
     END IF;
-    SELECT * INTO h FROM _order_flow._citus_head(order_key);
+END
+$$;
+
+/*
+ * _citus_append_event(order_key, action, from_state, to_state, details,
+ * occurred_at): _append_event() for an order of a distributed table,
+ * through the coordinator (record(), the station's events).  Returns the
+ * event's id.  A key two tenants use is ambiguous here: refused.
+ */
+CREATE OR REPLACE FUNCTION _order_flow._citus_append_event(order_key text, action text, from_state text,
+                                                        to_state text, details jsonb, occurred_at timestamptz,
+                                                        keep_state boolean DEFAULT false)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+#variable_conflict use_variable
+DECLARE
+    h record;
+    seq bigint;
+    id_ bigint;
+BEGIN
+    SELECT * INTO h FROM _order_flow._citus_only_head(order_key, NULL);
+    IF keep_state THEN
+        /* a fact (record()): from and to the order's state */
+        from_state := (h.row_).state;
+        to_state := from_state;
+    END IF;
     seq := _order_flow._append_at(h.log, h.head, h.base, h.dist, h.dist_type, order_key, action,
                                   from_state, to_state, coalesce(details, '{}'), occurred_at);
     EXECUTE format('SELECT id FROM %s WHERE dist_key = $1::%s AND order_key = $2 AND seq = $3', h.log, h.dist_type)
@@ -1031,7 +1064,6 @@ DECLARE
     lo timestamptz;
     hi timestamptz;
     held boolean;
-    keyexpr text;
     keys text[];
     n bigint := 0;
 BEGIN
@@ -1060,15 +1092,14 @@ BEGIN
         lo := '-infinity';
     END IF;
 
-    FOR g IN SELECT * FROM _order_flow._citus_keyed_tables() LOOP
-        keyexpr := g.keyexpr;
+    FOR g IN SELECT * FROM _order_flow._citus_tables() LOOP
         EXECUTE format('INSERT INTO order_flow.citus_fold_stage
                             (order_key, id, seq, action, from_state, to_state, occurred_at, details)
                         SELECT %s, e.id, e.seq, e.action, e.from_state, e.to_state, e.occurred_at, e.details
                           FROM %s e
                          WHERE (e.dist_key, e.order_key) IN (SELECT x.dist_key, x.order_key FROM %s x
                                                               WHERE x.recorded_at >= $1 AND x.recorded_at < $2)',
-                       keyexpr, g.log, g.log)
+                       g.keyexpr, g.log, g.log)
            USING lo - interval '100 milliseconds', hi;
     END LOOP;
     FOR keys IN
@@ -1147,7 +1178,7 @@ BEGIN
                OR _order_flow._caller_may_read('order_flow.delay_events')) THEN
         RETURN;
     END IF;
-    FOR g IN SELECT * FROM _order_flow._citus_keyed_tables() LOOP
+    FOR g IN SELECT * FROM _order_flow._citus_tables() LOOP
         RETURN QUERY EXECUTE format('SELECT %s, e.seq, e.action, e.from_state, e.to_state, e.occurred_at,
                                             nullif(e.details->>''exception_type'', ''''),
                                             _order_flow._metric_number(e.details->''hours_lost'')
@@ -1174,7 +1205,7 @@ BEGIN
                OR _order_flow._caller_may_read('order_flow.stale_orders')) THEN
         RETURN;
     END IF;
-    FOR g IN SELECT * FROM _order_flow._citus_keyed_tables() LOOP
+    FOR g IN SELECT * FROM _order_flow._citus_tables() LOOP
         RETURN QUERY EXECUTE format('SELECT %s, e.tbl, e.workflow, e.state, e.customer_key, e.created_at,
                                             e.contract_signed_at, e.warehouse_confirmed_at,
                                             e.finance_approved_at, e.shipped_at, e.entered_at,
@@ -1199,33 +1230,11 @@ BEGIN
        OR NOT _order_flow._caller_may_read('order_flow.pending_acks') THEN
         RETURN;
     END IF;
-    FOR g IN SELECT k.keyexpr, t.notif FROM _order_flow._citus_keyed_tables() k
-               JOIN _order_flow._citus_tables() t ON t.base = k.base LOOP
+    FOR g IN SELECT * FROM _order_flow._citus_tables() LOOP
         RETURN QUERY EXECUTE format('SELECT e.id, %s, e.department, e.level, e.deadline, e.kind, e.from_state,
                                             e.to_state, e.payload, e.created_at
                                        FROM %s e WHERE e.status = ''pending''', g.keyexpr, g.notif);
     END LOOP;
-END
-$$;
-
-/* The distributed managed tables' companions, with the rollup's key of their rows (e.: a companion row). */
-CREATE OR REPLACE FUNCTION _order_flow._citus_keyed_tables()
-RETURNS TABLE (base text, log regclass, head regclass, keyexpr text)
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF to_regclass('pg_catalog.pg_dist_partition') IS NULL THEN
-        RETURN;
-    END IF;
-    RETURN QUERY EXECUTE $q$
-        SELECT t.base, t.log, t.head,
-               CASE WHEN column_to_column_name(p.logicalrelid, p.partkey) <> mt.key_column
-                    THEN 'e.dist_key::text || ''/'' || e.order_key' ELSE 'e.order_key' END
-          FROM _order_flow._citus_tables() t
-          JOIN order_flow.managed_table mt
-            ON format('order_flow_citus.%I', (SELECT c.relname FROM pg_class c WHERE c.oid = mt.relid)) = t.base
-          JOIN pg_dist_partition p ON p.logicalrelid = mt.relid$q$;
 END
 $$;
 
@@ -1267,20 +1276,12 @@ AS $$
 #variable_conflict use_variable
 DECLARE
     h record;
-    n integer;
     row_state text;
     id_ bigint;
     stale timestamptz;
     cur text;
 BEGIN
-    SELECT count(*) INTO n FROM _order_flow._citus_head(order_key, tbl);
-    IF n = 0 THEN
-        RAISE EXCEPTION 'order % of % is not tracked', order_key, tbl USING ERRCODE = 'P0002';
-    ELSIF n > 1 THEN
-        RAISE EXCEPTION 'order key % is used by % orders of %', order_key, n, tbl USING ERRCODE = '21000',
-            HINT = 'In a table distributed by tenant an order key is unique per tenant only.';
-    END IF;
-    SELECT * INTO h FROM _order_flow._citus_head(order_key, tbl);
+    SELECT * INTO h FROM _order_flow._citus_only_head(order_key, tbl);
     EXECUTE format('SELECT state FROM %s WHERE dist_key = $1::%s AND order_key = $2 FOR UPDATE',
                    h.head, h.dist_type)
        INTO cur USING h.dist, order_key;

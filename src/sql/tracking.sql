@@ -359,11 +359,8 @@ BEGIN
      WHERE t.order_key = record.order_key AND t.tbl IS NOT NULL
        FOR UPDATE;
     IF NOT FOUND AND to_regnamespace('order_flow_citus') IS NOT NULL THEN
-        /* an order of a distributed table (README, "Scale-out on Citus") */
-        SELECT (h.row_).state INTO st FROM _order_flow._citus_head(order_key) h WHERE (h.row_).tbl IS NOT NULL;
-        IF FOUND THEN
-            RETURN _order_flow._citus_append_event(order_key, kind, st, st, details, NULL);
-        END IF;
+        /* an order of a distributed table (README, "Scale-out on Citus"): its fact beside its shard */
+        RETURN _order_flow._citus_append_event(order_key, kind, NULL, NULL, details, NULL, keep_state => true);
     END IF;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'order % is not tracked', order_key USING ERRCODE = 'P0002';

@@ -483,7 +483,7 @@ tap_is "$(twins stale_orders order_key tbl)/$(q coordinator "SELECT count(*) FRO
     "stale_orders shows the distributed orders as their local twins, and pending_acks the distributed table's open notifications"
 
 tap_is "$(q coordinator "CREATE ROLE board; GRANT SELECT ON order_flow.pending_acks TO board;
-                         SET ROLE board; SELECT count(*) FROM order_flow.pending_acks")/$(
+                         SET ROLE board; SELECT count(*) FROM order_flow.pending_acks WHERE order_key ~ '^[0-9]+$'")/$(
     q coordinator "SET ROLE clerk; SELECT count(*) FROM _order_flow._citus_pending()")" \
     "$(q coordinator "SELECT count(*) FROM order_flow_citus.orders_notification WHERE status = 'pending'")/0" \
     "a role granted only pending_acks sees the distributed tables' notifications in it; one that may not read it gets nothing from its helper"
