@@ -72,6 +72,16 @@ sqlerr() {
     "$PG_BIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h 127.0.0.1 -p "${PORT[$1]}" -U postgres -d app 2>&1 >/dev/null <<<"$2" |
         sed -n 's/^ERROR:  //p' | sed 's/^psql:<stdin>:[0-9]*: ERROR:  //' | head -n 1
 }
+# footprint: what the orders table's companions hold (events, notifications and their states, outbox
+# messages, the heads' positions): a refused call must leave it as it was
+footprint() {
+    q coordinator "SELECT (SELECT count(*) FROM order_flow_citus.orders_audit_log) || '/' ||
+                          (SELECT count(*) || ':' || count(*) FILTER (WHERE status = 'pending')
+                             FROM order_flow_citus.orders_notification) || '/' ||
+                          (SELECT count(*) FROM order_flow_citus.orders_outbox) || '/' ||
+                          (SELECT coalesce(sum(last_seq), 0) FROM order_flow_citus.orders_tracked_order)" ||
+        echo "unreadable $RANDOM"   # never equal to another reading
+}
 # workers SQL: SQL's value on each worker, comma-separated
 workers() {
     q coordinator "SELECT string_agg(result, ',' ORDER BY nodeport) FROM run_command_on_workers(\$w\$$1\$w\$)"
@@ -179,17 +189,19 @@ tap_is "$(q coordinator "SELECT action || ' ' || to_state || ' ' || (details->>'
                          FROM order_flow_citus.orders_audit_log WHERE order_key = '11' AND seq = 3")" \
     "transition contract_signed signed by fax 3" \
     "transition() of a distributed table records its note and details on the worker"
+fp=$(footprint)
 tap_is "$(sqlstate coordinator "SELECT order_flow.transition('orders', '11', 'contract_signed')")/$(
-    sqlstate coordinator "SELECT order_flow.transition('orders', '999', 'quoted')")" "23514/P0002" \
-    "... refuses a move to the state the order is in (23514) and an unknown order (P0002)"
+    sqlstate coordinator "SELECT order_flow.transition('orders', '999', 'quoted')")/$(footprint)" "23514/P0002/$fp" \
+    "... refuses a move to the state the order is in (23514) and an unknown order (P0002), writing nothing"
 q coordinator "INSERT INTO orders VALUES (50, 'inquiry', 'old');
                SELECT pg_sleep(0.3);
                SELECT order_flow.import_transition('orders', '50', 'quoted', now() - interval '0.2 s', '{\"erp\": \"X1\"}')" >/dev/null
 tap_is "$(q coordinator "SELECT action || ' ' || (occurred_at < recorded_at - interval '0.15 s') || ' ' || (details->>'erp')
                          FROM order_flow_citus.orders_audit_log WHERE order_key = '50' AND seq = 2")" "import true X1" \
     "import_transition() records an import at its business time"
-tap_is "$(sqlstate coordinator "SET ROLE clerk; SELECT order_flow.import_transition('orders', '50', 'contract_signed', now())")" \
-    42501 "... and a role without the right to import is refused (42501)"
+fp=$(footprint)
+tap_is "$(sqlstate coordinator "SET ROLE clerk; SELECT order_flow.import_transition('orders', '50', 'contract_signed', now())")/$(
+    footprint)" "42501/$fp" "... and a role without the right to import is refused (42501), writing nothing"
 
 q coordinator "DELETE FROM orders WHERE id = 1" >/dev/null
 tap_is "$(q coordinator "SELECT (SELECT action FROM order_flow_citus.orders_audit_log WHERE order_key = '1' ORDER BY seq DESC LIMIT 1)
@@ -215,10 +227,11 @@ tap_is "$(q coordinator "SELECT order_flow.acknowledge($ack) = $ack")/$(
                    FROM order_flow_citus.orders_notification n WHERE n.id = $ack")" "t/acknowledged acknowledge" \
     "acknowledge() through the coordinator answers a notification of a distributed table and records it in the chain"
 fin=$(q coordinator "SELECT id FROM order_flow_citus.orders_notification WHERE order_key = '2' AND department = 'finance'")
+fp=$(footprint)
 tap_is "$(sqlstate coordinator "SELECT order_flow.acknowledge($ack)")/$(sqlstate coordinator "SELECT order_flow.acknowledge(42)")/$(
     sqlstate coordinator "GRANT EXECUTE ON FUNCTION order_flow.acknowledge(bigint, text, jsonb) TO clerk;
-                          SET ROLE clerk; SELECT order_flow.acknowledge($fin)")" "55000/P0002/42501" \
-    "... once (55000), an unknown id is refused (P0002), and so is a role outside the department (42501)"
+                          SET ROLE clerk; SELECT order_flow.acknowledge($fin)")/$(footprint)" "55000/P0002/42501/$fp" \
+    "... once (55000), an unknown id is refused (P0002), and so is a role outside the department (42501), writing nothing"
 ni=$(q coordinator "SELECT id FROM order_flow_citus.orders_notification WHERE order_key = '3' AND department = 'finance'")
 ni=$(q coordinator "SELECT order_flow.acknowledge($ni, 'need_info', '{\"text\": \"which address?\"}')")
 tap_is "$(q coordinator "SELECT department || ' ' || kind || ' ' || status
@@ -325,14 +338,16 @@ tap_is "$(q coordinator "SELECT string_agg(order_key || ': ' || split_part(probl
     "20: bad hash; 21: drift" \
     "citus_verify_audit() finds an event altered on a worker and a row changed behind the trigger"
 
+fp=$(footprint)
 tap_is "$(sqlstate coordinator "SELECT order_flow.repair_drift('orders', '20', 'fixed')")/$(
+    [[ $(footprint) == "$fp" ]] && echo nothing)/$(
     q coordinator "SELECT order_flow.repair_drift('orders', '21', 'paid by phone') > 0")/$(
     q coordinator "SELECT state || ' ' || (SELECT action || ':' || to_state FROM order_flow_citus.orders_audit_log
                                             WHERE order_key = '21' ORDER BY seq DESC LIMIT 1)
                    FROM order_flow_citus.orders_tracked_order WHERE order_key = '21'")/$(
     q coordinator "SELECT string_agg(order_key || ': ' || split_part(problem, ':', 1), '; ' ORDER BY order_key)
                      FROM order_flow.citus_verify_audit() WHERE tbl = 'public.orders'")" \
-    "55000/t/paid drift:paid/20: bad hash" \
+    "55000/nothing/t/paid drift:paid/20: bad hash" \
     "repair_drift() of a distributed order: refused where nothing drifted (55000); records the drift beside its shard and moves its head"
 
 # ------------------------------------------------------------ moving a shard
@@ -493,8 +508,10 @@ q coordinator "
 CREATE TABLE t_orders (tenant_id int NOT NULL, id text NOT NULL, status text NOT NULL DEFAULT 'inquiry',
                        PRIMARY KEY (tenant_id, id));
 SELECT order_flow.manage('t_orders');" >/dev/null 2>&1
-tap_is "$(sqlstate coordinator "INSERT INTO t_orders VALUES (1, 'A-0')")" 0A000 \
-    "a table managed with an order key unique per tenant refuses rows until it is distributed by its tenant (0A000)"
+tap_is "$(sqlstate coordinator "INSERT INTO t_orders VALUES (1, 'A-0')")/$(
+    q coordinator "SELECT count(*) FROM t_orders")/$(
+    q coordinator "SELECT count(*) FROM order_flow.tracked_order WHERE order_key = 'A-0'")" "0A000/0/0" \
+    "a table managed with an order key unique per tenant refuses rows until it is distributed by its tenant (0A000), keeping none"
 q coordinator "
 SELECT order_flow.citus_distribute('t_orders', 'tenant_id', shard_count => 4);
 INSERT INTO t_orders VALUES (1, 'A-1'), (2, 'A-1'), (2, 'A-2');
